@@ -1,0 +1,19 @@
+"""Every table, imported here so ``SQLModel.metadata`` knows them all."""
+
+from db.models.bookings import Booking, Contact
+from db.models.calendars import Calendar, CalendarConnection
+from db.models.outbox import OutboxMessage
+from db.models.pages import Domain, SchedulingPage
+from db.models.users import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "Booking",
+    "Calendar",
+    "CalendarConnection",
+    "Contact",
+    "Domain",
+    "OutboxMessage",
+    "SchedulingPage",
+    "User",
+]

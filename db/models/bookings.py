@@ -1,0 +1,47 @@
+"""Bookings (confirmed meetings and requests) and the contacts who made them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from db.columns import enum_field, id_field, json_field, timestamp_field
+from scheduling.values import BookingSource, BookingStatus
+
+
+class Booking(SQLModel, table=True):
+    __tablename__ = "bookings"
+    __table_args__ = (UniqueConstraint("page_id", "idempotency_key"),)
+
+    id: uuid.UUID = id_field()
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    page_id: uuid.UUID = Field(foreign_key="scheduling_pages.id", ondelete="CASCADE", index=True)
+    contact_id: uuid.UUID | None = Field(default=None, foreign_key="contacts.id", ondelete="SET NULL")
+    start_at: datetime = timestamp_field(index=True)
+    end_at: datetime = timestamp_field()
+    status: BookingStatus = enum_field(BookingStatus.CONFIRMED, index=True)
+    source: BookingSource = enum_field(BookingSource.PAGE)
+    invitee_name: str = Field(max_length=200)
+    invitee_email: str = Field(max_length=254)
+    invitee_timezone: str = Field(max_length=64)
+    answers: dict[str, Any] = json_field(default_factory=dict)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime = timestamp_field()
+    cancelled_at: datetime | None = timestamp_field(nullable=True)
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("owner_id", "email"),)
+
+    id: uuid.UUID = id_field()
+    owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    email: str = Field(max_length=254)
+    name: str = Field(default="", max_length=200)
+    properties: dict[str, Any] = json_field(default_factory=dict)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()

@@ -1,0 +1,44 @@
+"""Calendar connections (one per provider account) and the calendars they expose."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from db.columns import enum_field, id_field, timestamp_field
+from scheduling.values import CalendarProvider, CalendarStatus
+
+
+class CalendarConnection(SQLModel, table=True):
+    __tablename__ = "calendar_connections"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    provider: CalendarProvider = enum_field()
+    account_email: str = Field(max_length=254)
+    calendar_sync: bool = True
+    scheduling_pages: bool = True
+    # Legacy accounts (CAL-5) may hold one connection for calendar settings and one for meetings.
+    purpose: str = Field(default="MEETINGS", max_length=16)
+    credentials: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
+    created_at: datetime = timestamp_field()
+
+
+class Calendar(SQLModel, table=True):
+    __tablename__ = "calendars"
+    __table_args__ = (UniqueConstraint("connection_id", "external_id"),)
+
+    id: uuid.UUID = id_field()
+    connection_id: uuid.UUID = Field(foreign_key="calendar_connections.id", ondelete="CASCADE", index=True)
+    external_id: str = Field(max_length=500)
+    name: str = Field(default="", max_length=300)
+    access_role: str = Field(default="owner", max_length=32)
+    is_primary: bool = False
+    integrated: bool = False
+    status: CalendarStatus = enum_field(CalendarStatus.ACTIVE)
+    inactive_reason: str | None = Field(default=None, max_length=200)
+    inactive_since: datetime | None = timestamp_field(nullable=True)
+    created_at: datetime = timestamp_field()

@@ -1,0 +1,1 @@
+"""Thin resolvers: read the context, authorise, call one service, return domain values."""

@@ -1,0 +1,29 @@
+"""The per-request (or per-WebSocket) context handed to every resolver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from db.models import User
+from scheduling.services import Services
+
+
+@dataclass
+class RequestContext:
+    services: Services
+    request: Request | WebSocket
+    response: Response | WebSocket | None = None
+    user: User | None = None
+    auth_error: str | None = None
+    # Filled by strawberry with the WebSocket ``connection_init`` payload.
+    connection_params: dict[str, Any] | None = None
+
+    @property
+    def host(self) -> str | None:
+        """The host name the client used, without a port."""
+        return self.request.url.hostname

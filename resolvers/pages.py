@@ -1,0 +1,53 @@
+"""Scheduling pages for their owner, and the public lookup for visitors."""
+
+from __future__ import annotations
+
+from db.models import User
+from resolvers.auth import require_user
+from resolvers.context import RequestContext
+from resolvers.ids import parse_id
+from scheduling.errors import InvalidInput, NotFound, SlugTaken
+from scheduling.pages import Deleted, PageDraft, PageView
+
+_NOT_FOUND = NotFound(message="scheduling page not found")
+
+
+async def owner_pages(context: RequestContext, owner: User) -> list[PageView]:
+    return await context.services.pages.list_pages(owner.id)
+
+
+async def default_page(context: RequestContext, owner: User) -> PageView | None:
+    return await context.services.pages.default_page(owner)
+
+
+async def create(context: RequestContext, draft: PageDraft) -> PageView | InvalidInput | SlugTaken | NotFound:
+    user = require_user(context)
+    return await context.services.pages.create(user.id, draft)
+
+
+async def update(
+    context: RequestContext, page_id: str, draft: PageDraft
+) -> PageView | InvalidInput | SlugTaken | NotFound:
+    user = require_user(context)
+    parsed = parse_id(page_id)
+    if parsed is None:
+        return _NOT_FOUND
+    return await context.services.pages.update(user.id, parsed, draft)
+
+
+async def delete(context: RequestContext, page_id: str) -> Deleted | NotFound:
+    user = require_user(context)
+    parsed = parse_id(page_id)
+    if parsed is None:
+        return _NOT_FOUND
+    return await context.services.pages.delete(user.id, parsed)
+
+
+async def set_all_enabled(context: RequestContext, enabled: bool) -> list[PageView]:
+    user = require_user(context)
+    return await context.services.pages.set_all_enabled(user.id, enabled)
+
+
+async def public_page(context: RequestContext, slug: str, domain: str | None) -> PageView | None:
+    """A visitor's view; ``domain`` defaults to nothing (any host), as for API clients."""
+    return await context.services.pages.public_page(slug, domain)

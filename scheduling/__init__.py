@@ -1,0 +1,1 @@
+"""The scheduling domain: the pure engine, services, events and pub/sub."""

@@ -1,0 +1,1 @@
+"""Pure slot arithmetic: standard library only, no IO, no clock (``now`` is an argument)."""

@@ -1,0 +1,99 @@
+"""Typed domain events, their channels and their JSON form on the pub/sub hub.
+
+Events are published only after the database transaction that caused them has committed, so a
+subscriber that reacts by reading the database always sees the change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from scheduling.pubsub import EventHub
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AvailabilityChanged:
+    """An owner's free time or page state may have changed (page edit, booking, calendar)."""
+
+    kind: ClassVar[str] = "availability_changed"
+    owner_id: uuid.UUID
+    reason: str
+    page_ids: tuple[uuid.UUID, ...] = ()  # empty: every page of the owner
+
+    def affects(self, page_id: uuid.UUID) -> bool:
+        return not self.page_ids or page_id in self.page_ids
+
+    def channel_key(self) -> str:
+        return owner_channel_key(self.owner_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "owner_id": self.owner_id.hex,
+            "reason": self.reason,
+            "page_ids": [page_id.hex for page_id in self.page_ids],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AvailabilityChanged:
+        return cls(
+            owner_id=uuid.UUID(data["owner_id"]),
+            reason=str(data["reason"]),
+            page_ids=tuple(uuid.UUID(value) for value in data["page_ids"]),
+        )
+
+
+Event = AvailabilityChanged
+_EVENT_TYPES: dict[str, type[Event]] = {AvailabilityChanged.kind: AvailabilityChanged}
+
+
+def owner_channel_key(owner_id: uuid.UUID) -> str:
+    return f"owner_{owner_id.hex}"
+
+
+def encode(event: Event) -> str:
+    return json.dumps({"kind": event.kind, "data": event.to_json()}, separators=(",", ":"))
+
+
+def decode(message: str) -> Event | None:
+    """The event in a message, or None for a message this version does not understand."""
+    try:
+        envelope = json.loads(message)
+        return _EVENT_TYPES[envelope["kind"]].from_json(envelope["data"])
+    except (ValueError, KeyError, TypeError):
+        logger.warning("ignoring an undecodable pub/sub message", extra={"size": len(message)})
+        return None
+
+
+class EventBus:
+    """Publishes and subscribes typed events over the hub, under a channel prefix."""
+
+    def __init__(self, hub: EventHub, prefix: str) -> None:
+        self.hub = hub
+        self._prefix = prefix
+
+    def channel(self, key: str) -> str:
+        return f"{self._prefix}_{key}"
+
+    async def publish(self, event: Event) -> None:
+        await self.hub.publish(self.channel(event.channel_key()), encode(event))
+
+    @asynccontextmanager
+    async def subscribe(self, key: str) -> AsyncIterator[AsyncIterator[Event]]:
+        """Events on one channel; raises ``PubSubUnavailable`` if the link is lost."""
+        async with self.hub.subscribe(self.channel(key)) as messages:
+            yield _decoded(messages)
+
+
+async def _decoded(messages: AsyncIterator[str]) -> AsyncIterator[Event]:
+    async for message in messages:
+        event = decode(message)
+        if event is not None:
+            yield event

@@ -1,0 +1,58 @@
+"""Value types shared by every layer, including ``db`` and ``providers`` (standard library only)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CalendarProvider(StrEnum):
+    GOOGLE = "GOOGLE"
+    MICROSOFT = "MICROSOFT"
+    EXCHANGE = "EXCHANGE"
+    CALDAV = "CALDAV"
+
+
+class CalendarStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class PageStatus(StrEnum):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "CONFIRMED"
+    REQUESTED = "REQUESTED"
+    CANCELLED = "CANCELLED"
+    DECLINED = "DECLINED"
+
+
+class BookingSource(StrEnum):
+    PAGE = "PAGE"
+    CHAT = "CHAT"
+    API = "API"
+
+
+class Weekday(StrEnum):
+    MONDAY = "MONDAY"
+    TUESDAY = "TUESDAY"
+    WEDNESDAY = "WEDNESDAY"
+    THURSDAY = "THURSDAY"
+    FRIDAY = "FRIDAY"
+    SATURDAY = "SATURDAY"
+    SUNDAY = "SUNDAY"
+
+    @property
+    def iso_index(self) -> int:
+        """Monday is 0, as ``date.weekday()`` counts."""
+        return list(Weekday).index(self)
+
+
+class FormFieldKind(StrEnum):
+    TEXT = "TEXT"
+    TEXTAREA = "TEXTAREA"
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    CHECKBOX = "CHECKBOX"

@@ -1,0 +1,1 @@
+"""The GraphQL surface: types, inputs, error types, the roots and the Schema object."""

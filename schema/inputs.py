@@ -1,0 +1,122 @@
+"""Input types, each with a conversion to the domain value the service takes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from resolvers.ids import parse_id
+from scheduling import page_rules
+from scheduling.pages import PageDraft
+from scheduling.users import SettingsChange
+from scheduling.values import FormFieldKind
+from schema.types import FormFieldKindEnum, WeekdayEnum
+
+
+@strawberry.input
+class WeeklyHoursInput:
+    weekday: WeekdayEnum
+    start: str = strawberry.field(description='Local time of day, "09:00".')
+    end: str = strawberry.field(description='Local time of day, "17:00"; "24:00" is midnight.')
+
+
+@strawberry.input
+class TimeRangeInput:
+    start: str
+    end: str
+
+
+@strawberry.input(description="Hours for one date instead of the weekly ones; no intervals: closed.")
+class DateOverrideInput:
+    date: dt.date
+    intervals: list[TimeRangeInput]
+
+
+@strawberry.input
+class FormFieldInput:
+    key: str
+    label: str
+    kind: FormFieldKindEnum = FormFieldKind.TEXT
+    required: bool = False
+
+
+@strawberry.input(description="On update, optional fields left out keep their current values.")
+class SchedulingPageInput:
+    slug: str
+    name: str
+    durations: list[int] = strawberry.field(description="Meeting lengths in minutes.")
+    start_increment: int | None = strawberry.field(default=None, description="Minutes, default 15.")
+    buffer_minutes: int | None = strawberry.field(default=None, description="Default 0.")
+    minimum_notice_minutes: int | None = strawberry.field(default=None, description="Default 0.")
+    booking_horizon_days: int | None = strawberry.field(default=None, description="Rolling days, default 60.")
+    timezone: str | None = strawberry.field(default=None, description="IANA zone; default the owner's.")
+    weekly_hours: list[WeeklyHoursInput] | None = strawberry.field(
+        default=None, description="Default Monday to Friday 09:00-17:00."
+    )
+    date_overrides: list[DateOverrideInput] | None = None
+    form_fields: list[FormFieldInput] | None = None
+    redirect_url: str | None = strawberry.field(default=None, description="http(s) URL; empty clears it.")
+    domain: str | None = strawberry.field(default=None, description="A connected domain; empty: the default.")
+    fixed_range_start: dt.date | None = strawberry.field(
+        default=None, description="With fixedRangeEnd: a fixed bookable date range instead of the horizon."
+    )
+    fixed_range_end: dt.date | None = None
+    enabled: bool | None = None
+
+    def to_draft(self) -> PageDraft:
+        return PageDraft(
+            slug=self.slug,
+            name=self.name,
+            durations=list(self.durations),
+            start_increment=self.start_increment,
+            buffer_minutes=self.buffer_minutes,
+            minimum_notice_minutes=self.minimum_notice_minutes,
+            booking_horizon_days=self.booking_horizon_days,
+            timezone=self.timezone,
+            weekly_hours=None
+            if self.weekly_hours is None
+            else [page_rules.WeeklyHours(item.weekday, item.start, item.end) for item in self.weekly_hours],
+            date_overrides=None
+            if self.date_overrides is None
+            else [
+                page_rules.DateOverride(
+                    item.date, tuple(page_rules.TimeRange(span.start, span.end) for span in item.intervals)
+                )
+                for item in self.date_overrides
+            ],
+            form_fields=None
+            if self.form_fields is None
+            else [page_rules.FormField(item.key, item.label, item.kind, item.required) for item in self.form_fields],
+            redirect_url=self.redirect_url,
+            domain=self.domain,
+            fixed_range_start=self.fixed_range_start,
+            fixed_range_end=self.fixed_range_end,
+            enabled=self.enabled,
+        )
+
+
+@strawberry.input
+class UserSettingsInput:
+    personal_email_access: bool | None = None
+    timezone: str | None = None
+    hide_from_search_engines: bool | None = None
+    meetings_link_base: str | None = strawberry.field(
+        default=None, description="https://<connected domain>/meetings; empty restores the app's."
+    )
+    default_scheduling_page_id: strawberry.ID | None = None
+
+    def to_change(self) -> SettingsChange | None:
+        """None when the default page id is not an id at all."""
+        page_id = None
+        if self.default_scheduling_page_id is not None:
+            page_id = parse_id(self.default_scheduling_page_id)
+            if page_id is None:
+                return None
+        return SettingsChange(
+            personal_email_access=self.personal_email_access,
+            timezone=self.timezone,
+            hide_from_search_engines=self.hide_from_search_engines,
+            meetings_link_base=self.meetings_link_base,
+            default_page_id=page_id,
+        )

@@ -1,0 +1,59 @@
+"""GraphQL limits that are on from the start: depth, aliases, tokens, directives, masking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from graphql import DirectiveNode, GraphQLError, ValidationRule
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2_000
+MAX_DIRECTIVES = 20
+
+
+class MaxDirectivesRule(ValidationRule):
+    """Refuses documents with more than ``MAX_DIRECTIVES`` directives (a cheap DoS otherwise)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._count = 0
+
+    def enter_directive(self, node: DirectiveNode, *_args: object) -> None:
+        self._count += 1
+        if self._count == MAX_DIRECTIVES + 1:
+            self.report_error(GraphQLError(f"at most {MAX_DIRECTIVES} directives are allowed", node))
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """Mask only what a resolver raised by mistake; validation and input errors stay readable."""
+    original = error.original_error
+    return error.path is not None and original is not None and not isinstance(original, GraphQLError)
+
+
+def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
+    """Factories, so each operation gets fresh extension instances."""
+    chosen: list[Callable[[], SchemaExtension]] = [
+        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
+        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
+        partial(AddValidationRules, [MaxDirectivesRule]),
+        partial(MaskErrors, should_mask_error=is_unexpected, error_message="Unexpected error."),
+    ]
+    if production:
+        chosen.append(DisableIntrospection)
+    return chosen

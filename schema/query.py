@@ -1,0 +1,27 @@
+"""The Query root."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import domains as domain_resolvers
+from resolvers import pages as page_resolvers
+from resolvers import users as user_resolvers
+from schema.types import Ctx, Domain, PublicSchedulingPage, User
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The signed-in owner.")
+    def me(self, info: Ctx) -> User:
+        row = user_resolvers.me(info.context)
+        return User.from_domain(row, info.context.services.links.default_base())
+
+    @strawberry.field(description="A public page; null when unknown, disabled or not on that domain.")
+    async def scheduling_page(self, info: Ctx, slug: str, domain: str | None = None) -> PublicSchedulingPage | None:
+        view = await page_resolvers.public_page(info.context, slug, domain)
+        return None if view is None else PublicSchedulingPage.from_domain(view)
+
+    @strawberry.field(description="Connected domains that may serve pages (PAGE-6).")
+    async def domains(self, info: Ctx) -> list[Domain]:
+        return [Domain.from_domain(row) for row in await domain_resolvers.list_domains(info.context)]

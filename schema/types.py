@@ -1,0 +1,304 @@
+"""Output types. Each maps a domain value with ``from_domain``; resolvers never see these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from db.models import Booking as BookingRow
+from db.models import Calendar as CalendarRow
+from db.models import Domain as DomainRow
+from db.models import User as UserRow
+from resolvers import pages as page_resolvers
+from resolvers import users as user_resolvers
+from resolvers.context import RequestContext
+from scheduling.calendars import ConnectionView
+from scheduling.live import SlotSnapshot
+from scheduling.pages import PageView
+from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from schema.scalars import DateTime
+
+CalendarProviderEnum = strawberry.enum(CalendarProvider, name="CalendarProvider")
+CalendarStatusEnum = strawberry.enum(CalendarStatus, name="CalendarStatus")
+PageStatusEnum = strawberry.enum(PageStatus, name="PageStatus")
+BookingStatusEnum = strawberry.enum(BookingStatus, name="BookingStatus")
+WeekdayEnum = strawberry.enum(Weekday, name="Weekday")
+FormFieldKindEnum = strawberry.enum(FormFieldKind, name="FormFieldKind")
+
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.type
+class Slot:
+    start: DateTime
+    end: DateTime
+
+
+@strawberry.type
+class SlotList:
+    slots: list[Slot]
+    as_of: DateTime
+    status: PageStatusEnum = strawberry.field(description="The page's state when the list was made.")
+
+    @classmethod
+    def from_domain(cls, snapshot: SlotSnapshot) -> SlotList:
+        return cls(
+            slots=[Slot(start=DateTime(start), end=DateTime(end)) for start, end in snapshot.slots],
+            as_of=DateTime(snapshot.as_of),
+            status=snapshot.status,
+        )
+
+
+@strawberry.type
+class TimeRange:
+    start: str
+    end: str
+
+
+@strawberry.type
+class WeeklyHours:
+    weekday: WeekdayEnum
+    start: str
+    end: str
+
+
+@strawberry.type
+class DateOverride:
+    date: dt.date
+    intervals: list[TimeRange]
+
+
+@strawberry.type
+class FormField:
+    key: str
+    label: str
+    kind: FormFieldKindEnum
+    required: bool
+
+
+def _weekly(rows: list[dict[str, Any]]) -> list[WeeklyHours]:
+    return [WeeklyHours(weekday=Weekday(row["weekday"]), start=row["start"], end=row["end"]) for row in rows]
+
+
+def _overrides(rows: list[dict[str, Any]]) -> list[DateOverride]:
+    return [
+        DateOverride(
+            date=dt.date.fromisoformat(row["date"]),
+            intervals=[TimeRange(start=span["start"], end=span["end"]) for span in row["intervals"]],
+        )
+        for row in rows
+    ]
+
+
+def _fields(rows: list[dict[str, Any]]) -> list[FormField]:
+    return [
+        FormField(key=row["key"], label=row["label"], kind=FormFieldKind(row["kind"]), required=row["required"])
+        for row in rows
+    ]
+
+
+@strawberry.type
+class SchedulingPage:
+    id: strawberry.ID
+    slug: str
+    name: str
+    url: str
+    status: PageStatusEnum
+    enabled: bool
+    is_default: bool
+    domain: str | None
+    timezone: str
+    durations: list[int]
+    start_increment: int
+    buffer_minutes: int
+    minimum_notice_minutes: int
+    booking_horizon_days: int
+    fixed_range_start: dt.date | None
+    fixed_range_end: dt.date | None
+    weekly_hours: list[WeeklyHours]
+    date_overrides: list[DateOverride]
+    form_fields: list[FormField]
+    redirect_url: str | None
+
+    @classmethod
+    def from_domain(cls, view: PageView) -> SchedulingPage:
+        page = view.page
+        return cls(
+            id=strawberry.ID(str(page.id)),
+            slug=page.slug,
+            name=page.name,
+            url=view.url,
+            status=view.status,
+            enabled=page.enabled,
+            is_default=view.is_default,
+            domain=page.domain,
+            timezone=page.timezone,
+            durations=list(page.durations),
+            start_increment=page.start_increment,
+            buffer_minutes=page.buffer_minutes,
+            minimum_notice_minutes=page.minimum_notice_minutes,
+            booking_horizon_days=page.booking_horizon_days,
+            fixed_range_start=page.fixed_range_start,
+            fixed_range_end=page.fixed_range_end,
+            weekly_hours=_weekly(page.weekly_hours),
+            date_overrides=_overrides(page.date_overrides),
+            form_fields=_fields(page.form_fields),
+            redirect_url=page.redirect_url,
+        )
+
+
+@strawberry.type(description="What visitors see of a page.")
+class PublicSchedulingPage:
+    slug: str
+    name: str
+    url: str
+    status: PageStatusEnum
+    durations: list[int]
+    timezone: str
+    form_fields: list[FormField]
+
+    @classmethod
+    def from_domain(cls, view: PageView) -> PublicSchedulingPage:
+        page = view.page
+        return cls(
+            slug=page.slug,
+            name=page.name,
+            url=view.url,
+            status=view.status,
+            durations=list(page.durations),
+            timezone=page.timezone,
+            form_fields=_fields(page.form_fields),
+        )
+
+
+@strawberry.type
+class Calendar:
+    id: strawberry.ID
+    name: str
+    is_primary: bool
+    integrated: bool
+    status: CalendarStatusEnum
+    inactive_reason: str | None
+    access_role: str
+
+    @classmethod
+    def from_domain(cls, row: CalendarRow) -> Calendar:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            is_primary=row.is_primary,
+            integrated=row.integrated,
+            status=CalendarStatus(row.status),
+            inactive_reason=row.inactive_reason,
+            access_role=row.access_role,
+        )
+
+
+@strawberry.type
+class CalendarConnection:
+    id: strawberry.ID
+    provider: CalendarProviderEnum
+    account_email: str
+    calendar_sync: bool
+    scheduling_pages: bool
+    calendars: list[Calendar]
+
+    @classmethod
+    def from_domain(cls, view: ConnectionView) -> CalendarConnection:
+        connection = view.connection
+        return cls(
+            id=strawberry.ID(str(connection.id)),
+            provider=CalendarProvider(connection.provider),
+            account_email=connection.account_email,
+            calendar_sync=connection.calendar_sync,
+            scheduling_pages=connection.scheduling_pages,
+            calendars=[Calendar.from_domain(row) for row in view.calendars],
+        )
+
+
+@strawberry.type
+class Booking:
+    id: strawberry.ID
+    start: DateTime
+    end: DateTime
+    status: BookingStatusEnum
+    invitee_email: str
+    invitee_name: str
+
+    @classmethod
+    def from_domain(cls, row: BookingRow) -> Booking:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            start=DateTime(row.start_at),
+            end=DateTime(row.end_at),
+            status=BookingStatus(row.status),
+            invitee_email=row.invitee_email,
+            invitee_name=row.invitee_name,
+        )
+
+
+@strawberry.type
+class Domain:
+    host: str
+
+    @classmethod
+    def from_domain(cls, row: DomainRow) -> Domain:
+        return cls(host=row.host)
+
+
+@strawberry.type
+class Deleted:
+    id: strawberry.ID
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    email: str
+    name: str
+    timezone: str
+    personal_email_access: bool
+    hide_from_search_engines: bool
+    meetings_link_base: str
+    _row: strawberry.Private[UserRow]
+
+    @classmethod
+    def from_domain(cls, row: UserRow, link_base: str) -> User:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            email=row.email,
+            name=row.name,
+            timezone=row.timezone,
+            personal_email_access=row.personal_email_access,
+            hide_from_search_engines=row.hide_from_search_engines,
+            meetings_link_base=row.meetings_link_base or link_base,
+            _row=row,
+        )
+
+    @strawberry.field
+    async def scheduling_pages(self, info: Ctx) -> list[SchedulingPage]:
+        views = await page_resolvers.owner_pages(info.context, self._row)
+        return [SchedulingPage.from_domain(view) for view in views]
+
+    @strawberry.field(description="The default page (PAGE-5), used in sales email templates.")
+    async def default_scheduling_page(self, info: Ctx) -> SchedulingPage | None:
+        view = await page_resolvers.default_page(info.context, self._row)
+        return None if view is None else SchedulingPage.from_domain(view)
+
+    @strawberry.field(description="The default page's link, for inserting into email templates.")
+    async def default_meeting_link(self, info: Ctx) -> str | None:
+        view = await page_resolvers.default_page(info.context, self._row)
+        return None if view is None else view.url
+
+    @strawberry.field
+    async def connections(self, info: Ctx) -> list[CalendarConnection]:
+        views = await user_resolvers.connections(info.context, self._row)
+        return [CalendarConnection.from_domain(view) for view in views]
+
+    @strawberry.field
+    async def bookings(self, info: Ctx, status: BookingStatusEnum | None = None) -> list[Booking]:
+        rows = await user_resolvers.bookings(info.context, self._row, status)
+        return [Booking.from_domain(row) for row in rows]

@@ -1,0 +1,1 @@
+"""The Kokous process: settings, the Starlette app, HTTP routes and the command line."""

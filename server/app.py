@@ -1,0 +1,83 @@
+"""``create_app(settings)``: the Starlette app whose lifespan owns every shared resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+
+from db.engine import Database
+from db.migrate import ensure_migrated
+from scheduling.clock import Clock, system_clock
+from scheduling.pubsub import EventHub
+from scheduling.services import Services
+from server import health
+from server.body_limit import BodyLimitMiddleware
+from server.graphql_view import graphql_app
+from server.metrics import Metrics, MetricsMiddleware
+from server.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
+    """A fresh app; nothing is connected until its lifespan starts."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        try:
+            await ensure_migrated(db.engine)
+        except BaseException:
+            await db.dispose()
+            raise
+        hub = EventHub(settings.broadcast_url)
+        await hub.connect()
+        metrics.watch_hub(hub)
+        verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), verify=verify, trust_env=False)
+        app.state.http = http
+        app.state.services = Services.build(
+            db=db,
+            hub=hub,
+            channel_prefix=settings.broadcast_channel_prefix,
+            public_url=settings.public_url,
+            clock=clock,
+        )
+        logger.info("kokous ready", extra={"database": db.engine.url.render_as_string(hide_password=True)})
+        try:
+            yield
+        finally:
+            await hub.disconnect()
+            await http.aclose()
+            await db.dispose()
+
+    graphql = graphql_app(settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", health.healthz),
+            Route("/readyz", health.readyz),
+            Route("/metrics", health.metrics),
+        ],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for ``uvicorn --factory`` worker processes, which read their own environment."""
+    return create_app(load_settings())

@@ -1,0 +1,50 @@
+"""The strawberry view: builds the request context and authenticates WebSocket clients."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from resolvers.auth import authenticate
+from resolvers.context import RequestContext
+from scheduling.services import Services
+from schema.build import build_schema
+from server.settings import Settings
+
+
+class KokousGraphQL(GraphQL[RequestContext, None]):
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
+        services = cast(Services, request.app.state.services)
+        context = RequestContext(services=services, request=request, response=response)
+        if isinstance(request, Request):
+            await authenticate(context, request.headers.get("authorization"))
+        return context
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """The token travels in ``connection_init``; a wrong one closes the socket at once."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        await authenticate(context, params.get("authorization") or params.get("Authorization"))
+        if context.auth_error:
+            raise ConnectionRejectionError({"message": context.auth_error})
+        return UNSET
+
+
+def graphql_app(settings: Settings) -> KokousGraphQL:
+    origins = (settings.public_url, *settings.allowed_origins)
+    return KokousGraphQL(
+        build_schema(production=settings.production),
+        graphql_ide=None if settings.production else "graphiql",
+        allow_queries_via_get=True,
+        keep_alive=True,
+        keep_alive_interval=15,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=origins,
+    )

@@ -1,0 +1,88 @@
+"""Prometheus metrics, one registry per app so several apps can live in one process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scheduling.pubsub import EventHub
+
+
+class HubCollector(Collector):
+    """Reads the pub/sub hub's counters when scraped."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._hub.stats
+        yield CounterMetricFamily("kokous_pubsub_published", "Events handed to pub/sub", value=stats.published)
+        yield CounterMetricFamily(
+            "kokous_pubsub_publish_failures", "Publishes that failed", value=stats.publish_failures
+        )
+        yield CounterMetricFamily(
+            "kokous_pubsub_delivered", "Events delivered to local subscribers", value=stats.delivered
+        )
+        yield CounterMetricFamily("kokous_pubsub_reconnects", "Pub/sub reconnections", value=stats.reconnects)
+        yield GaugeMetricFamily("kokous_pubsub_subscribers", "Open local subscriptions", value=stats.subscribers)
+        yield GaugeMetricFamily(
+            "kokous_pubsub_connected", "1 when the pub/sub link is up", value=int(self._hub.connected)
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kokous_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "kokous_http_request_seconds", "HTTP request duration", ["method", "route"], registry=self.registry
+        )
+
+    def watch_hub(self, hub: EventHub) -> None:
+        self.registry.register(HubCollector(hub))
+
+
+class MetricsMiddleware:
+    """Counts requests by route template (never by raw path, which would explode the labels)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = _route_name(scope)
+        status = 500
+        started = time.perf_counter()
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+def _route_name(scope: Scope) -> str:
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", []):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"

@@ -1,0 +1,141 @@
+"""Fixtures shared by every layer: databases, pub/sub, a running app and its owners."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from db.engine import Database
+from db.migrate import migrate
+from db.models import User
+from scheduling.pubsub import EventHub
+from scheduling.services import Services
+from scheduling.users import NewUser
+from server.settings import Settings
+from tests.live_server import LiveServer, start_live_server
+from tests.services_available import check_postgres, check_redis
+from tests.sync import run_sync
+
+TABLES = "bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A private database on the shared server, migrated once, dropped at the end."""
+    server_url = check_postgres()
+    name = f"kokous_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(server_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    run_sync(admin(f'CREATE DATABASE "{name}"'))
+    base = server_url.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+    try:
+        run_sync(migrate(url))
+        yield url
+    finally:
+        run_sync(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test runs on SQLite and on PostgreSQL; each starts with empty tables."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'kokous.db'}"
+        run_sync(migrate(url))
+        yield url
+        return
+    url = request.getfixturevalue("postgres_database")
+
+    async def truncate() -> None:
+        db = Database(url)
+        async with db.engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+        await db.dispose()
+
+    run_sync(truncate())
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kokous.db'}"
+    run_sync(migrate(url))
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return check_redis()
+
+
+@pytest.fixture
+def channel_prefix() -> str:
+    """A channel prefix of this test alone, since pub/sub servers are shared."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, channel_prefix: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        broadcast_url="memory://",
+        broadcast_channel_prefix=channel_prefix,
+        data_dir=tmp_path / "data",
+        outbox_dir=tmp_path / "outbox",
+    )
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """The app served by uvicorn on a free loopback port, in this test's event loop."""
+    async with start_live_server(settings) as live:
+        yield live
+
+
+@pytest.fixture
+async def services(server: LiveServer) -> Services:
+    return server.services
+
+
+async def make_owner(services: Services, email: str, timezone: str = "Europe/Helsinki") -> tuple[User, str]:
+    created = await services.users.create(email=email, name=email.split("@")[0], timezone=timezone)
+    assert isinstance(created, NewUser), created
+    return created.user, created.token
+
+
+@pytest.fixture
+async def owner(services: Services) -> tuple[User, str]:
+    return await make_owner(services, "owner@example.com")
+
+
+@pytest.fixture
+async def other_owner(services: Services) -> tuple[User, str]:
+    return await make_owner(services, "other@example.com")
+
+
+@pytest.fixture
+async def hub_factory() -> AsyncIterator[object]:
+    """Connects hubs and disconnects every one of them at the end."""
+    hubs: list[EventHub] = []
+
+    async def connect(url: str) -> EventHub:
+        hub = EventHub(url)
+        await hub.connect()
+        hubs.append(hub)
+        return hub
+
+    yield connect
+    for hub in hubs:
+        await hub.disconnect()
