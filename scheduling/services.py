@@ -45,7 +45,7 @@ class Services:
             pages=pages,
             domains=DomainService(db, clock),
             live=LiveService(pages, bus, clock),
-            calendars=CalendarService(db),
+            calendars=CalendarService(db, bus),
             bookings=BookingService(db),
             clock=clock,
         )

@@ -8,6 +8,7 @@ import strawberry
 
 from resolvers.ids import parse_id
 from scheduling import page_rules
+from scheduling.calendars import ConnectionSettings
 from scheduling.pages import PageDraft
 from scheduling.users import SettingsChange
 from scheduling.values import FormFieldKind
@@ -120,3 +121,14 @@ class UserSettingsInput:
             meetings_link_base=self.meetings_link_base,
             default_page_id=page_id,
         )
+
+
+@strawberry.input(description="Connection settings (CAL-7); fields left out keep their values.")
+class CalendarConnectionSettingsInput:
+    calendar_sync: bool | None = None
+    scheduling_pages: bool | None = strawberry.field(
+        default=None, description="Off: this connection's calendars take no bookings."
+    )
+
+    def to_settings(self) -> ConnectionSettings:
+        return ConnectionSettings(calendar_sync=self.calendar_sync, scheduling_pages=self.scheduling_pages)

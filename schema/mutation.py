@@ -7,18 +7,21 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
+from resolvers import calendars as calendar_resolvers
 from resolvers import pages as page_resolvers
 from resolvers import users as user_resolvers
+from scheduling.calendars import ConnectionView
 from scheduling.pages import Deleted as DeletedValue
 from scheduling.pages import PageView
 from schema import errors
-from schema.inputs import SchedulingPageInput, UserSettingsInput
-from schema.types import Ctx, Deleted, SchedulingPage, User
+from schema.inputs import CalendarConnectionSettingsInput, SchedulingPageInput, UserSettingsInput
+from schema.types import CalendarConnection, Ctx, Deleted, SchedulingPage, User
 
 SchedulingPageResult = Annotated[
     SchedulingPage | errors.InvalidInput | errors.SlugTaken | errors.NotFound,
     strawberry.union("SchedulingPageResult"),
 ]
+CalendarConnectionResult = Annotated[CalendarConnection | errors.NotFound, strawberry.union("CalendarConnectionResult")]
 DeleteResult = Annotated[Deleted | errors.NotFound, strawberry.union("DeleteResult")]
 
 
@@ -62,3 +65,12 @@ class Mutation:
         return [
             SchedulingPage.from_domain(view) for view in await page_resolvers.set_all_enabled(info.context, enabled)
         ]
+
+    @strawberry.mutation(description="Change a connection's calendar sync and scheduling pages settings (CAL-7).")
+    async def update_calendar_connection(
+        self, info: Ctx, id: strawberry.ID, input: CalendarConnectionSettingsInput
+    ) -> CalendarConnectionResult:
+        result = await calendar_resolvers.update_connection(info.context, id, input.to_settings())
+        if isinstance(result, ConnectionView):
+            return CalendarConnection.from_domain(result)
+        return errors.NotFound(message=result.message)

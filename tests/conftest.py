@@ -139,3 +139,21 @@ async def hub_factory() -> AsyncIterator[object]:
     yield connect
     for hub in hubs:
         await hub.disconnect()
+
+
+def sqlite_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "broadcast_url": "memory://",
+        "data_dir": tmp_path / "data",
+        "outbox_dir": tmp_path / "outbox",
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def sqlite_server(sqlite_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """For behaviour that does not depend on the database engine."""
+    async with start_live_server(sqlite_settings(sqlite_url, tmp_path)) as live:
+        yield live

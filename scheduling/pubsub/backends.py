@@ -1,10 +1,7 @@
-"""broadcaster backends with the fixes the hub relies on.
+"""broadcaster backends fixed for the hub: any link failure is raised by next_published().
 
-Upstream broadcaster 0.3.1 loses its Redis listener silently on a restart, races Redis
-subscriptions, and shares one asyncpg connection between LISTEN and NOTIFY. These backends
-make every link failure surface as an exception from ``next_published()`` so the hub can
-close subscriptions and reconnect, and make ``subscribe()`` return only once the server has
-the subscription.
+Upstream 0.3.1 loses its Redis listener silently, races Redis subscriptions and shares one
+asyncpg connection for LISTEN and NOTIFY. ``subscribe()`` returns once the server has it.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ import asyncio
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
@@ -30,6 +27,8 @@ NOTIFY_PAYLOAD_LIMIT = 8000  # bytes; PostgreSQL refuses NOTIFY payloads of this
 PG_CHANNEL_LIMIT = 63  # bytes; longer identifiers are truncated (LISTEN) or refused (NOTIFY)
 
 _T = TypeVar("_T")
+# Notice a vanished Redis peer in about half a minute instead of the kernel's two hours.
+_KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
 
 
 class Backend(Protocol):
@@ -62,27 +61,20 @@ class MemoryBackend(_UpstreamMemoryBackend):
         return True
 
 
-def _keepalive_options() -> dict[int, int]:
-    """Notice a vanished peer in about half a minute instead of the kernel's two hours."""
-    names = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
-    return {getattr(socket, n): v for n, v in names.items() if hasattr(socket, n)}
-
-
 class RedisBackend(BroadcastBackend):
-    """Redis pub/sub on one dedicated connection, read only by ``next_published``.
+    """Redis pub/sub on one dedicated connection that only ``next_published`` reads.
 
-    A private sentinel channel is subscribed at connect, so the pub/sub connection is always
-    in subscribed mode (redis-py then never reads on it from ``subscribe``) and is watched even
-    when no one listens. ``subscribe`` waits for the server's confirmation, read by
-    ``next_published``. The pub/sub client never retries: any error ends ``next_published``.
-    An idle link is PINGed every ``health_check_interval`` seconds and declared dead after
-    three intervals without any reply.
+    A private sentinel subscription keeps it in subscribed mode (so redis-py never reads it
+    elsewhere) and watched when idle: PINGed every ``health_check_interval`` s, dead after three
+    silent intervals. ``subscribe`` waits for the server's confirmation. No retries on it.
     """
 
     def __init__(self, url: str, *, health_check_interval: int = 5, timeout: float = 5.0) -> None:
         options: dict[str, Any] = {
             "socket_keepalive": True,
-            "socket_keepalive_options": _keepalive_options(),
+            "socket_keepalive_options": {
+                getattr(socket, name): value for name, value in _KEEPALIVE.items() if hasattr(socket, name)
+            },
             "socket_connect_timeout": min(timeout, 2.0),
             "health_check_interval": health_check_interval,
         }
@@ -96,22 +88,19 @@ class RedisBackend(BroadcastBackend):
         self._sentinel = f"kokous:pubsub:sentinel:{uuid.uuid4().hex}"
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._last_seen = self._last_ping = 0.0
+        self._closed = False
 
     async def connect(self) -> None:
-        await cast(Awaitable[bool], self._client.ping())
-        await self._subscribe_and_confirm(self._sentinel)
+        await self._command(self._client.ping())
+        await self._pubsub.subscribe(self._sentinel)  # no one else reads the connection yet
+        async with asyncio.timeout(self._timeout):
+            message = None
+            while message is None or message["type"] != "subscribe":
+                message = await self._pubsub.get_message(timeout=self._timeout)
         self._last_seen = self._last_ping = asyncio.get_running_loop().time()
 
-    async def _subscribe_and_confirm(self, channel: str) -> None:
-        """Only used by connect(), before anyone else reads the pub/sub connection."""
-        await self._pubsub.subscribe(channel)
-        async with asyncio.timeout(self._timeout):
-            while True:
-                message = await self._pubsub.get_message(timeout=self._timeout)
-                if message is not None and message["type"] == "subscribe":
-                    return
-
     async def disconnect(self) -> None:
+        self._closed = True
         self._fail_confirmations(ConnectionError("Redis backend disconnected"))
         close_pubsub: Callable[[], Awaitable[None]] = self._pubsub.aclose
         try:
@@ -121,6 +110,8 @@ class RedisBackend(BroadcastBackend):
             await self._client.aclose()
 
     async def subscribe(self, channel: str) -> None:
+        if self._pubsub.connection is None:  # closed: redis-py would quietly open a new one
+            raise ConnectionError("Redis pub/sub connection is closed")
         confirmed = asyncio.get_running_loop().create_future()
         waiting = self._confirmations.setdefault(channel, [])
         waiting.append(confirmed)  # before SUBSCRIBE: the reply may be read before we resume
@@ -131,17 +122,24 @@ class RedisBackend(BroadcastBackend):
         finally:
             if confirmed in waiting:
                 waiting.remove(confirmed)
-            if not waiting:
-                self._confirmations.pop(channel, None)
 
     async def unsubscribe(self, channel: str) -> None:
-        await self._pubsub.unsubscribe(channel)
+        if self._pubsub.connection is not None:
+            await self._pubsub.unsubscribe(channel)
 
     async def publish(self, channel: str, message: str) -> None:
-        await cast(Awaitable[int], self._client.publish(channel, message))
+        await self._command(self._client.publish(channel, message))
 
     async def ping(self) -> bool:
-        return bool(await cast(Awaitable[bool], self._client.ping()))
+        return bool(await self._command(self._client.ping()))
+
+    async def _command(self, command: Any) -> Any:
+        """A retry may reconnect after disconnect(): close that connection too."""
+        try:
+            return await command
+        finally:
+            if self._closed:
+                await self._client.aclose()
 
     async def next_published(self) -> Event:
         loop = asyncio.get_running_loop()
@@ -157,10 +155,9 @@ class RedisBackend(BroadcastBackend):
                         await self._pubsub.ping()
                     continue
                 self._last_seen = now
-                kind = message["type"]
-                if kind == "message":
+                if message["type"] == "message":
                     return Event(_text(message["channel"]), _text(message["data"]))
-                if kind == "subscribe":
+                if message["type"] == "subscribe":
                     for confirmed in self._confirmations.pop(_text(message["channel"]), []):
                         if not confirmed.done():
                             confirmed.set_result(None)
@@ -181,11 +178,9 @@ def _text(value: bytes | str) -> str:
 
 
 class PostgresBackend(BroadcastBackend):
-    """LISTEN/NOTIFY with one connection for LISTEN and another, locked, for NOTIFY.
-
-    asyncpg runs one operation per connection at a time, so publishes are serialised. The
-    listen connection's termination listener pushes an error into the event queue; an idle
-    link is also probed with ``SELECT 1`` so a silent network failure ends the wait too.
+    """LISTEN on one connection, NOTIFY on another behind a lock (asyncpg runs one operation
+    per connection). The LISTEN connection's termination listener queues an error; when idle it
+    is probed with ``SELECT 1``, so a silent network failure ends ``next_published`` too.
     """
 
     def __init__(self, url: str, *, probe_interval: float = 5.0, timeout: float = 5.0) -> None:
@@ -220,9 +215,7 @@ class PostgresBackend(BroadcastBackend):
 
     async def disconnect(self) -> None:
         self._closing = True
-        for connection in (self._listen, self._publish):
-            if connection is None:
-                continue
+        for connection in filter(None, (self._listen, self._publish)):
             try:
                 await asyncio.wait_for(connection.close(), self._timeout)
             except Exception:
@@ -255,22 +248,27 @@ class PostgresBackend(BroadcastBackend):
     async def ping(self) -> bool:
         if self._listen is None or self._listen.is_closed():
             return False
-        value = await self._on_publish_connection(lambda c: c.fetchval("SELECT 1"))
-        return bool(value == 1)
+        return bool(await self._on_publish_connection(lambda c: c.fetchval("SELECT 1")) == 1)
 
     async def _on_publish_connection(self, operation: Callable[[Any], Awaitable[_T]]) -> _T:
         """Run on the publish connection; if it is (or turns out) dead, reconnect once."""
         async with self._publish_lock:
-            if self._publish is None or self._publish.is_closed():
-                self._publish = await self._open(PUBLISH_APPLICATION_NAME)
-                return await operation(self._publish)
+            reconnected = False
             try:
-                return await operation(self._publish)
-            except Exception:
-                if not self._publish.is_closed():
-                    raise
-            self._publish = await self._open(PUBLISH_APPLICATION_NAME)
-            return await operation(self._publish)
+                while True:
+                    if self._closing:
+                        raise ConnectionError("PostgreSQL pub/sub backend is closed")
+                    if self._publish is None or self._publish.is_closed():
+                        self._publish = await self._open(PUBLISH_APPLICATION_NAME)
+                        reconnected = True
+                    try:
+                        return await operation(self._publish)
+                    except Exception:
+                        if reconnected or not self._publish.is_closed():
+                            raise
+            finally:
+                if self._closing and self._publish is not None:
+                    self._publish.terminate()  # disconnect() ran meanwhile: leave nothing open
 
     async def next_published(self) -> Event:
         while True:
@@ -278,19 +276,16 @@ class PostgresBackend(BroadcastBackend):
                 raise ConnectionError("PostgreSQL LISTEN connection is closed")
             try:
                 item = await asyncio.wait_for(self._queue.get(), self._probe_interval)
-            except TimeoutError:
-                await self._probe()
+            except TimeoutError:  # idle: make sure the link still answers
+                try:
+                    async with self._listen_lock:
+                        await asyncio.wait_for(self._listen.fetchval("SELECT 1"), self._timeout)
+                except Exception as exc:
+                    raise ConnectionError(f"PostgreSQL LISTEN probe failed: {exc}") from exc
                 continue
             if isinstance(item, Exception):
                 raise item
             return item
-
-    async def _probe(self) -> None:
-        try:
-            async with self._listen_lock:
-                await asyncio.wait_for(self._listen.fetchval("SELECT 1"), self._timeout)
-        except Exception as exc:
-            raise ConnectionError(f"PostgreSQL LISTEN connection failed a probe: {exc}") from exc
 
 
 def _check_channel(channel: str) -> None:

@@ -1,8 +1,7 @@
 """The supervised pub/sub hub: one backend link per process, fanned out to local subscribers.
 
-broadcaster's own ``Broadcast`` lets its listener die silently and leaves subscribers hanging.
-Here a supervisor task owns the listener; when the link fails it ends every subscription
-with ``PubSubUnavailable`` (clients resubscribe), then reconnects with backoff.
+broadcaster's ``Broadcast`` lets its listener die silently; here a supervisor owns it, ends
+every subscription with ``PubSubUnavailable`` when the link fails, and reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -21,8 +20,7 @@ from scheduling.pubsub.backends import SCHEMES, Backend, create_backend
 
 logger = logging.getLogger(__name__)
 
-_OPERATION_TIMEOUT = 5.0  # connect, subscribe, publish, unsubscribe
-_PING_TIMEOUT = 2.0
+_OPERATION_TIMEOUT = 5.0  # connect, subscribe, publish, unsubscribe; a ping gets 2 s
 
 
 class PubSubUnavailable(Exception):
@@ -40,60 +38,62 @@ class HubStats:
     subscribers: int = 0
 
 
+@dataclass(eq=False, slots=True)
 class _Subscription:
     """One local subscriber's bounded buffer; the listener never waits for a slow consumer."""
 
-    __slots__ = ("_buffer", "_ended", "_error", "_limit", "_wakeup", "channel", "entry")
-
-    def __init__(self, channel: str, entry: _Channel, limit: int) -> None:
-        self.channel = channel
-        self.entry = entry
-        self._limit = limit
-        self._buffer: deque[str] = deque()
-        self._wakeup = asyncio.Event()
-        self._ended = False
-        self._error: str | None = None
+    entry: _Channel
+    limit: int
+    buffer: deque[str] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+    error: str | None = None
 
     def push(self, message: str) -> bool:
-        if self._ended:
+        if self.ended:
             return False
-        if len(self._buffer) >= self._limit:
-            self._buffer.clear()  # it is behind anyway: tell it now, not after the backlog
+        if len(self.buffer) >= self.limit:
+            self.buffer.clear()  # it is behind anyway: tell it now, not after the backlog
             self.end("subscriber too slow")
             return False
-        self._buffer.append(message)
-        self._wakeup.set()
+        self.buffer.append(message)
+        self.wakeup.set()
         return True
 
     def end(self, error: str | None) -> None:
         """Stop the iterator: cleanly (None) or with PubSubUnavailable(error) once drained."""
-        if not self._ended:
-            self._ended, self._error = True, error
-            self._wakeup.set()
+        if not self.ended:
+            self.ended, self.error = True, error
+            self.wakeup.set()
 
     def __aiter__(self) -> _Subscription:
         return self
 
     async def __anext__(self) -> str:
-        while not self._buffer:
-            if self._ended:
-                if self._error is not None:
-                    raise PubSubUnavailable(self._error)
+        while not self.buffer:
+            if self.ended:
+                if self.error is not None:
+                    raise PubSubUnavailable(self.error)
                 raise StopAsyncIteration
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        return self._buffer.popleft()
+            self.wakeup.clear()
+            await self.wakeup.wait()
+        return self.buffer.popleft()
 
 
 @dataclass(eq=False, slots=True)
 class _Channel:
     """Local subscribers of one channel, sharing one backend subscription."""
 
+    name: str
     backend: Backend
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # orders (UN)SUBSCRIBE here
     pending: int = 0  # subscribers waiting for the lock
     subscribed: bool = False
     subscribers: set[_Subscription] = field(default_factory=set)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class EventHub:
@@ -114,8 +114,7 @@ class EventHub:
             raise ValueError("need 0 < reconnect_delay <= max_reconnect_delay and queue_size >= 1")
         self._url = url
         self._name = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}"  # no secrets
-        self._reconnect_delay = reconnect_delay
-        self._max_reconnect_delay = max_reconnect_delay
+        self._reconnect_delay, self._max_reconnect_delay = reconnect_delay, max_reconnect_delay
         self._queue_size = queue_size
         self.stats = HubStats()
         self._backend: Backend | None = None
@@ -126,8 +125,7 @@ class EventHub:
     @property
     def connected(self) -> bool:
         """The link is up and the listener is alive."""
-        task = self._supervisor
-        return self._link_up and task is not None and not task.done()
+        return self._link_up and self._supervisor is not None and not self._supervisor.done()
 
     async def connect(self) -> None:
         """First attempt; on failure log and leave retrying to the supervisor (never raises)."""
@@ -136,7 +134,7 @@ class EventHub:
         try:
             await self._open()
         except Exception as exc:
-            logger.warning("pub/sub: cannot connect to %s (%s); retrying", self._name, exc)
+            logger.warning("pub/sub: cannot connect to %s (%s); retrying", self._name, _why(exc))
         self._supervisor = asyncio.create_task(self._supervise(), name="kokous-pubsub")
 
     async def disconnect(self) -> None:
@@ -146,23 +144,19 @@ class EventHub:
             task.cancel()
             await asyncio.wait([task])
         self._end_all(None)
-        backend, self._backend = self._backend, None
-        self._link_up = False
+        backend, self._backend, self._link_up = self._backend, None, False
         if backend is not None:
             await self._close(backend)
 
     async def publish(self, channel: str, message: str) -> bool:
         """Hand a message to the backend; False (logged, counted) instead of raising."""
-        backend = self._backend
-        if backend is None or not self.connected:
-            logger.warning("pub/sub: link down; dropped a message on %s", channel)
-            self.stats.publish_failures += 1
-            return False
         try:
+            if self._backend is None or not self.connected:
+                raise PubSubUnavailable("pub/sub link is down")
             async with asyncio.timeout(_OPERATION_TIMEOUT):
-                await backend.publish(channel, message)
+                await self._backend.publish(channel, message)
         except Exception as exc:
-            logger.warning("pub/sub: publish on %s failed: %r", channel, exc)
+            logger.warning("pub/sub: publish on %s failed: %s", channel, _why(exc))
             self.stats.publish_failures += 1
             return False
         self.stats.published += 1
@@ -180,18 +174,16 @@ class EventHub:
 
     async def ping(self) -> bool:
         """Readiness: the backend answers and the listener is alive. Never raises."""
-        backend = self._backend
-        if backend is None or not self.connected:
+        if self._backend is None or not self.connected:
             return False
         try:
-            async with asyncio.timeout(_PING_TIMEOUT):
-                answered = await backend.ping()
+            async with asyncio.timeout(2.0):
+                return await self._backend.ping() and self.connected
         except Exception as exc:
-            logger.info("pub/sub: ping of %s failed: %r", self._name, exc)
+            logger.info("pub/sub: ping of %s failed: %s", self._name, _why(exc))
             return False
-        return answered and self.connected
 
-    async def _open(self) -> None:
+    async def _open(self) -> Backend:
         backend = create_backend(self._url)
         try:
             async with asyncio.timeout(_OPERATION_TIMEOUT):
@@ -200,46 +192,43 @@ class EventHub:
             await self._close(backend)
             raise
         self._backend, self._link_up = backend, True
+        return backend
 
     async def _close(self, backend: Backend) -> None:
         try:
             async with asyncio.timeout(_OPERATION_TIMEOUT):
                 await backend.disconnect()
         except Exception as exc:
-            logger.debug("pub/sub: closing %s: %r", self._name, exc)
+            logger.debug("pub/sub: closing %s: %s", self._name, _why(exc))
 
     async def _supervise(self) -> None:
         """Run the listener; on failure end subscribers, then reconnect with backoff."""
-        delay = self._reconnect_delay
+        delay, backend = self._reconnect_delay, self._backend
         while True:
-            backend = self._backend
             if backend is None:
                 await asyncio.sleep(delay)
                 try:
-                    await self._open()
+                    backend = await self._open()
                 except Exception as exc:
                     delay = min(delay * 2, self._max_reconnect_delay)
-                    logger.warning("pub/sub: reconnect to %s failed: %r", self._name, exc)
+                    logger.warning("pub/sub: reconnect to %s failed: %s", self._name, _why(exc))
                     continue
                 self.stats.reconnects += 1
                 delay = self._reconnect_delay
                 logger.info("pub/sub: connected to %s", self._name)
-                continue
             try:
                 while True:
                     self._dispatch(await backend.next_published())
             except Exception as exc:
-                logger.warning("pub/sub: lost the link to %s: %r", self._name, exc)
+                logger.warning("pub/sub: lost the link to %s: %s", self._name, _why(exc))
             self._link_up = False
             self._end_all("pub/sub link lost")
-            await self._close(backend)
-            self._backend = None
+            await self._close(backend)  # still referenced by _backend if we are cancelled here
+            self._backend = backend = None
 
     def _dispatch(self, event: Event) -> None:
         entry = self._channels.get(event.channel)
-        if entry is None:
-            return
-        for subscription in list(entry.subscribers):
+        for subscription in list(entry.subscribers) if entry else []:
             if subscription.push(event.message):
                 self.stats.delivered += 1
             else:
@@ -249,6 +238,7 @@ class EventHub:
     def _end_all(self, error: str | None) -> None:
         channels, self._channels = self._channels, {}
         for entry in channels.values():
+            entry.subscribed = False  # that backend subscription dies with the link
             for subscription in list(entry.subscribers):
                 subscription.end(error)
                 self._remove(subscription)
@@ -259,12 +249,9 @@ class EventHub:
             self.stats.subscribers -= 1
 
     async def _attach(self, channel: str) -> _Subscription:
-        backend = self._backend
-        if backend is None or not self.connected:
+        if self._backend is None or not self.connected:
             raise PubSubUnavailable("pub/sub link is down")
-        entry = self._channels.get(channel)
-        if entry is None:
-            entry = self._channels[channel] = _Channel(backend)
+        entry = self._channels.setdefault(channel, _Channel(channel, self._backend))
         entry.pending += 1
         try:
             async with entry.lock:
@@ -277,23 +264,23 @@ class EventHub:
                     except ValueError:
                         raise
                     except Exception as exc:
-                        raise PubSubUnavailable(f"cannot subscribe: {exc!r}") from exc
+                        raise PubSubUnavailable(f"cannot subscribe: {_why(exc)}") from exc
                     if self._channels.get(channel) is not entry:
                         raise PubSubUnavailable("pub/sub link lost")
                     entry.subscribed = True
-                subscription = _Subscription(channel, entry, self._queue_size)
+                subscription = _Subscription(entry, self._queue_size)
                 entry.subscribers.add(subscription)
                 self.stats.subscribers += 1
                 return subscription
         finally:
             entry.pending -= 1
-            self._forget_if_unused(channel, entry)
+            self._forget_if_unused(entry)
 
     async def _detach(self, subscription: _Subscription) -> None:
         """The last local subscriber of a channel takes the backend subscription with it."""
-        channel, entry = subscription.channel, subscription.entry
+        entry = subscription.entry
         self._remove(subscription)
-        if entry.subscribers or entry.pending or self._channels.get(channel) is not entry:
+        if entry.subscribers or not entry.subscribed:
             return
         async with entry.lock:
             if entry.subscribers or entry.pending or not entry.subscribed:
@@ -301,12 +288,12 @@ class EventHub:
             entry.subscribed = False
             try:
                 async with asyncio.timeout(_OPERATION_TIMEOUT):
-                    await entry.backend.unsubscribe(channel)
+                    await entry.backend.unsubscribe(entry.name)
             except Exception as exc:
-                logger.debug("pub/sub: unsubscribe from %s failed: %r", channel, exc)
-        self._forget_if_unused(channel, entry)
+                logger.debug("pub/sub: unsubscribe from %s failed: %s", entry.name, _why(exc))
+        self._forget_if_unused(entry)
 
-    def _forget_if_unused(self, channel: str, entry: _Channel) -> None:
+    def _forget_if_unused(self, entry: _Channel) -> None:
         unused = not (entry.subscribers or entry.pending or entry.subscribed)
-        if unused and self._channels.get(channel) is entry:
-            del self._channels[channel]
+        if unused and self._channels.get(entry.name) is entry:
+            del self._channels[entry.name]

@@ -219,16 +219,27 @@ async def test_redis_local_subscribers_share_one_server_subscription(redis_url: 
         [(_name, count)] = await observer.pubsub_numsub(channel)
         return int(count)
 
+    async def server_unsubscribed() -> bool:
+        return await server_subscribers() == 0
+
     try:
         async with hub.subscribe(channel), hub.subscribe(channel):
             assert await server_subscribers() == 1
-        await eventually(lambda: _equals(server_subscribers(), 0), "the server unsubscribed")
+        await eventually(server_unsubscribed, "the last local subscriber unsubscribed the server")
     finally:
         await observer.aclose()
 
 
-async def _equals(value: Awaitable[int], expected: int) -> bool:
-    return await value == expected
+# covers: SUB-5
+@pytest.mark.redis
+async def test_redis_url_options_are_accepted(redis_url: str, make_hub: MakeHub) -> None:
+    separator = "&" if "?" in redis_url else "?"
+    hub = await make_hub(f"{redis_url}{separator}max_connections=20&health_check_interval=1")
+    channel = new_channel()
+    async with hub.subscribe(channel) as messages:
+        assert await hub.publish(channel, "with options")
+        assert await receive(messages) == "with options"
+    assert await hub.ping() is True
 
 
 # covers: SUB-5

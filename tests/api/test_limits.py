@@ -1,0 +1,192 @@
+"""GraphQL limits and request hygiene are on by default (QUALITY.md, Security)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import strawberry
+
+from schema.limits import extensions
+from tests.conftest import sqlite_settings
+from tests.live_server import LiveServer, start_live_server
+
+
+def _error_messages(result: dict[str, object]) -> list[str]:
+    return [error["message"] for error in result.get("errors", [])]  # type: ignore[attr-defined, index]
+
+
+@strawberry.type
+class CyclicNode:
+    @strawberry.field
+    def child(self) -> CyclicNode:
+        return CyclicNode()
+
+
+@strawberry.type
+class CyclicRoot:
+    @strawberry.field
+    def node(self) -> CyclicNode:
+        return CyclicNode()
+
+
+def test_depth_over_ten_is_refused() -> None:
+    # covers: OPS-4
+    # Kokous's schema has no cycles yet, so the limit is shown on a cyclic schema that uses the
+    # very extension list the server installs.
+    schema = strawberry.Schema(query=CyclicRoot, extensions=extensions(production=False))
+    ten = "{ node " + "{ child " * 9 + "{ __typename }" + " }" * 9 + " }"
+    eleven = "{ node " + "{ child " * 10 + "{ __typename }" + " }" * 10 + " }"
+    assert schema.execute_sync(ten).errors is None
+    result = schema.execute_sync(eleven)
+    assert result.errors
+    assert "exceeds maximum operation depth of 10" in result.errors[0].message
+
+
+async def test_more_than_fifteen_aliases_are_refused(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    fifteen = " ".join(f"a{i}: __typename" for i in range(15))
+    assert "errors" not in await sqlite_server.graphql(f"{{ {fifteen} }}")
+    sixteen = " ".join(f"a{i}: __typename" for i in range(16))
+    result = await sqlite_server.graphql(f"{{ {sixteen} }}")
+    assert any("aliases" in message for message in _error_messages(result))
+
+
+async def test_more_than_2000_tokens_are_refused(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    query = "{ " + " ".join(["__typename"] * 2100) + " }"
+    result = await sqlite_server.graphql(query)
+    assert any("token" in message.lower() for message in _error_messages(result))
+
+
+async def test_more_than_twenty_directives_are_refused(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    twenty = "{ " + "__typename @include(if: true) " * 20 + "}"
+    assert await sqlite_server.graphql(twenty) == {"data": {"__typename": "Query"}}
+    many = "{ " + "__typename @include(if: true) " * 21 + "}"
+    result = await sqlite_server.graphql(many)
+    assert "at most 20 directives are allowed" in _error_messages(result)
+
+
+async def test_request_body_over_one_megabyte_is_413(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    big = {"query": "query($x: String) { __typename }", "variables": {"x": "a" * 1_100_000}}
+    response = await sqlite_server.http.post("/graphql", json=big)
+    assert response.status_code == 413
+    assert "request body over" in response.json()["errors"][0]["message"]
+
+    async def chunks():  # no Content-Length: the limit still holds while streaming
+        for _ in range(12):
+            yield b" " * 100_000
+
+    streamed = await sqlite_server.http.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+
+
+async def test_batching_is_off(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    response = await sqlite_server.http.post(
+        "/graphql", json=[{"query": "{ __typename }"}, {"query": "{ __typename }"}]
+    )
+    assert response.status_code == 400
+
+
+async def test_mutations_only_by_post_with_json(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    mutation = "mutation { setAllSchedulingPagesEnabled(enabled: false) { id } }"
+    by_get = await sqlite_server.http.get("/graphql", params={"query": mutation})
+    assert by_get.status_code in (400, 405)
+    as_form = await sqlite_server.http.post(
+        "/graphql", content=f"query={mutation}", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert as_form.status_code in (400, 415)
+    query_by_get = await sqlite_server.http.get("/graphql", params={"query": "{ __typename }"})
+    assert query_by_get.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_bad_json_is_a_clear_error(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    broken = await sqlite_server.http.post(
+        "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 400
+
+
+async def test_validation_messages_are_not_masked(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    result = await sqlite_server.graphql("{ noSuchField }")
+    assert any("Cannot query field 'noSuchField'" in message for message in _error_messages(result))
+
+
+async def test_development_serves_graphiql_and_introspection(sqlite_server: LiveServer) -> None:
+    # covers: OPS-1
+    page = await sqlite_server.http.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    introspection = await sqlite_server.graphql("{ __schema { queryType { name } } }")
+    assert introspection == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+
+
+async def test_production_turns_graphiql_introspection_and_suggestions_off(sqlite_url: str, tmp_path: Path) -> None:
+    # covers: OPS-1
+    settings = sqlite_settings(sqlite_url, tmp_path, env="production", secret_keys=("a-production-key",))
+    async with start_live_server(settings) as live:
+        page = await live.http.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 404
+        introspection = await live.graphql("{ __schema { queryType { name } } }")
+        assert any("introspection" in message.lower() for message in _error_messages(introspection))
+        typo = await live.graphql("{ mee { id } }")
+        messages = _error_messages(typo)
+        assert messages
+        assert not any("Did you mean" in message for message in messages)
+        assert (await live.graphql("{ __typename }")) == {"data": {"__typename": "Query"}}
+
+
+async def test_unexpected_errors_are_masked(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    # A broken database is a bug from the API's point of view: the client sees a masked error.
+    await sqlite_server.services.db.engine.dispose()
+    db_file = sqlite_server.services.db.url.removeprefix("sqlite+aiosqlite:///")
+    Path(db_file).unlink()
+    Path(db_file).mkdir()
+    response = await sqlite_server.http.post("/graphql", json={"query": '{ schedulingPage(slug: "x") { name } }'})
+    assert response.status_code == 200
+    assert response.json()["errors"][0]["message"] == "Unexpected error."
+    assert "sqlite" not in response.text.lower()
+
+
+async def test_readiness_reports_the_broken_database(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    assert (await sqlite_server.http.get("/readyz")).status_code == 200
+    await sqlite_server.services.db.engine.dispose()
+    db_file = Path(sqlite_server.services.db.url.removeprefix("sqlite+aiosqlite:///"))
+    db_file.unlink()
+    db_file.mkdir()
+    ready = await sqlite_server.http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": "unreachable", "pubsub": "ok"}
+    assert (await sqlite_server.http.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_metrics_count_requests_by_route(sqlite_server: LiveServer) -> None:
+    # covers: OPS-4
+    await sqlite_server.graphql("{ __typename }")
+    await sqlite_server.http.get("/meetings/nothing-here")
+    metrics = await sqlite_server.http.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'kokous_http_requests_total{method="POST",route="/graphql",status="200"} 1.0' in metrics.text
+    assert "kokous_pubsub_connected 1.0" in metrics.text
+    assert "/meetings/nothing-here" not in metrics.text
+
+
+async def test_cross_origin_websocket_is_refused(sqlite_server: LiveServer) -> None:
+    # covers: SUB-4
+    import websockets
+
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(
+            sqlite_server.ws_url, subprotocols=["graphql-transport-ws"], origin="https://evil.example"
+        ):
+            pass
+    assert refused.value.response.status_code == 403
