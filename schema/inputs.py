@@ -11,13 +11,13 @@ from scheduling import page_rules
 from scheduling.calendars import ConnectionSettings
 from scheduling.pages import PageDraft
 from scheduling.users import SettingsChange
-from scheduling.values import FormFieldKind
-from schema.types import FormFieldKindEnum, WeekdayEnum
+from scheduling.values import FormFieldKind, Weekday
+from schema import enums as _enums  # noqa: F401  (registers the enums)
 
 
 @strawberry.input
 class WeeklyHoursInput:
-    weekday: WeekdayEnum
+    weekday: Weekday
     start: str = strawberry.field(description='Local time of day, "09:00".')
     end: str = strawberry.field(description='Local time of day, "17:00"; "24:00" is midnight.')
 
@@ -38,7 +38,7 @@ class DateOverrideInput:
 class FormFieldInput:
     key: str
     label: str
-    kind: FormFieldKindEnum = FormFieldKind.TEXT
+    kind: FormFieldKind = FormFieldKind.TEXT
     required: bool = False
 
 

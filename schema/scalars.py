@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 DateTime = NewType("DateTime", datetime)
 
@@ -34,4 +35,4 @@ DATETIME_SCALAR = strawberry.scalar(
     serialize=_serialize,
     parse_value=_parse,
 )
-SCALARS = {DateTime: DATETIME_SCALAR}
+SCALARS: dict[object, ScalarDefinition] = {DateTime: DATETIME_SCALAR}

@@ -19,14 +19,8 @@ from scheduling.calendars import ConnectionView
 from scheduling.live import SlotSnapshot
 from scheduling.pages import PageView
 from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from schema import enums as _enums  # noqa: F401  (registers the enums)
 from schema.scalars import DateTime
-
-CalendarProviderEnum = strawberry.enum(CalendarProvider, name="CalendarProvider")
-CalendarStatusEnum = strawberry.enum(CalendarStatus, name="CalendarStatus")
-PageStatusEnum = strawberry.enum(PageStatus, name="PageStatus")
-BookingStatusEnum = strawberry.enum(BookingStatus, name="BookingStatus")
-WeekdayEnum = strawberry.enum(Weekday, name="Weekday")
-FormFieldKindEnum = strawberry.enum(FormFieldKind, name="FormFieldKind")
 
 Ctx = Info[RequestContext, None]
 
@@ -41,7 +35,7 @@ class Slot:
 class SlotList:
     slots: list[Slot]
     as_of: DateTime
-    status: PageStatusEnum = strawberry.field(description="The page's state when the list was made.")
+    status: PageStatus = strawberry.field(description="The page's state when the list was made.")
 
     @classmethod
     def from_domain(cls, snapshot: SlotSnapshot) -> SlotList:
@@ -60,7 +54,7 @@ class TimeRange:
 
 @strawberry.type
 class WeeklyHours:
-    weekday: WeekdayEnum
+    weekday: Weekday
     start: str
     end: str
 
@@ -75,7 +69,7 @@ class DateOverride:
 class FormField:
     key: str
     label: str
-    kind: FormFieldKindEnum
+    kind: FormFieldKind
     required: bool
 
 
@@ -106,7 +100,7 @@ class SchedulingPage:
     slug: str
     name: str
     url: str
-    status: PageStatusEnum
+    status: PageStatus
     enabled: bool
     is_default: bool
     domain: str | None
@@ -155,7 +149,7 @@ class PublicSchedulingPage:
     slug: str
     name: str
     url: str
-    status: PageStatusEnum
+    status: PageStatus
     durations: list[int]
     timezone: str
     form_fields: list[FormField]
@@ -180,7 +174,7 @@ class Calendar:
     name: str
     is_primary: bool
     integrated: bool
-    status: CalendarStatusEnum
+    status: CalendarStatus
     inactive_reason: str | None
     access_role: str
 
@@ -200,7 +194,7 @@ class Calendar:
 @strawberry.type
 class CalendarConnection:
     id: strawberry.ID
-    provider: CalendarProviderEnum
+    provider: CalendarProvider
     account_email: str
     calendar_sync: bool
     scheduling_pages: bool
@@ -224,7 +218,7 @@ class Booking:
     id: strawberry.ID
     start: DateTime
     end: DateTime
-    status: BookingStatusEnum
+    status: BookingStatus
     invitee_email: str
     invitee_name: str
 
@@ -299,6 +293,6 @@ class User:
         return [CalendarConnection.from_domain(view) for view in views]
 
     @strawberry.field
-    async def bookings(self, info: Ctx, status: BookingStatusEnum | None = None) -> list[Booking]:
+    async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[Booking]:
         rows = await user_resolvers.bookings(info.context, self._row, status)
         return [Booking.from_domain(row) for row in rows]

@@ -33,7 +33,7 @@ class KokousGraphQL(GraphQL[RequestContext, None]):
         await authenticate(context, params.get("authorization") or params.get("Authorization"))
         if context.auth_error:
             raise ConnectionRejectionError({"message": context.auth_error})
-        return UNSET
+        return cast(UnsetType, UNSET)
 
 
 def graphql_app(settings: Settings) -> KokousGraphQL:

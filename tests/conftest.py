@@ -56,16 +56,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         run_sync(migrate(url))
         yield url
         return
-    url = request.getfixturevalue("postgres_database")
+    yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
 
     async def truncate() -> None:
-        db = Database(url)
+        db = Database(postgres_database)
         async with db.engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
         await db.dispose()
 
     run_sync(truncate())
-    yield url
+    return postgres_database
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ With ``KOKOUS_REQUIRE_SERVICES=1`` (CI) a missing service fails the test instead
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.sync import run_sync
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -56,7 +57,7 @@ def check_postgres() -> str:
         await connection.close()
 
     try:
-        asyncio.run(probe())
+        run_sync(probe())
     except Exception as exc:
         unavailable(f"PostgreSQL at {url} refused us: {exc}")
     return url

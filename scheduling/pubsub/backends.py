@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import asyncpg  # asyncpg ships no type information
 from broadcaster import BroadcastBackend, Event
 from broadcaster._backends.memory import MemoryBackend as _UpstreamMemoryBackend
 from redis import asyncio as aioredis

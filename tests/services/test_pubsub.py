@@ -180,6 +180,7 @@ async def test_a_subscriber_that_falls_behind_is_ended(make_hub: MakeHub) -> Non
         assert await receive(keeping_up) == "next"
 
 
+# covers: OPS-1, OPS-4
 async def test_unknown_scheme_and_hub_not_connected() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         EventHub("kafka://127.0.0.1:9092")
@@ -242,7 +243,7 @@ async def test_redis_url_options_are_accepted(redis_url: str, make_hub: MakeHub)
     assert await hub.ping() is True
 
 
-# covers: SUB-5
+# covers: SUB-5, OPS-4
 @pytest.mark.redis
 async def test_redis_restart_ends_subscribers_then_recovers(private_redis: RedisProcess, make_hub: MakeHub) -> None:
     private_redis.start()
@@ -271,7 +272,7 @@ async def test_redis_restart_ends_subscribers_then_recovers(private_redis: Redis
         assert await receive(messages) == "after"
 
 
-# covers: SUB-5
+# covers: SUB-5, OPS-4
 @pytest.mark.redis
 async def test_hub_started_while_redis_is_down_connects_later(
     private_redis: RedisProcess, make_hub: MakeHub, caplog: pytest.LogCaptureFixture
@@ -283,6 +284,8 @@ async def test_hub_started_while_redis_is_down_connects_later(
     assert await hub.ping() is False
     private_redis.start()
     await eventually(hub.ping, "ping answers once Redis is up")
+    assert hub.connected
+    assert hub.stats.reconnects == 1
     channel = new_channel()
     async with hub.subscribe(channel) as messages:
         assert await hub.publish(channel, "first")
@@ -303,7 +306,7 @@ async def terminate(postgres_url: str, application_name: str, pid: int) -> bool:
         await admin.close()
 
 
-# covers: SUB-5
+# covers: SUB-5, OPS-4
 @pytest.mark.postgres
 async def test_postgres_listen_connection_loss_ends_subscribers_then_recovers(
     postgres_url: str, make_hub: MakeHub
@@ -359,6 +362,7 @@ async def test_postgres_refuses_payloads_of_8000_bytes_or_more(
         assert await receive(messages) == "y" * 7000
 
 
+# covers: SUB-5 (the helper the restart tests rely on)
 def test_private_redis_restarts_on_its_port(private_redis: RedisProcess) -> None:
     private_redis.start()
     port = private_redis.port
