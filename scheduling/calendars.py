@@ -39,7 +39,7 @@ class CalendarService:
         async with self._db.transaction() as session:
             connection = await session.get(CalendarConnection, connection_id)
             if connection is None or connection.user_id != owner_id:
-                return NotFound(message="calendar connection not found")
+                return NotFound(message="calendar connection not found")  # nothing was changed
             if settings.calendar_sync is not None:
                 connection.calendar_sync = settings.calendar_sync
             if settings.scheduling_pages is not None:

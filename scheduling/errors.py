@@ -22,11 +22,23 @@ class SlugTaken:
     slug: str
 
 
-class ValidationFailed(Exception):
-    """Raised inside validation helpers; services turn it into an ``InvalidInput`` value."""
+class Refused(Exception):
+    """Raised inside a transaction so it rolls back; the service returns ``result``.
+
+    Returning from inside ``async with db.transaction()`` would commit whatever was already
+    changed, so a refusal must leave the block by exception.
+    """
+
+    def __init__(self, result: NotFound | InvalidInput | SlugTaken) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class ValidationFailed(Refused):
+    """A value was refused; ``field`` names the input field."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(InvalidInput(message=message, field=field))
         self.field = field
         self.message = message
 

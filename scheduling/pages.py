@@ -15,7 +15,7 @@ from db.engine import Database
 from db.models import Calendar, CalendarConnection, SchedulingPage, User
 from scheduling import page_rules, validation
 from scheduling.clock import Clock
-from scheduling.errors import InvalidInput, NotFound, SlugTaken, ValidationFailed
+from scheduling.errors import InvalidInput, NotFound, Refused, SlugTaken
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.links import LinkBuilder
 from scheduling.values import PageStatus
@@ -111,68 +111,59 @@ class PageService:
     # Writes ------------------------------------------------------------------------------
 
     async def create(self, owner_id: uuid.UUID, draft: PageDraft) -> PageView | InvalidInput | SlugTaken | NotFound:
-        async with self._db.transaction() as session:
-            owner = await session.get(User, owner_id)
-            if owner is None:
-                return NotFound(message="user not found")
-            now = self._clock()
-            page = SchedulingPage(
-                owner_id=owner.id, slug="", name="", timezone=owner.timezone, created_at=now, updated_at=now
-            )
-            page.weekly_hours = list(page_rules.DEFAULT_WEEKLY_HOURS)
-            problem = await self._apply(session, page, draft)
-            if problem is not None:
-                return problem
-            session.add(page)
-            try:
-                await session.flush()
-            except IntegrityError:
-                return _slug_taken(page.slug)
-            if owner.default_page_id is None:
-                owner.default_page_id = page.id
-                session.add(owner)
-            view = (await self._views(session, owner, [page]))[0]
+        try:
+            async with self._db.transaction() as session:
+                owner = await session.get(User, owner_id)
+                if owner is None:
+                    raise Refused(NotFound(message="user not found"))
+                now = self._clock()
+                page = SchedulingPage(
+                    owner_id=owner.id, slug="", name="", timezone=owner.timezone, created_at=now, updated_at=now
+                )
+                page.weekly_hours = list(page_rules.DEFAULT_WEEKLY_HOURS)
+                await self._apply(session, page, draft)
+                await _save(session, page)
+                if owner.default_page_id is None:
+                    owner.default_page_id = page.id
+                    session.add(owner)
+                view = (await self._views(session, owner, [page]))[0]
+        except Refused as refused:
+            return refused.result
         await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="page", page_ids=(page.id,)))
         return view
 
     async def update(
         self, owner_id: uuid.UUID, page_id: uuid.UUID, draft: PageDraft
     ) -> PageView | InvalidInput | SlugTaken | NotFound:
-        async with self._db.transaction() as session:
-            page = await session.get(SchedulingPage, page_id)
-            owner = await session.get(User, owner_id)
-            if page is None or owner is None or page.owner_id != owner_id:
-                return NotFound(message="scheduling page not found")
-            problem = await self._apply(session, page, draft)
-            if problem is not None:
-                return problem
-            page.updated_at = self._clock()
-            session.add(page)
-            try:
-                await session.flush()
-            except IntegrityError:
-                return _slug_taken(page.slug)
-            view = (await self._views(session, owner, [page]))[0]
+        try:
+            async with self._db.transaction() as session:
+                page, owner = await self._owned(session, owner_id, page_id)
+                await self._apply(session, page, draft)
+                page.updated_at = self._clock()
+                await _save(session, page)
+                view = (await self._views(session, owner, [page]))[0]
+        except Refused as refused:
+            return refused.result
         await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="page", page_ids=(page.id,)))
         return view
 
     async def delete(self, owner_id: uuid.UUID, page_id: uuid.UUID) -> Deleted | NotFound:
-        async with self._db.transaction() as session:
-            page = await session.get(SchedulingPage, page_id)
-            owner = await session.get(User, owner_id)
-            if page is None or owner is None or page.owner_id != owner_id:
-                return NotFound(message="scheduling page not found")
-            await session.delete(page)
-            await session.flush()
-            if owner.default_page_id == page_id:
-                # Keep a default while the owner has pages: the oldest remaining one.
-                remaining = await session.exec(
-                    select(SchedulingPage.id)
-                    .where(SchedulingPage.owner_id == owner_id)
-                    .order_by(col(SchedulingPage.created_at))
-                )
-                owner.default_page_id = remaining.first()
-                session.add(owner)
+        try:
+            async with self._db.transaction() as session:
+                page, owner = await self._owned(session, owner_id, page_id)
+                await session.delete(page)
+                await session.flush()
+                if owner.default_page_id == page_id:
+                    # Keep a default while the owner has pages: the oldest remaining one.
+                    remaining = await session.exec(
+                        select(SchedulingPage.id)
+                        .where(SchedulingPage.owner_id == owner_id)
+                        .order_by(col(SchedulingPage.created_at))
+                    )
+                    owner.default_page_id = remaining.first()
+                    session.add(owner)
+        except Refused as refused:
+            return NotFound(message=refused.result.message)
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="page", page_ids=(page_id,)))
         return Deleted(id=page_id)
 
@@ -194,53 +185,56 @@ class PageService:
 
     # Helpers -----------------------------------------------------------------------------
 
-    async def _apply(
-        self, session: AsyncSession, page: SchedulingPage, draft: PageDraft
-    ) -> InvalidInput | SlugTaken | None:
-        try:
-            slug = validation.slug("slug", draft.slug)
-            if slug != page.slug:
-                taken = (await session.exec(select(SchedulingPage.id).where(SchedulingPage.slug == slug))).first()
-                if taken is not None:
-                    return _slug_taken(slug)
-            page.slug = slug
-            page.name = validation.text("name", draft.name, max_length=200)
-            page.durations = page_rules.durations(draft.durations)
-            if draft.start_increment is not None:
-                page.start_increment = validation.integer("startIncrement", draft.start_increment, low=5, high=720)
-            if draft.buffer_minutes is not None:
-                page.buffer_minutes = validation.integer("bufferMinutes", draft.buffer_minutes, low=0, high=720)
-            if draft.minimum_notice_minutes is not None:
-                page.minimum_notice_minutes = validation.integer(
-                    "minimumNoticeMinutes", draft.minimum_notice_minutes, low=0, high=525_600
-                )
-            if draft.booking_horizon_days is not None:
-                page.booking_horizon_days = validation.integer(
-                    "bookingHorizonDays", draft.booking_horizon_days, low=1, high=730
-                )
-            if draft.timezone is not None:
-                page.timezone = validation.timezone("timezone", draft.timezone)
-            if draft.weekly_hours is not None:
-                page.weekly_hours = page_rules.weekly_hours(draft.weekly_hours)
-            if draft.date_overrides is not None:
-                page.date_overrides = page_rules.date_overrides(draft.date_overrides)
-            if draft.form_fields is not None:
-                page.form_fields = page_rules.form_fields(draft.form_fields)
-            if draft.redirect_url is not None:
-                page.redirect_url = (
-                    validation.web_url("redirectUrl", draft.redirect_url) if draft.redirect_url.strip() else None
-                )
-            if draft.domain is not None:
-                page.domain = await self._links.normalise_page_domain(session, draft.domain)
-            if draft.fixed_range_start is not None or draft.fixed_range_end is not None:
-                page.fixed_range_start, page.fixed_range_end = page_rules.fixed_range(
-                    draft.fixed_range_start, draft.fixed_range_end
-                )
-            if draft.enabled is not None:
-                page.enabled = draft.enabled
-        except ValidationFailed as failure:
-            return failure.as_result()
-        return None
+    @staticmethod
+    async def _owned(session: AsyncSession, owner_id: uuid.UUID, page_id: uuid.UUID) -> tuple[SchedulingPage, User]:
+        """The page and its owner; another owner's page is simply not found."""
+        page = await session.get(SchedulingPage, page_id)
+        owner = await session.get(User, owner_id)
+        if page is None or owner is None or page.owner_id != owner_id:
+            raise Refused(NotFound(message="scheduling page not found"))
+        return page, owner
+
+    async def _apply(self, session: AsyncSession, page: SchedulingPage, draft: PageDraft) -> None:
+        """Validate the draft onto the page; raises ``Refused`` (the transaction rolls back)."""
+        slug = validation.slug("slug", draft.slug)
+        if slug != page.slug:
+            taken = (await session.exec(select(SchedulingPage.id).where(SchedulingPage.slug == slug))).first()
+            if taken is not None:
+                raise Refused(_slug_taken(slug))
+        page.slug = slug
+        page.name = validation.text("name", draft.name, max_length=200)
+        page.durations = page_rules.durations(draft.durations)
+        if draft.start_increment is not None:
+            page.start_increment = validation.integer("startIncrement", draft.start_increment, low=5, high=720)
+        if draft.buffer_minutes is not None:
+            page.buffer_minutes = validation.integer("bufferMinutes", draft.buffer_minutes, low=0, high=720)
+        if draft.minimum_notice_minutes is not None:
+            page.minimum_notice_minutes = validation.integer(
+                "minimumNoticeMinutes", draft.minimum_notice_minutes, low=0, high=525_600
+            )
+        if draft.booking_horizon_days is not None:
+            page.booking_horizon_days = validation.integer(
+                "bookingHorizonDays", draft.booking_horizon_days, low=1, high=730
+            )
+        if draft.timezone is not None:
+            page.timezone = validation.timezone("timezone", draft.timezone)
+        if draft.weekly_hours is not None:
+            page.weekly_hours = page_rules.weekly_hours(draft.weekly_hours)
+        if draft.date_overrides is not None:
+            page.date_overrides = page_rules.date_overrides(draft.date_overrides)
+        if draft.form_fields is not None:
+            page.form_fields = page_rules.form_fields(draft.form_fields)
+        if draft.redirect_url is not None:
+            redirect = draft.redirect_url.strip()
+            page.redirect_url = validation.web_url("redirectUrl", redirect) if redirect else None
+        if draft.domain is not None:
+            page.domain = await self._links.normalise_page_domain(session, draft.domain)
+        if draft.fixed_range_start is not None or draft.fixed_range_end is not None:
+            page.fixed_range_start, page.fixed_range_end = page_rules.fixed_range(
+                draft.fixed_range_start, draft.fixed_range_end
+            )
+        if draft.enabled is not None:
+            page.enabled = draft.enabled
 
     async def _views(self, session: AsyncSession, owner: User, pages: Sequence[SchedulingPage]) -> list[PageView]:
         status = PageStatus.ONLINE if await self.owner_online(session, owner.id) else PageStatus.OFFLINE
@@ -266,6 +260,15 @@ class PageService:
             .limit(1)
         )
         return (await session.exec(statement)).first() is not None
+
+
+async def _save(session: AsyncSession, page: SchedulingPage) -> None:
+    """Flush the page; a slug taken by a concurrent writer surfaces here (PAGE-7)."""
+    session.add(page)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Refused(_slug_taken(page.slug)) from None
 
 
 def _slug_taken(slug: str) -> SlugTaken:

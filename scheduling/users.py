@@ -12,7 +12,7 @@ from db.engine import Database
 from db.models import ApiToken, SchedulingPage, User
 from scheduling import tokens, validation
 from scheduling.clock import Clock
-from scheduling.errors import InvalidInput, NotFound, ValidationFailed
+from scheduling.errors import InvalidInput, NotFound, Refused, ValidationFailed
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.links import LinkBuilder
 
@@ -88,12 +88,12 @@ class UserService:
             return (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
 
     async def update_settings(self, user_id: uuid.UUID, change: SettingsChange) -> User | InvalidInput | NotFound:
-        async with self._db.transaction() as session:
-            user = await session.get(User, user_id)
-            if user is None:
-                return NotFound(message="user not found")
-            links_changed = False
-            try:
+        try:
+            async with self._db.transaction() as session:
+                user = await session.get(User, user_id)
+                if user is None:
+                    raise Refused(NotFound(message="user not found"))
+                previous_base = user.meetings_link_base
                 if change.timezone is not None:
                     user.timezone = validation.timezone("timezone", change.timezone)
                 if change.personal_email_access is not None:
@@ -101,17 +101,15 @@ class UserService:
                 if change.hide_from_search_engines is not None:
                     user.hide_from_search_engines = change.hide_from_search_engines
                 if change.meetings_link_base is not None:
-                    base = await self._links.normalise_link_base(session, change.meetings_link_base)
-                    links_changed = base != user.meetings_link_base
-                    user.meetings_link_base = base
-            except ValidationFailed as failure:
-                return failure.as_result()
-            if change.default_page_id is not None:
-                page = await session.get(SchedulingPage, change.default_page_id)
-                if page is None or page.owner_id != user.id:
-                    return InvalidInput(message="default page not found", field="defaultPageId")
-                user.default_page_id = page.id
-            session.add(user)
-        if links_changed:
+                    user.meetings_link_base = await self._links.normalise_link_base(session, change.meetings_link_base)
+                if change.default_page_id is not None:
+                    page = await session.get(SchedulingPage, change.default_page_id)
+                    if page is None or page.owner_id != user.id:
+                        raise ValidationFailed("defaultSchedulingPageId", "default page not found")
+                    user.default_page_id = page.id
+                session.add(user)
+        except Refused as refused:
+            return refused.result  # type: ignore[return-value]
+        if user.meetings_link_base != previous_base:
             await self._bus.publish(AvailabilityChanged(owner_id=user.id, reason="links"))
         return user

@@ -75,6 +75,10 @@ def web_url(field: str, value: str, *, max_length: int = 2000) -> str:
     """An absolute http(s) URL; other schemes such as javascript: are refused."""
     value = value.strip()
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (a non-numeric port raises here)
+    except ValueError:
+        raise ValidationFailed(field, f"{field} has an invalid port") from None
     if (
         len(value) > max_length
         or parts.scheme not in ("http", "https")
