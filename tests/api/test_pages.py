@@ -92,7 +92,8 @@ FULL_STORED: dict[str, Any] = {
 }
 
 WORKING_WEEK = [
-    {"weekday": day, "start": "09:00", "end": "17:00"} for day in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
+    {"weekday": day, "start": "09:00", "end": "17:00"}
+    for day in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
 ]
 
 
@@ -289,7 +290,11 @@ BAD_PAGE_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("hours-25", {"weeklyHours": [{"weekday": "MONDAY", "start": "09:00", "end": "25:00"}]}, "weeklyHours"),
     ("hours-24-30", {"weeklyHours": [{"weekday": "MONDAY", "start": "09:00", "end": "24:30"}]}, "weeklyHours"),
     ("hours-9am", {"weeklyHours": [{"weekday": "MONDAY", "start": "9am", "end": "17:00"}]}, "weeklyHours"),
-    ("hours-start-after-end", {"weeklyHours": [{"weekday": "MONDAY", "start": "17:00", "end": "09:00"}]}, "weeklyHours"),
+    (
+        "hours-start-after-end",
+        {"weeklyHours": [{"weekday": "MONDAY", "start": "17:00", "end": "09:00"}]},
+        "weeklyHours",
+    ),
     ("hours-empty-range", {"weeklyHours": [{"weekday": "MONDAY", "start": "09:00", "end": "09:00"}]}, "weeklyHours"),
     (
         "hours-overlap",
@@ -307,7 +312,10 @@ BAD_PAGE_INPUTS: list[tuple[str, dict[str, Any], str]] = [
         "overrides-overlap",
         {
             "dateOverrides": [
-                {"date": "2030-01-02", "intervals": [{"start": "09:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}]}
+                {
+                    "date": "2030-01-02",
+                    "intervals": [{"start": "09:00", "end": "12:00"}, {"start": "11:00", "end": "13:00"}],
+                }
             ]
         },
         "dateOverrides",
@@ -395,9 +403,7 @@ async def test_malformed_variables_are_graphql_errors_and_change_nothing(server:
     assert await me(server, token) == before
 
 
-async def test_taken_slug_is_refused_on_create_and_update(
-    server: LiveServer, owner: Owner, other_owner: Owner
-) -> None:
+async def test_taken_slug_is_refused_on_create_and_update(server: LiveServer, owner: Owner, other_owner: Owner) -> None:
     # covers: PAGE-7
     _user, token = owner
     intro = await create_page(server, token, "intro")
@@ -630,7 +636,5 @@ async def test_page_operations_need_a_valid_token(server: LiveServer, owner: Own
         assert "Not authenticated" in result["errors"][0]["message"]
     assert await me(server, token) == before
     # The public page stays visible to the same anonymous caller.
-    anonymous = await post_with_authorization(
-        server, "query { schedulingPage(slug: \"intro\") { slug } }", None, header
-    )
+    anonymous = await post_with_authorization(server, 'query { schedulingPage(slug: "intro") { slug } }', None, header)
     assert anonymous == {"data": {"schedulingPage": {"slug": "intro"}}}

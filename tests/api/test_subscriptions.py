@@ -13,6 +13,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from db.models import Calendar, CalendarConnection, User
 from scheduling.values import CalendarProvider
+from tests.conftest import make_owner
 from tests.live_server import LiveServer
 from tests.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
 
@@ -130,3 +131,20 @@ async def test_token_in_connection_init(server: LiveServer, owner: tuple[User, s
             await asyncio.wait_for(raw.recv(), 5)
         if protocol == "graphql-transport-ws":
             assert raw.close_code == 4403
+
+
+async def test_subscriptions_per_connection_are_capped(sqlite_server: LiveServer) -> None:
+    # covers: SUB-4
+    _owner, token = await make_owner(sqlite_server.services, "cap@example.com")
+    await create_page(sqlite_server, token, "capped")
+    limit = sqlite_server.app.state.settings.max_subscriptions_per_connection
+    async with ws_session(sqlite_server.ws_url, "graphql-transport-ws") as session:
+        watchers = [Watcher(session, {"slug": "capped", **WINDOW}) for _ in range(limit)]
+        for watcher in watchers:
+            assert _status(await watcher.next()) == "OFFLINE"
+        over = Watcher(session, {"slug": "capped", **WINDOW})
+        refused = await over.next()
+        assert isinstance(refused, TransportQueryError)
+        assert "Subscription limit reached" in str(refused)
+        for watcher in watchers:
+            await watcher.close()

@@ -192,9 +192,7 @@ BAD_SETTINGS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("change", "field"), [(s, f) for _, s, f in BAD_SETTINGS], ids=[i for i, _, _ in BAD_SETTINGS]
-)
+@pytest.mark.parametrize(("change", "field"), [(s, f) for _, s, f in BAD_SETTINGS], ids=[i for i, _, _ in BAD_SETTINGS])
 async def test_bad_settings_are_refused_and_change_nothing(
     server: LiveServer, services: Services, owner: Owner, other_owner: Owner, change: dict[str, Any], field: str
 ) -> None:

@@ -25,108 +25,58 @@ async def test_app_refuses_an_unmigrated_database(tmp_path: Path) -> None:
             pass
 
 
-def test_cli_migrate_then_serve_checks(tmp_path: Path) -> None:
-    # covers: OPS-1, OPS-2
+def _kokous(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_cli_commands(tmp_path: Path) -> None:
+    # covers: OPS-1, OPS-2, PAGE-6
     env = {
         **os.environ,
         "KOKOUS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'k.db'}",
         "KOKOUS_DATA_DIR": str(tmp_path),
     }
-    kokous = [sys.executable, "-m", "server"]
-    refused = subprocess.run(
-        [*kokous, "serve", "--port", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+
+    def kokous(*args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+        return _kokous(*args, env={**env, **overrides}, cwd=tmp_path)
+
+    refused = kokous("serve", "--port", "1")
     assert refused.returncode == 1
     assert "Run `kokous migrate` first" in refused.stderr
-    migrated = subprocess.run(
-        [*kokous, "migrate"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-    assert migrated.returncode == 0, migrated.stderr
-    again = subprocess.run(
-        [*kokous, "migrate"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
-    assert again.returncode == 0, again.stderr
-    created = subprocess.run(
-        [*kokous, "users", "create", "--email", "Ann@Example.com", "--timezone", "Europe/Helsinki"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    for _ in range(2):  # migrating twice is harmless
+        migrated = kokous("migrate")
+        assert migrated.returncode == 0, migrated.stderr
+
+    created = kokous("users", "create", "--email", "Ann@Example.com", "--timezone", "Europe/Helsinki")
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip().splitlines()[-1].startswith("kk_")
-    duplicate = subprocess.run(
-        [*kokous, "users", "create", "--email", "ann@example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert duplicate.returncode == 1
-    assert "exists" in duplicate.stderr
-    bad_zone = subprocess.run(
-        [*kokous, "users", "create", "--email", "b@example.com", "--timezone", "Mars/Base"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert bad_zone.returncode == 1
-    assert "IANA" in bad_zone.stderr
-    workers = subprocess.run(
-        [*kokous, "serve", "--workers", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    duplicate = kokous("users", "create", "--email", "ann@example.com")
+    assert (duplicate.returncode, "exists" in duplicate.stderr) == (1, True)
+    bad_zone = kokous("users", "create", "--email", "b@example.com", "--timezone", "Mars/Base")
+    assert (bad_zone.returncode, "IANA" in bad_zone.stderr) == (1, True)
+
+    workers = kokous("serve", "--workers", "2")
     assert workers.returncode == 1
     assert "memory:// pub/sub reaches only one process" in workers.stderr
-    bad_setting = subprocess.run(
-        [*kokous, "migrate"],
-        env={**env, "KOKOUS_DATABASE_URL": "mysql://x"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert bad_setting.returncode == 2
-    assert "KOKOUS_DATABASE_URL" in bad_setting.stderr
-    domain = subprocess.run(
-        [*kokous, "domains", "add", "Meet.Example.com"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert domain.returncode == 0
-    assert domain.stdout.strip() == "connected domain meet.example.com"
-    demo = subprocess.run(
-        [*kokous, "demo"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
+    bad_setting = kokous("migrate", KOKOUS_DATABASE_URL="mysql://x")
+    assert (bad_setting.returncode, "KOKOUS_DATABASE_URL" in bad_setting.stderr) == (2, True)
+
+    domain = kokous("domains", "add", "Meet.Example.com")
+    assert (domain.returncode, domain.stdout.strip()) == (0, "connected domain meet.example.com")
+
+    demo = kokous("demo")
     assert demo.returncode == 0, demo.stderr
     lines = demo.stdout.strip().splitlines()
     assert lines[-1].startswith("kk_")
     assert "http://127.0.0.1:8000/meetings/demo" in lines[0]
-    demo_again = subprocess.run(
-        [*kokous, "demo"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False
-    )
+    demo_again = kokous("demo")
     assert demo_again.returncode == 0, demo_again.stderr
     assert demo_again.stdout.strip().splitlines()[-1] != lines[-1]
