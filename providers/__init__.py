@@ -1,0 +1,1 @@
+"""Calendar provider adapters behind one protocol: busy intervals in, calendar events out."""
