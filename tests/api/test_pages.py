@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -549,8 +550,12 @@ async def test_disable_all_twice_and_with_no_pages(server: LiveServer, owner: Ow
     await set_all_enabled(server, owner[1], False)
     again = await set_all_enabled(server, owner[1], False)
     assert [page["enabled"] for page in again] == [False]
-    # A page can also be enabled on its own.
+    # Editing a disabled page without `enabled` keeps it disabled.
     (page,) = await my_pages(server, owner[1])
+    edited = await update_page_result(server, owner[1], page["id"], page_input("intro", "Renamed"))
+    assert (edited["name"], edited["enabled"]) == ("Renamed", False)
+    assert await public_page(server, "intro") is None
+    # A page can also be enabled on its own.
     updated = await update_page_result(server, owner[1], page["id"], page_input("intro", enabled=True))
     assert updated["enabled"] is True
     assert (await public_page(server, "intro")) is not None
@@ -638,3 +643,22 @@ async def test_page_operations_need_a_valid_token(server: LiveServer, owner: Own
     # The public page stays visible to the same anonymous caller.
     anonymous = await post_with_authorization(server, 'query { schedulingPage(slug: "intro") { slug } }', None, header)
     assert anonymous == {"data": {"schedulingPage": {"slug": "intro"}}}
+
+
+# Concurrency ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_creates_of_one_slug_have_one_winner(
+    server: LiveServer, owner: Owner, other_owner: Owner
+) -> None:
+    # covers: PAGE-7
+    tokens = [owner[1], other_owner[1]] * 6
+    results = await asyncio.gather(
+        *(create_page_result(server, token, page_input("race", f"Racer {n}")) for n, token in enumerate(tokens))
+    )
+
+    kinds = sorted(result["__typename"] for result in results)
+    assert kinds == ["SchedulingPage"] + ["SlugTaken"] * (len(tokens) - 1), results
+    winners = await my_pages(server, owner[1]) + await my_pages(server, other_owner[1])
+    assert [page["slug"] for page in winners] == ["race"]
+    assert winners[0]["isDefault"] is True

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
-from db.models import User
+from db.models import ApiToken, User
+from scheduling import tokens
 from scheduling.services import Services
 from tests.api.graphql_documents import (
     BAD_AUTHORIZATIONS,
@@ -232,3 +234,26 @@ async def test_me_and_settings_need_a_valid_token(server: LiveServer, owner: Own
         assert error_codes(result) == ["UNAUTHENTICATED"]
         assert "owner@example.com" not in str(result)
     assert await me(server, token) == before
+
+
+async def test_a_revoked_token_is_refused(server: LiveServer, services: Services, owner: Owner) -> None:
+    # covers: CAL-4
+    user, first_token = owner
+    second_token = await services.users.issue_token(user.id, label="dashboard")
+    assert (await me(server, second_token))["id"] == str(user.id)
+
+    async with services.db.transaction() as session:
+        row = (await session.exec(select(ApiToken).where(ApiToken.token_hash == tokens.digest(second_token)))).one()
+        row.revoked_at = services.clock()
+        session.add(row)
+
+    refused = await server.graphql(ME, token=second_token)
+    assert (refused["data"], error_codes(refused)) == (None, ["UNAUTHENTICATED"])
+    assert (await me(server, first_token))["id"] == str(user.id)
+
+
+async def test_the_bearer_scheme_is_case_insensitive(server: LiveServer, owner: Owner) -> None:
+    # covers: CAL-4
+    user, token = owner
+    result = await post_with_authorization(server, ME, None, f"bearer {token}")
+    assert result["data"]["me"]["id"] == str(user.id)
