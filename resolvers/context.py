@@ -22,8 +22,3 @@ class RequestContext:
     auth_error: str | None = None
     # Filled by strawberry with the WebSocket ``connection_init`` payload.
     connection_params: dict[str, Any] | None = None
-
-    @property
-    def host(self) -> str | None:
-        """The host name the client used, without a port."""
-        return self.request.url.hostname

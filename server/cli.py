@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
@@ -97,7 +96,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
             "postgres:// to run several workers"
         )
     asyncio.run(_check_migrated(settings))
-    os.environ.setdefault("KOKOUS_ENV", settings.env.value)
     uvicorn.run(
         "server.app:app_from_environment",
         factory=True,
