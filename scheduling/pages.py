@@ -40,6 +40,7 @@ class PageDraft:
     domain: str | None = None
     fixed_range_start: date | None = None
     fixed_range_end: date | None = None
+    clear_fixed_range: bool = False  # back to the rolling horizon
     enabled: bool | None = None
 
 
@@ -229,7 +230,9 @@ class PageService:
             page.redirect_url = validation.web_url("redirectUrl", redirect) if redirect else None
         if draft.domain is not None:
             page.domain = await self._links.normalise_page_domain(session, draft.domain)
-        if draft.fixed_range_start is not None or draft.fixed_range_end is not None:
+        if draft.clear_fixed_range:
+            page.fixed_range_start = page.fixed_range_end = None
+        elif draft.fixed_range_start is not None or draft.fixed_range_end is not None:
             page.fixed_range_start, page.fixed_range_end = page_rules.fixed_range(
                 draft.fixed_range_start, draft.fixed_range_end
             )

@@ -60,9 +60,10 @@ class SchedulingPageInput:
     redirect_url: str | None = strawberry.field(default=None, description="http(s) URL; empty clears it.")
     domain: str | None = strawberry.field(default=None, description="A connected domain; empty: the default.")
     fixed_range_start: dt.date | None = strawberry.field(
-        default=None, description="With fixedRangeEnd: a fixed bookable date range instead of the horizon."
+        default=strawberry.UNSET,
+        description="With fixedRangeEnd: a fixed bookable date range instead of the horizon; null for both clears it.",
     )
-    fixed_range_end: dt.date | None = None
+    fixed_range_end: dt.date | None = strawberry.UNSET
     enabled: bool | None = None
 
     def to_draft(self) -> PageDraft:
@@ -91,10 +92,18 @@ class SchedulingPageInput:
             else [page_rules.FormField(item.key, item.label, item.kind, item.required) for item in self.form_fields],
             redirect_url=self.redirect_url,
             domain=self.domain,
-            fixed_range_start=self.fixed_range_start,
-            fixed_range_end=self.fixed_range_end,
+            fixed_range_start=_given(self.fixed_range_start),
+            fixed_range_end=_given(self.fixed_range_end),
+            clear_fixed_range=_given(self.fixed_range_start) is None
+            and _given(self.fixed_range_end) is None
+            and (self.fixed_range_start is None or self.fixed_range_end is None),
             enabled=self.enabled,
         )
+
+
+def _given(value: dt.date | None) -> dt.date | None:
+    """A date sent by the client; left out (UNSET) and null both read as None here."""
+    return None if value is strawberry.UNSET else value
 
 
 @strawberry.input

@@ -229,6 +229,28 @@ async def test_update_keeps_optional_fields_left_out(server: LiveServer, owner: 
     assert [without_id(stored) for stored in await my_pages(server, token)] == [expected]
 
 
+async def test_null_fixed_range_returns_to_the_rolling_horizon(server: LiveServer, owner: Owner) -> None:
+    # covers: PAGE-2
+    _user, token = owner
+    page = await create_page_result(server, token, FULL_INPUT)
+    assert (page["fixedRangeStart"], page["fixedRangeEnd"]) == ("2030-01-01", "2030-06-30")
+    one_null = await update_page_result(
+        server, token, page["id"], {**page_input("discovery"), "fixedRangeStart": None, "fixedRangeEnd": "2030-02-01"}
+    )
+    assert one_null["field"] == "fixedRange"
+    assert (await my_pages(server, token))[0]["fixedRangeEnd"] == "2030-06-30"
+    cleared = await update_page_result(
+        server, token, page["id"], {**page_input("discovery"), "fixedRangeStart": None, "fixedRangeEnd": None}
+    )
+    assert (cleared["fixedRangeStart"], cleared["fixedRangeEnd"]) == (None, None)
+    stored = (await my_pages(server, token))[0]
+    assert (stored["fixedRangeStart"], stored["fixedRangeEnd"], stored["bookingHorizonDays"]) == (
+        None,
+        None,
+        FULL_STORED["bookingHorizonDays"],
+    )
+
+
 async def test_update_with_empty_redirect_and_domain_clears_them(server: LiveServer, owner: Owner) -> None:
     # covers: PAGE-2, PAGE-6
     _user, token = owner
