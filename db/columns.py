@@ -6,8 +6,32 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, String
+from sqlalchemy import JSON, Column, DateTime, Dialect, String
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every database.
+
+    SQLite keeps no offset: it would store 12:00+02:00 as 12:00 and return it naive. So values
+    are converted to UTC before they are stored (naive ones are refused) and marked UTC when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime; Kokous stores aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utc_now() -> datetime:
@@ -25,8 +49,8 @@ def id_field() -> Any:
 def timestamp_field(*, nullable: bool = False, index: bool = False) -> Any:
     """An aware UTC timestamp column; naive values are refused by the model layer."""
     if nullable:
-        return Field(default=None, sa_type=DateTime(timezone=True), nullable=True, index=index)
-    return Field(default_factory=utc_now, sa_type=DateTime(timezone=True), index=index)
+        return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+    return Field(default_factory=utc_now, sa_type=UTCDateTime, index=index)
 
 
 def json_field(*, default_factory: Any = list) -> Any:

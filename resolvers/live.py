@@ -1,4 +1,4 @@
-"""``slotsChanged``: a visitor's live view of a page's free slots."""
+"""Subscriptions: a visitor's live slots, and an owner's new bookings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,19 @@ from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
 
+from resolvers.auth import require_user
 from resolvers.context import RequestContext
+from scheduling.booking import BookingView
 from scheduling.errors import InvalidInput
+from scheduling.events import BookingCreated, owner_channel_key
 from scheduling.live import SlotSnapshot, SlotWindow
 from scheduling.pubsub import PubSubUnavailable
+
+
+def _interrupted() -> GraphQLError:
+    return GraphQLError(
+        "live updates were interrupted; subscribe again", extensions={"code": "LIVE_UPDATES_INTERRUPTED"}
+    )
 
 
 async def slots_changed(
@@ -24,7 +33,20 @@ async def slots_changed(
         async for snapshot in watch.updates():
             yield snapshot
     except PubSubUnavailable:
-        raise GraphQLError(
-            "live updates were interrupted; subscribe again", extensions={"code": "LIVE_UPDATES_INTERRUPTED"}
-        ) from None
+        raise _interrupted() from None
     raise GraphQLError("scheduling page is no longer available", extensions={"code": "NOT_FOUND"})
+
+
+async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]:
+    """SUB-3: the owner's new bookings and requests, as they are stored."""
+    user = require_user(context)
+    services = context.services
+    try:
+        async with services.bus.subscribe(owner_channel_key(user.id)) as events:
+            async for event in events:
+                if isinstance(event, BookingCreated):
+                    view = await services.lifecycle.get(event.booking_id, owner_id=user.id)
+                    if view is not None:
+                        yield view
+    except PubSubUnavailable:
+        raise _interrupted() from None

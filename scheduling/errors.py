@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,29 @@ class SlugTaken:
     slug: str
 
 
+@dataclass(frozen=True)
+class SlotUnavailable:
+    """The time is taken or not bookable; ``alternatives`` are the nearest free slots."""
+
+    message: str
+    alternatives: tuple[tuple[datetime, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
+class CalendarInactive:
+    """An integrated calendar of the owner lost access; nobody can book until it is fixed."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class PageNotFound:
+    message: str
+
+
+Expected = NotFound | InvalidInput | SlugTaken | SlotUnavailable | CalendarInactive | PageNotFound
+
+
 class Refused(Exception):
     """Raised inside a transaction so it rolls back; the service returns ``result``.
 
@@ -29,7 +53,7 @@ class Refused(Exception):
     changed, so a refusal must leave the block by exception.
     """
 
-    def __init__(self, result: NotFound | InvalidInput | SlugTaken) -> None:
+    def __init__(self, result: Expected) -> None:
         super().__init__(result.message)
         self.result = result
 

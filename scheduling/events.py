@@ -50,8 +50,30 @@ class AvailabilityChanged:
         )
 
 
-Event = AvailabilityChanged
-_EVENT_TYPES: dict[str, type[Event]] = {AvailabilityChanged.kind: AvailabilityChanged}
+@dataclass(frozen=True)
+class BookingCreated:
+    """A booking or a request was stored for the owner (SUB-3)."""
+
+    kind: ClassVar[str] = "booking_created"
+    owner_id: uuid.UUID
+    booking_id: uuid.UUID
+
+    def channel_key(self) -> str:
+        return owner_channel_key(self.owner_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"owner_id": self.owner_id.hex, "booking_id": self.booking_id.hex}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BookingCreated:
+        return cls(owner_id=uuid.UUID(data["owner_id"]), booking_id=uuid.UUID(data["booking_id"]))
+
+
+Event = AvailabilityChanged | BookingCreated
+_EVENT_TYPES: dict[str, type[AvailabilityChanged] | type[BookingCreated]] = {
+    AvailabilityChanged.kind: AvailabilityChanged,
+    BookingCreated.kind: BookingCreated,
+}
 
 
 def owner_channel_key(owner_id: uuid.UUID) -> str:

@@ -1,18 +1,31 @@
-"""Live page state for ``slotsChanged``: a snapshot first, then one per change (SUB-1)."""
+"""Live free slots for ``slotsChanged``: a snapshot first, then one per change (SUB-1).
+
+Widgets watching the same page, window and duration share one feed per process: it listens on
+the owner's channel, recomputes once per change and hands the result to every watcher. The
+visitor's zone only changes how times are shown, so it is not part of the feed's key.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from db.engine import Database
 from scheduling import validation
+from scheduling.availability import AvailabilityService
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, ValidationFailed
-from scheduling.events import EventBus, owner_channel_key
+from scheduling.events import AvailabilityChanged, EventBus, owner_channel_key
 from scheduling.pages import PageService, PageView
+from scheduling.pubsub import PubSubUnavailable
 from scheduling.values import PageStatus
+
+logger = logging.getLogger(__name__)
 
 MAX_WINDOW = timedelta(days=62)
 
@@ -33,6 +46,17 @@ class SlotSnapshot:
     as_of: datetime
     status: PageStatus
 
+    def same_as(self, other: SlotSnapshot) -> bool:
+        return (self.slots, self.status) == (other.slots, other.status)
+
+
+@dataclass(frozen=True)
+class FeedKey:
+    page_id: uuid.UUID
+    start: datetime
+    end: datetime
+    duration: int
+
 
 def check_window(window: SlotWindow) -> InvalidInput | None:
     try:
@@ -46,59 +70,192 @@ def check_window(window: SlotWindow) -> InvalidInput | None:
     return None
 
 
-class PageWatch:
-    """One visitor's live view of a page; the page existed when the watch was opened."""
+def feed_key(view: PageView, window: SlotWindow) -> FeedKey | InvalidInput:
+    duration = window.duration if window.duration is not None else view.page.durations[0]
+    if duration not in view.page.durations:
+        return InvalidInput(message=f"duration must be one of {view.page.durations}", field="duration")
+    return FeedKey(page_id=view.page.id, start=window.start, end=window.end, duration=duration)
 
-    def __init__(self, service: LiveService, view: PageView, host: str | None, window: SlotWindow) -> None:
+
+class _Mailbox:
+    """Holds only the newest snapshot: a slow watcher skips stale ones instead of queueing them."""
+
+    def __init__(self) -> None:
+        self.value: SlotSnapshot | None = None
+        self.error: Exception | None = None
+        self.closed = False
+        self.ready = asyncio.Event()
+
+    def put(self, value: SlotSnapshot) -> None:
+        self.value = value
+        self.ready.set()
+
+    def close(self, error: Exception | None = None) -> None:
+        self.closed, self.error = True, error
+        self.ready.set()
+
+    async def take(self) -> SlotSnapshot | None:
+        """The next snapshot, or None when the feed ended; raises the feed's error."""
+        await self.ready.wait()
+        self.ready.clear()
+        value, self.value = self.value, None
+        if value is not None:
+            return value
+        if self.error is not None:
+            raise self.error
+        return None
+
+
+class SlotFeed:
+    """One computation of a page's slots for one window and duration, shared by its watchers."""
+
+    def __init__(self, service: LiveService, view: PageView, key: FeedKey, host: str | None) -> None:
         self._service = service
-        self._page_id: uuid.UUID = view.page.id
-        self._owner_id: uuid.UUID = view.page.owner_id
+        self._key = key
         self._slug = view.page.slug
+        self._owner_id = view.page.owner_id
         self._host = host
-        self._window = window
+        self._mailboxes: set[_Mailbox] = set()
+        self._latest: SlotSnapshot | None = None
+        self._started = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"slot-feed-{key.page_id}")
+
+    def attach(self) -> _Mailbox:
+        mailbox = _Mailbox()
+        if self._latest is not None:
+            mailbox.put(self._latest)
+        elif self._task.done():
+            mailbox.close()
+        self._mailboxes.add(mailbox)
+        return mailbox
+
+    def detach(self, mailbox: _Mailbox) -> bool:
+        """Returns True when that was the last watcher (the feed then stops)."""
+        self._mailboxes.discard(mailbox)
+        if self._mailboxes:
+            return False
+        self._service.forget(self._key, self)  # a newcomer from now on starts a fresh feed
+        self._task.cancel()
+        return True
+
+    async def _run(self) -> None:
+        try:
+            async with self._service.bus.subscribe(owner_channel_key(self._owner_id)) as events:
+                # Listening before the first read, so no change falls between the two.
+                if not await self._refresh():
+                    return
+                async for event in events:
+                    relevant = isinstance(event, AvailabilityChanged) and event.affects(self._key.page_id)
+                    if relevant and not await self._refresh():
+                        return
+        except PubSubUnavailable as exc:
+            self._end(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("slot feed for page %s failed", self._key.page_id)
+            self._end(exc)
+        else:
+            self._end(None)
+        finally:
+            self._service.forget(self._key, self)
+
+    async def _refresh(self) -> bool:
+        """Recompute; tell watchers if it changed. False when the page is gone."""
+        snapshot = await self._service.snapshot(self._slug, self._host, self._key)
+        if snapshot is None:
+            self._end(None)
+            return False
+        if self._latest is None or not snapshot.same_as(self._latest):
+            self._latest = snapshot
+            for mailbox in self._mailboxes:
+                mailbox.put(snapshot)
+        return True
+
+    def _end(self, error: Exception | None) -> None:
+        for mailbox in self._mailboxes:
+            mailbox.close(error)
+
+
+class PageWatch:
+    """One visitor's subscription to a feed."""
+
+    def __init__(self, feed: SlotFeed) -> None:
+        self._feed = feed
 
     async def updates(self) -> AsyncIterator[SlotSnapshot]:
-        """The current snapshot, then a new one whenever it changes; ends if the page goes away.
-
-        Raises ``PubSubUnavailable`` when the live link is lost (the client subscribes again).
-        """
-        async with self._service.bus.subscribe(owner_channel_key(self._owner_id)) as events:
-            # Subscribed before the first read, so no change can fall between the two.
-            last = await self._snapshot()
-            if last is None:
-                return
-            yield last
-            async for event in events:
-                if not event.affects(self._page_id):
-                    continue
-                current = await self._snapshot()
-                if current is None:
-                    return
-                if (current.slots, current.status) != (last.slots, last.status):
-                    last = current
-                    yield current
-
-    async def _snapshot(self) -> SlotSnapshot | None:
-        view = await self._service.pages.public_page(self._slug, self._host)
-        if view is None or view.page.id != self._page_id:
-            return None
-        return SlotSnapshot(slots=(), as_of=self._service.clock(), status=view.status)
+        """Snapshots until the page goes away; raises ``PubSubUnavailable`` if the live link is lost."""
+        mailbox = self._feed.attach()
+        try:
+            while (snapshot := await mailbox.take()) is not None:
+                yield snapshot
+        finally:
+            self._feed.detach(mailbox)
 
 
 class LiveService:
-    def __init__(self, pages: PageService, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, pages: PageService, availability: AvailabilityService, bus: EventBus, clock: Clock
+    ) -> None:
+        self.db = db
         self.pages = pages
+        self.availability = availability
         self.bus = bus
         self.clock = clock
+        self._feeds: dict[FeedKey, SlotFeed] = {}
 
-    async def watch_page(self, slug: str, host: str | None, window: SlotWindow) -> PageWatch | InvalidInput | None:
-        """A watch on a visible page, the problem with the window, or None when not found."""
+    async def _resolve(
+        self, slug: str, host: str | None, window: SlotWindow
+    ) -> tuple[PageView, FeedKey] | InvalidInput | None:
         problem = check_window(window)
         if problem is not None:
             return problem
         view = await self.pages.public_page(slug, host)
         if view is None:
             return None
-        if window.duration is not None and window.duration not in view.page.durations:
-            return InvalidInput(message=f"duration must be one of {view.page.durations}", field="duration")
-        return PageWatch(self, view, host, window)
+        key = feed_key(view, window)
+        return key if isinstance(key, InvalidInput) else (view, key)
+
+    async def query_slots(self, view: PageView, window: SlotWindow) -> SlotSnapshot | InvalidInput:
+        """BOOK-1: the free slots of a page the visitor already sees, for a one-off query."""
+        key = check_window(window) or feed_key(view, window)
+        return key if isinstance(key, InvalidInput) else await self._compute(view, key)
+
+    async def watch_page(self, slug: str, host: str | None, window: SlotWindow) -> PageWatch | InvalidInput | None:
+        """A watch on a visible page, the problem with the window, or None when not found."""
+        resolved = await self._resolve(slug, host, window)
+        if resolved is None or isinstance(resolved, InvalidInput):
+            return resolved
+        view, key = resolved
+        feed = self._feeds.get(key)
+        if feed is None:
+            feed = self._feeds[key] = SlotFeed(self, view, key, host)
+        return PageWatch(feed)
+
+    def forget(self, key: FeedKey, feed: SlotFeed) -> None:
+        if self._feeds.get(key) is feed:
+            del self._feeds[key]
+
+    async def snapshot(self, slug: str, host: str | None, key: FeedKey) -> SlotSnapshot | None:
+        """The page's free slots for the key's window now, or None if the page is gone."""
+        view = await self.pages.public_page(slug, host)
+        if view is None or view.page.id != key.page_id:
+            return None
+        return await self._compute(view, key)
+
+    async def _compute(self, view: PageView, key: FeedKey) -> SlotSnapshot:
+        now = self.clock()
+        async with self.db.session() as session:
+            free = await self.availability.free_slots(
+                session, view.page, duration=key.duration, start=key.start, end=key.end, now=now
+            )
+        return SlotSnapshot(
+            slots=tuple((slot.start, slot.end) for slot in free.slots), as_of=free.as_of, status=view.status
+        )
+
+    async def close(self) -> None:
+        feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            feed._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feed._task

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -53,6 +54,9 @@ class PageView:
     status: PageStatus
     is_default: bool
     owner: User = field(repr=False)
+
+
+PageResult = PageView | InvalidInput | SlugTaken | NotFound
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class PageService:
 
     # Writes ------------------------------------------------------------------------------
 
-    async def create(self, owner_id: uuid.UUID, draft: PageDraft) -> PageView | InvalidInput | SlugTaken | NotFound:
+    async def create(self, owner_id: uuid.UUID, draft: PageDraft) -> PageResult:
         try:
             async with self._db.transaction() as session:
                 owner = await session.get(User, owner_id)
@@ -129,13 +133,11 @@ class PageService:
                     session.add(owner)
                 view = (await self._views(session, owner, [page]))[0]
         except Refused as refused:
-            return refused.result
+            return cast(PageResult, refused.result)
         await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="page", page_ids=(page.id,)))
         return view
 
-    async def update(
-        self, owner_id: uuid.UUID, page_id: uuid.UUID, draft: PageDraft
-    ) -> PageView | InvalidInput | SlugTaken | NotFound:
+    async def update(self, owner_id: uuid.UUID, page_id: uuid.UUID, draft: PageDraft) -> PageResult:
         try:
             async with self._db.transaction() as session:
                 page, owner = await self._owned(session, owner_id, page_id)
@@ -144,7 +146,7 @@ class PageService:
                 await _save(session, page)
                 view = (await self._views(session, owner, [page]))[0]
         except Refused as refused:
-            return refused.result
+            return cast(PageResult, refused.result)
         await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="page", page_ids=(page.id,)))
         return view
 

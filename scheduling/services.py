@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from db.engine import Database
-from scheduling.bookings import BookingService
+from scheduling.availability import AvailabilityService
+from scheduling.booking import BookingService
+from scheduling.booking_lifecycle import BookingLifecycle
+from scheduling.bookings import BookingService as BookingQueries
 from scheduling.calendars import CalendarService
 from scheduling.clock import Clock, system_clock
 from scheduling.domains import DomainService
 from scheduling.events import EventBus
 from scheduling.links import LinkBuilder
+from scheduling.links_signing import LinkSigner
 from scheduling.live import LiveService
+from scheduling.notifications.handlers import BookingEmails
+from scheduling.notifications.mailer import Mailer
+from scheduling.outbox import OutboxWorker
 from scheduling.pages import PageService
 from scheduling.pubsub import EventHub
 from scheduling.users import UserService
@@ -22,30 +30,53 @@ class Services:
     db: Database
     bus: EventBus
     links: LinkBuilder
+    signer: LinkSigner
     users: UserService
     pages: PageService
     domains: DomainService
     live: LiveService
     calendars: CalendarService
-    bookings: BookingService
+    bookings: BookingQueries
+    booking: BookingService
+    lifecycle: BookingLifecycle
+    outbox: OutboxWorker
     clock: Clock
 
     @classmethod
     def build(
-        cls, *, db: Database, hub: EventHub, channel_prefix: str, public_url: str, clock: Clock = system_clock
+        cls,
+        *,
+        db: Database,
+        hub: EventHub,
+        channel_prefix: str,
+        public_url: str,
+        secret_keys: Sequence[str],
+        mailer: Mailer,
+        dashboard_url: str | None = None,
+        clock: Clock = system_clock,
     ) -> Services:
         bus = EventBus(hub, channel_prefix)
         links = LinkBuilder(public_url)
+        signer = LinkSigner(secret_keys)
         pages = PageService(db, bus, links, clock)
+        availability = AvailabilityService()
+        emails = BookingEmails(
+            db, mailer, signer, links, clock, dashboard_url=dashboard_url or f"{links.app_origin}/dashboard"
+        )
+        worker = OutboxWorker(db, emails.handlers(), clock)
         return cls(
             db=db,
             bus=bus,
             links=links,
+            signer=signer,
             users=UserService(db, bus, links, clock),
             pages=pages,
             domains=DomainService(db, clock),
-            live=LiveService(pages, bus, clock),
+            live=LiveService(db, pages, availability, bus, clock),
             calendars=CalendarService(db, bus),
-            bookings=BookingService(db),
+            bookings=BookingQueries(db),
+            booking=BookingService(db, bus, pages, availability, clock, worker.wake),
+            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake),
+            outbox=worker,
             clock=clock,
         )

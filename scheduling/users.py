@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -109,7 +110,7 @@ class UserService:
                     user.default_page_id = page.id
                 session.add(user)
         except Refused as refused:
-            return refused.result  # type: ignore[return-value]
+            return cast(User | InvalidInput | NotFound, refused.result)
         if user.meetings_link_base != previous_base:
             await self._bus.publish(AvailabilityChanged(owner_id=user.id, reason="links"))
         return user

@@ -29,6 +29,18 @@ class BookingStatus(StrEnum):
     DECLINED = "DECLINED"
 
 
+class CalendarWrite(StrEnum):
+    """Where the booking's calendar event stands; owners see it (BOOK-7)."""
+
+    NONE = "NONE"  # nothing to write (a request, or no calendar)
+    PENDING = "PENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+BLOCKING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
+
+
 class BookingSource(StrEnum):
     PAGE = "PAGE"
     CHAT = "CHAT"

@@ -8,6 +8,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema import errors
+from schema.booking_types import Booking, BookingRequest
 from schema.limits import extensions, is_unexpected
 from schema.mutation import Mutation
 from schema.query import Query
@@ -28,7 +29,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[errors.NotFound, errors.InvalidInput, errors.SlugTaken],
+        types=[errors.NotFound, errors.InvalidInput, errors.SlugTaken, Booking, BookingRequest],
         extensions=extensions(production=production),
         config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
     )

@@ -14,6 +14,7 @@ from scheduling.calendars import ConnectionView
 from scheduling.pages import Deleted as DeletedValue
 from scheduling.pages import PageView
 from schema import errors
+from schema.booking_mutations import BookingMutation
 from schema.inputs import CalendarConnectionSettingsInput, SchedulingPageInput, UserSettingsInput
 from schema.types import CalendarConnection, Ctx, Deleted, SchedulingPage, User
 
@@ -32,7 +33,7 @@ def _page_result(result: PageView | errors.DomainError) -> SchedulingPageResult:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(BookingMutation):
     @strawberry.mutation
     async def update_user_settings(self, info: Ctx, input: UserSettingsInput) -> User:
         change = input.to_change()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers import bookings as booking_resolvers
 from resolvers import domains as domain_resolvers
 from resolvers import pages as page_resolvers
 from resolvers import users as user_resolvers
+from schema.booking_types import Booking
 from schema.types import Ctx, Domain, PublicSchedulingPage, User
 
 
@@ -25,3 +27,8 @@ class Query:
     @strawberry.field(description="Connected domains that may serve pages (PAGE-6).")
     async def domains(self, info: Ctx) -> list[Domain]:
         return [Domain.from_domain(row) for row in await domain_resolvers.list_domains(info.context)]
+
+    @strawberry.field(description="A booking by the invitee's signed link token; null when invalid or expired.")
+    async def booking(self, info: Ctx, token: str) -> Booking | None:
+        view = await booking_resolvers.by_token(info.context, token)
+        return None if view is None else Booking.from_row(view.booking, info.context)

@@ -8,8 +8,10 @@ import strawberry
 
 from resolvers import live as live_resolvers
 from scheduling.live import SlotWindow
+from schema.booking_types import Booking, BookingRequest, booking_from_view
 from schema.scalars import DateTime
-from schema.types import Ctx, SlotList
+from schema.slot_types import SlotList
+from schema.types import Ctx
 
 
 @strawberry.type
@@ -27,4 +29,9 @@ class Subscription:
     ) -> AsyncGenerator[SlotList, None]:
         window = SlotWindow(start=start, end=end, timezone=timezone, duration=duration)
         async for snapshot in live_resolvers.slots_changed(info.context, slug, domain, window):
-            yield SlotList.from_domain(snapshot)
+            yield SlotList.from_domain(snapshot, timezone)
+
+    @strawberry.subscription(description="The owner's new bookings and requests as they are stored (SUB-3).")
+    async def booking_created(self, info: Ctx) -> AsyncGenerator[Booking | BookingRequest, None]:
+        async for view in live_resolvers.booking_created(info.context):
+            yield booking_from_view(view, info.context)

@@ -8,42 +8,23 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from db.models import Booking as BookingRow
 from db.models import Calendar as CalendarRow
 from db.models import Domain as DomainRow
 from db.models import User as UserRow
 from resolvers import pages as page_resolvers
+from resolvers import slots as slot_resolvers
 from resolvers import users as user_resolvers
 from resolvers.context import RequestContext
 from scheduling.calendars import ConnectionView
-from scheduling.live import SlotSnapshot
+from scheduling.live import SlotWindow
 from scheduling.pages import PageView
 from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
 from schema import enums as _enums  # noqa: F401  (registers the enums)
+from schema.booking_types import Booking
 from schema.scalars import DateTime
+from schema.slot_types import SlotList
 
 Ctx = Info[RequestContext, None]
-
-
-@strawberry.type
-class Slot:
-    start: DateTime
-    end: DateTime
-
-
-@strawberry.type
-class SlotList:
-    slots: list[Slot]
-    as_of: DateTime
-    status: PageStatus = strawberry.field(description="The page's state when the list was made.")
-
-    @classmethod
-    def from_domain(cls, snapshot: SlotSnapshot) -> SlotList:
-        return cls(
-            slots=[Slot(start=DateTime(start), end=DateTime(end)) for start, end in snapshot.slots],
-            as_of=DateTime(snapshot.as_of),
-            status=snapshot.status,
-        )
 
 
 @strawberry.type
@@ -153,6 +134,7 @@ class PublicSchedulingPage:
     durations: list[int]
     timezone: str
     form_fields: list[FormField]
+    _view: strawberry.Private[PageView]
 
     @classmethod
     def from_domain(cls, view: PageView) -> PublicSchedulingPage:
@@ -165,7 +147,16 @@ class PublicSchedulingPage:
             durations=list(page.durations),
             timezone=page.timezone,
             form_fields=_fields(page.form_fields),
+            _view=view,
         )
+
+    @strawberry.field(description="Free slots starting in [start, end), shown in the visitor's zone (BOOK-1).")
+    async def slots(
+        self, info: Ctx, start: DateTime, end: DateTime, timezone: str, duration: int | None = None
+    ) -> SlotList:
+        window = SlotWindow(start=start, end=end, timezone=timezone, duration=duration)
+        snapshot = await slot_resolvers.query_slots(info.context, self._view, window)
+        return SlotList.from_domain(snapshot, timezone)
 
 
 @strawberry.type
@@ -210,27 +201,6 @@ class CalendarConnection:
             calendar_sync=connection.calendar_sync,
             scheduling_pages=connection.scheduling_pages,
             calendars=[Calendar.from_domain(row) for row in view.calendars],
-        )
-
-
-@strawberry.type
-class Booking:
-    id: strawberry.ID
-    start: DateTime
-    end: DateTime
-    status: BookingStatus
-    invitee_email: str
-    invitee_name: str
-
-    @classmethod
-    def from_domain(cls, row: BookingRow) -> Booking:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            start=DateTime(row.start_at),
-            end=DateTime(row.end_at),
-            status=BookingStatus(row.status),
-            invitee_email=row.invitee_email,
-            invitee_name=row.invitee_name,
         )
 
 
@@ -295,4 +265,4 @@ class User:
     @strawberry.field
     async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[Booking]:
         rows = await user_resolvers.bookings(info.context, self._row, status)
-        return [Booking.from_domain(row) for row in rows]
+        return [Booking.from_row(row, info.context) for row in rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from db.engine import Database
 from db.migrate import ensure_migrated
 from scheduling.clock import Clock, system_clock
+from scheduling.notifications.mailer import Mailer
 from scheduling.pubsub import EventHub
 from scheduling.services import Services
 from server import health
@@ -43,17 +46,26 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
         verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), verify=verify, trust_env=False)
         app.state.http = http
-        app.state.services = Services.build(
+        services = Services.build(
             db=db,
             hub=hub,
             channel_prefix=settings.broadcast_channel_prefix,
             public_url=settings.public_url,
+            secret_keys=settings.encryption_keys(),
+            mailer=mailer_for(settings, clock),
+            dashboard_url=settings.effective_dashboard_url,
             clock=clock,
         )
+        app.state.services = services
+        worker = asyncio.create_task(services.outbox.run(), name="kokous-outbox")
         logger.info("kokous ready", extra={"database": db.engine.url.render_as_string(hide_password=True)})
         try:
             yield
         finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            await services.live.close()
             await hub.disconnect()
             await http.aclose()
             await db.dispose()
@@ -76,6 +88,18 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> Starlette:
     app.state.settings = settings
     app.state.metrics = metrics
     return app
+
+
+def mailer_for(settings: Settings, clock: Clock = system_clock) -> Mailer:
+    """SMTP when configured; otherwise .eml files in the outbox folder (OPS-5)."""
+    sender = f"Kokous <no-reply@{settings.app_host or 'localhost'}>"
+    return Mailer(
+        smtp_url=settings.smtp_url,
+        outbox_dir=settings.outbox_dir,
+        sender=sender,
+        cert_bundle=settings.ca_bundle,
+        clock=clock,
+    )
 
 
 def app_from_environment() -> Starlette:

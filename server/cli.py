@@ -17,6 +17,7 @@ from scheduling.errors import InvalidInput, SlugTaken
 from scheduling.pages import PageDraft, PageView
 from scheduling.pubsub import EventHub
 from scheduling.services import Services
+from server.app import mailer_for
 from server.logs import configure_logging
 from server.settings import Settings, SettingsError, load_settings
 
@@ -124,7 +125,13 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
         await ensure_migrated(db.engine)
         await hub.connect()
         services = Services.build(
-            db=db, hub=hub, channel_prefix=settings.broadcast_channel_prefix, public_url=settings.public_url
+            db=db,
+            hub=hub,
+            channel_prefix=settings.broadcast_channel_prefix,
+            public_url=settings.public_url,
+            secret_keys=settings.encryption_keys(),
+            mailer=mailer_for(settings),
+            dashboard_url=settings.effective_dashboard_url,
         )
         return await work(services)
     finally:

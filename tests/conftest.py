@@ -20,7 +20,7 @@ from tests.live_server import LiveServer, start_live_server
 from tests.services_available import check_postgres, check_redis
 from tests.sync import run_sync
 
-TABLES = "bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
+TABLES = "busy_intervals, bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
 
 
 @pytest.fixture(scope="session")

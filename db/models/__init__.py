@@ -1,6 +1,7 @@
 """Every table, imported here so ``SQLModel.metadata`` knows them all."""
 
 from db.models.bookings import Booking, Contact
+from db.models.busy import BusyInterval
 from db.models.calendars import Calendar, CalendarConnection
 from db.models.outbox import OutboxMessage
 from db.models.pages import Domain, SchedulingPage
@@ -9,6 +10,7 @@ from db.models.users import ApiToken, User
 __all__ = [
     "ApiToken",
     "Booking",
+    "BusyInterval",
     "Calendar",
     "CalendarConnection",
     "Contact",

@@ -6,16 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from db.columns import enum_field, id_field, json_field, timestamp_field
-from scheduling.values import BookingSource, BookingStatus
+from scheduling.values import BookingSource, BookingStatus, CalendarWrite
 
 
 class Booking(SQLModel, table=True):
     __tablename__ = "bookings"
-    __table_args__ = (UniqueConstraint("page_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("page_id", "idempotency_key"),
+        Index("ix_bookings_owner_start", "owner_id", "start_at"),
+    )
 
     id: uuid.UUID = id_field()
     owner_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
@@ -30,6 +33,12 @@ class Booking(SQLModel, table=True):
     invitee_timezone: str = Field(max_length=64)
     answers: dict[str, Any] = json_field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # SHA-256 of the normalised request, so a reused key with a different request is refused.
+    request_fingerprint: str | None = Field(default=None, max_length=64)
+    calendar_write: CalendarWrite = Field(
+        default=CalendarWrite.NONE, sa_type=String(16), sa_column_kwargs={"server_default": "NONE"}
+    )
+    rescheduled_from_id: uuid.UUID | None = None
     created_at: datetime = timestamp_field()
     cancelled_at: datetime | None = timestamp_field(nullable=True)
 

@@ -41,4 +41,6 @@ class Calendar(SQLModel, table=True):
     status: CalendarStatus = enum_field(CalendarStatus.ACTIVE)
     inactive_reason: str | None = Field(default=None, max_length=200)
     inactive_since: datetime | None = timestamp_field(nullable=True)
+    # When busy time was last fetched from the provider: the freshness of slot answers.
+    busy_synced_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()

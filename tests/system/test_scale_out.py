@@ -8,6 +8,7 @@ updates again once the server is back.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from db.engine import Database
 from db.models import Calendar, CalendarConnection
+from scheduling.notifications.mailer import Mailer
 from scheduling.pubsub import EventHub
 from scheduling.services import Services
 from scheduling.values import CalendarProvider
@@ -42,7 +44,14 @@ async def seed_owner_with_page(database_url: str) -> tuple[str, uuid.UUID]:
     db = Database(database_url)
     hub = EventHub("memory://")
     await hub.connect()
-    services = Services.build(db=db, hub=hub, channel_prefix="seed", public_url="http://127.0.0.1:8000")
+    services = Services.build(
+        db=db,
+        hub=hub,
+        channel_prefix="seed",
+        public_url="http://127.0.0.1:8000",
+        secret_keys=("seed-key-of-sixteen-chars",),
+        mailer=Mailer(smtp_url=None, outbox_dir=Path(tempfile.mkdtemp()), sender="seed@example.com"),
+    )
     try:
         created = await services.users.create(email=f"{uuid.uuid4().hex[:8]}@example.com")
         assert not hasattr(created, "field"), created

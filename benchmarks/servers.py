@@ -1,0 +1,127 @@
+"""Processes and databases a benchmark needs, each stopped or dropped by its own handle.
+
+``kokous serve`` processes come from ``tests.system.processes`` and the private redis-server
+from ``tests.redis_process`` (run from the repository root, ``tests`` is importable), so the
+benchmarks start servers exactly as the system tests do. Nothing here touches the shared Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from db.migrate import migrate
+from tests.redis_process import RedisProcess
+from tests.system.processes import ServerProcess, kokous_servers
+
+__all__ = [
+    "BENCH_SECRET_KEY",
+    "RedisProcess",
+    "ServerProcess",
+    "is_ready",
+    "postgres_admin_url",
+    "private_postgres_database",
+    "private_redis",
+    "serve",
+    "server_env",
+    "sqlite_database",
+    "wait_ready",
+]
+
+BENCH_SECRET_KEY = "kokous-benchmark-key-not-secret"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_admin_url() -> str:
+    """The server the benchmarks create their private database on (same variable as the tests)."""
+    return os.environ.get("KOKOUS_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+def server_env(database_url: str, broadcast_url: str = "memory://", prefix: str | None = None) -> dict[str, str]:
+    return {
+        "KOKOUS_DATABASE_URL": database_url,
+        "KOKOUS_BROADCAST_URL": broadcast_url,
+        "KOKOUS_BROADCAST_CHANNEL_PREFIX": prefix or f"bench{uuid.uuid4().hex[:10]}",
+        "KOKOUS_SECRET_KEYS": BENCH_SECRET_KEY,
+        "KOKOUS_LOG_LEVEL": "WARNING",
+    }
+
+
+@contextmanager
+def serve(count: int, env: dict[str, str]) -> Iterator[list[ServerProcess]]:
+    """``count`` ``kokous serve`` processes (one worker each) on free loopback ports, ready."""
+    with (
+        tempfile.TemporaryDirectory(prefix="kokous-bench-") as folder,
+        kokous_servers(count, env, Path(folder)) as servers,
+    ):
+        yield servers
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    """A migrated SQLite file in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="kokous-bench-db-") as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'kokous.db'}"
+        asyncio.run(migrate(url))
+        yield url
+
+
+@contextmanager
+def private_postgres_database() -> Iterator[str]:
+    """``kokous_bench_<random>`` on the shared server, migrated; dropped at the end."""
+    import asyncpg
+
+    admin_url = postgres_admin_url()
+    name = f"kokous_bench_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        url = f"{base}/{name}"
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def private_redis() -> Iterator[RedisProcess]:
+    """A redis-server of our own on a free port, so killing it never disturbs anybody else."""
+    server = RedisProcess()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+async def is_ready(http: httpx.AsyncClient, server: ServerProcess) -> bool:
+    try:
+        return (await http.get(f"{server.base_url}/readyz", timeout=1)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def wait_ready(http: httpx.AsyncClient, server: ServerProcess, *, within: float, interval: float = 0.02) -> float:
+    """Seconds (monotonic clock) at which ``/readyz`` first answered 200; NaN after ``within`` seconds."""
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        if await is_ready(http, server):
+            return time.perf_counter()
+        await asyncio.sleep(interval)
+    return float("nan")

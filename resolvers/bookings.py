@@ -1,0 +1,75 @@
+"""Booking, requests and their lifecycle: visitors, invitees by signed link, and owners."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from db.models import Booking
+from resolvers.auth import require_user
+from resolvers.context import RequestContext
+from resolvers.ids import parse_id
+from scheduling import booking_links
+from scheduling.booking import BookingView, BookResult
+from scheduling.booking_lifecycle import ChangeResult
+from scheduling.booking_rules import BookingDraft
+from scheduling.errors import NotFound
+
+_NOT_FOUND = NotFound(message="booking not found")
+
+
+def manage_token(context: RequestContext, booking: Booking) -> str:
+    """The invitee's signed link token for cancelling or rescheduling this booking (BOOK-5)."""
+    return booking_links.manage_token(context.services.signer, booking)
+
+
+async def book(context: RequestContext, draft: BookingDraft, *, request_only: bool) -> BookResult:
+    return await context.services.booking.book(draft, request_only=request_only)
+
+
+async def by_token(context: RequestContext, token: str) -> BookingView | None:
+    booking_id = parse_id(
+        context.services.signer.verify(booking_links.MANAGE_PURPOSE, token, context.services.clock()) or ""
+    )
+    if booking_id is None:
+        return None
+    return await context.services.lifecycle.get(booking_id, owner_id=None)
+
+
+async def cancel_by_token(context: RequestContext, token: str) -> ChangeResult:
+    view = await by_token(context, token)
+    if view is None:
+        return _NOT_FOUND
+    return await context.services.lifecycle.cancel(view.booking.id, owner_id=None)
+
+
+async def reschedule_by_token(context: RequestContext, token: str, start: datetime) -> ChangeResult:
+    view = await by_token(context, token)
+    if view is None:
+        return _NOT_FOUND
+    return await context.services.lifecycle.reschedule(view.booking.id, start, owner_id=None)
+
+
+async def cancel(context: RequestContext, booking_id: str) -> ChangeResult:
+    user = require_user(context)
+    parsed = parse_id(booking_id)
+    return _NOT_FOUND if parsed is None else await context.services.lifecycle.cancel(parsed, owner_id=user.id)
+
+
+async def reschedule(context: RequestContext, booking_id: str, start: datetime) -> ChangeResult:
+    user = require_user(context)
+    parsed = parse_id(booking_id)
+    if parsed is None:
+        return _NOT_FOUND
+    return await context.services.lifecycle.reschedule(parsed, start, owner_id=user.id)
+
+
+async def accept(context: RequestContext, booking_id: str) -> ChangeResult:
+    user = require_user(context)
+    parsed = parse_id(booking_id)
+    return _NOT_FOUND if parsed is None else await context.services.lifecycle.accept(parsed, owner_id=user.id)
+
+
+async def decline(context: RequestContext, booking_id: str) -> ChangeResult:
+    user = require_user(context)
+    parsed = parse_id(booking_id)
+    return _NOT_FOUND if parsed is None else await context.services.lifecycle.decline(parsed, owner_id=user.id)

@@ -1,0 +1,141 @@
+"""Free slots of a page: its rules, minus busy time on every integrated calendar and bookings.
+
+Reads only the database (the busy-time cache and bookings), never a provider: a visitor's slot
+query must not wait on Google or Microsoft (ARCHITECTURE rule 7).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from scheduling.engine import (
+    FixedHorizon,
+    Interval,
+    RollingHorizon,
+    SlotRules,
+    TimeRange,
+    WeeklyRules,
+    bookable_range,
+    free_slots,
+)
+from scheduling.values import BLOCKING_STATUSES, Weekday
+
+
+@dataclass(frozen=True)
+class FreeSlots:
+    slots: list[Interval]
+    as_of: datetime
+
+
+def weekly_rules(page: SchedulingPage) -> WeeklyRules:
+    """The page's stored hours as the engine's rules."""
+    weekly: dict[int, list[TimeRange]] = {}
+    for row in page.weekly_hours:
+        weekly.setdefault(Weekday(row["weekday"]).iso_index, []).append(_range(row))
+    overrides = {
+        date.fromisoformat(row["date"]): tuple(_range(span) for span in row["intervals"]) for row in page.date_overrides
+    }
+    return WeeklyRules(
+        timezone=page.timezone,
+        weekly={day: tuple(sorted(ranges, key=lambda r: r.start)) for day, ranges in weekly.items()},
+        overrides=overrides,
+    )
+
+
+def _minutes(value: str) -> int:
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _range(row: dict[str, str]) -> TimeRange:
+    return TimeRange(start=_minutes(row["start"]), end=_minutes(row["end"]))
+
+
+def slot_rules(page: SchedulingPage, duration: int) -> SlotRules:
+    horizon: FixedHorizon | RollingHorizon
+    if page.fixed_range_start is not None and page.fixed_range_end is not None:
+        horizon = FixedHorizon(first=page.fixed_range_start, last=page.fixed_range_end)
+    else:
+        horizon = RollingHorizon(days=page.booking_horizon_days)
+    return SlotRules(
+        duration=duration,
+        increment=page.start_increment,
+        buffer_before=page.buffer_minutes,
+        buffer_after=page.buffer_minutes,
+        minimum_notice=page.minimum_notice_minutes,
+        horizon=horizon,
+    )
+
+
+class AvailabilityService:
+    async def free_slots(
+        self,
+        session: AsyncSession,
+        page: SchedulingPage,
+        *,
+        duration: int,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        ignore_booking: uuid.UUID | None = None,
+    ) -> FreeSlots:
+        """Slots starting in [start, end); ``ignore_booking`` frees a booking being rescheduled."""
+        rules, rules_for_duration = weekly_rules(page), slot_rules(page, duration)
+        bookable = bookable_range(rules, rules_for_duration, now)
+        if bookable is None or bookable.end <= start or bookable.start >= end:
+            return FreeSlots(slots=[], as_of=now)
+        margin = timedelta(minutes=duration + page.buffer_minutes)
+        busy, as_of = await self.busy_time(
+            session, page.owner_id, max(start, bookable.start) - margin, min(end, bookable.end) + margin, now
+        )
+        intervals = [interval for interval, booking_id in busy if booking_id is None or booking_id != ignore_booking]
+        slots = free_slots(rules, rules_for_duration, intervals, start, end, now)
+        return FreeSlots(slots=slots, as_of=as_of)
+
+    @staticmethod
+    async def busy_time(
+        session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+    ) -> tuple[list[tuple[Interval, uuid.UUID | None]], datetime]:
+        """Busy intervals overlapping [start, end), each with its booking id if it is a booking.
+
+        Plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
+        in UTC (SQLite compares the stored text), so bounds are converted first.
+        """
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        calendars = (
+            select(col(Calendar.id))
+            .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+            .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
+        )
+        busy_rows = await session.exec(
+            select(col(BusyInterval.start_at), col(BusyInterval.end_at)).where(
+                col(BusyInterval.calendar_id).in_(calendars),
+                col(BusyInterval.start_at) < end,
+                col(BusyInterval.end_at) > start,
+            )
+        )
+        booking_rows = await session.exec(
+            select(col(Booking.start_at), col(Booking.end_at), col(Booking.id)).where(
+                col(Booking.owner_id) == owner_id,
+                col(Booking.status).in_(BLOCKING_STATUSES),
+                col(Booking.start_at) < end,
+                col(Booking.end_at) > start,
+            )
+        )
+        synced = await session.exec(
+            select(func.min(col(Calendar.busy_synced_at))).where(col(Calendar.id).in_(calendars))
+        )
+        oldest_sync = synced.first()
+        intervals: list[tuple[Interval, uuid.UUID | None]] = [
+            (Interval(row[0], row[1]), None) for row in busy_rows.all()
+        ]
+        intervals.extend((Interval(row[0], row[1]), row[2]) for row in booking_rows.all())
+        as_of = min(now, oldest_sync) if oldest_sync is not None else now
+        return intervals, as_of

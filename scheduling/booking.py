@@ -1,0 +1,241 @@
+"""Booking a slot so that overlaps are impossible (BOOK-2, BOOK-3, BOOK-4, PAGE-4).
+
+The availability check and the insert happen in one write transaction: on SQLite it holds
+the write lock from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an
+exclusion constraint refuses overlapping bookings whatever the application checked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import Database
+from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMessage, SchedulingPage, User
+from scheduling import outbox
+from scheduling.availability import AvailabilityService
+from scheduling.booking_rules import BookingDraft, CheckedBooking, check
+from scheduling.clock import Clock
+from scheduling.engine import nearest_free
+from scheduling.errors import (
+    CalendarInactive,
+    InvalidInput,
+    PageNotFound,
+    Refused,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
+from scheduling.pages import PageService
+from scheduling.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
+
+ALTERNATIVES_SPAN = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class BookingView:
+    """A stored booking or request with the page it was made on."""
+
+    booking: Booking
+    page: SchedulingPage
+
+
+BookResult = BookingView | SlotUnavailable | CalendarInactive | PageNotFound | InvalidInput
+
+
+class BookingService:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        pages: PageService,
+        availability: AvailabilityService,
+        clock: Clock,
+        wake_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._pages = pages
+        self._availability = availability
+        self._clock = clock
+        self._wake_outbox = wake_outbox
+
+    async def book(self, draft: BookingDraft, *, request_only: bool = False) -> BookResult:
+        """Book a free slot; an offline page (or ``request_only``) stores a request instead."""
+        view = await self._pages.public_page(draft.slug, draft.domain)
+        if view is None:
+            return PageNotFound(message="scheduling page not found")
+        page = view.page
+        try:
+            checked = check(draft, page, request_only=request_only or view.status is PageStatus.OFFLINE)
+        except ValidationFailed as failure:
+            return failure.as_result()
+        if checked.idempotency_key is not None:
+            earlier = await self._by_idempotency_key(page, checked)
+            if earlier is not None:
+                return earlier
+        if await self._has_inactive_calendar(page.owner_id):
+            return CalendarInactive(
+                message="this calendar cannot take bookings right now; the owner has been asked to reconnect it"
+            )
+        try:
+            booking = await self._insert(page, checked)
+        except AlreadyBooked as existing:
+            return BookingView(booking=existing.booking, page=page)
+        except Refused as refused:
+            if isinstance(refused.result, SlotUnavailable):
+                return await self._with_alternatives(page, checked)
+            return cast(BookResult, refused.result)
+        except IntegrityError:
+            # A concurrent request with the same idempotency key won: answer with its result.
+            earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
+            return earlier if earlier is not None else await self._with_alternatives(page, checked)
+        await self._announce(booking)
+        return BookingView(booking=booking, page=page)
+
+    async def _insert(self, page: SchedulingPage, checked: CheckedBooking) -> Booking:
+        now = self._clock()
+        async with self._db.transaction(write=True) as session:
+            await lock_owner(session, page.owner_id)
+            if checked.idempotency_key is not None:
+                # Again under the lock: a concurrent retry may have committed since the first look.
+                earlier = await _by_key(session, page, checked.idempotency_key)
+                if earlier is not None:
+                    if earlier.request_fingerprint != checked.fingerprint():
+                        raise Refused(_KEY_REUSED)
+                    session.expunge(earlier)  # keep its loaded values through the rollback
+                    raise AlreadyBooked(earlier)
+            free = await self._availability.free_slots(
+                session,
+                page,
+                duration=checked.duration,
+                start=checked.start,
+                end=checked.start + timedelta(minutes=1),
+                now=now,
+            )
+            if not any(slot.start == checked.start for slot in free.slots):
+                raise Refused(SlotUnavailable(message="that time is no longer available"))
+            confirmed = not checked.request_only
+            booking = Booking(
+                owner_id=page.owner_id,
+                page_id=page.id,
+                start_at=checked.start,
+                end_at=checked.end,
+                status=BookingStatus.CONFIRMED if confirmed else BookingStatus.REQUESTED,
+                source=checked.source,
+                invitee_name=checked.invitee_name,
+                invitee_email=checked.invitee_email,
+                invitee_timezone=checked.timezone,
+                answers=checked.answers,
+                idempotency_key=checked.idempotency_key,
+                request_fingerprint=checked.fingerprint(),
+                calendar_write=CalendarWrite.PENDING if confirmed else CalendarWrite.NONE,
+                created_at=now,
+            )
+            booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
+            session.add(booking)
+            await session.flush()
+            for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
+                session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
+        return booking
+
+    async def _announce(self, booking: Booking) -> None:
+        """After commit: live slot watchers and the owner's subscriptions, then the outbox."""
+        await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking", page_ids=()))
+        await self._bus.publish(BookingCreated(owner_id=booking.owner_id, booking_id=booking.id))
+        self._wake_outbox()
+
+    async def _by_idempotency_key(
+        self, page: SchedulingPage, checked: CheckedBooking
+    ) -> BookingView | InvalidInput | None:
+        """BOOK-4: the same key returns the first result; another request under it is refused."""
+        async with self._db.session() as session:
+            earlier = (
+                await session.exec(
+                    select(Booking).where(
+                        Booking.page_id == page.id, Booking.idempotency_key == checked.idempotency_key
+                    )
+                )
+            ).first()
+        if earlier is None:
+            return None
+        if earlier.request_fingerprint != checked.fingerprint():
+            return InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
+        return BookingView(booking=earlier, page=page)
+
+    async def _has_inactive_calendar(self, owner_id: uuid.UUID) -> bool:
+        """INACT-2: one inactive integrated calendar stops all booking with the owner."""
+        async with self._db.session() as session:
+            statement = (
+                select(Calendar.id)
+                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                .where(
+                    col(CalendarConnection.user_id) == owner_id,
+                    col(Calendar.integrated).is_(True),
+                    col(Calendar.status) == CalendarStatus.INACTIVE,
+                )
+                .limit(1)
+            )
+            return (await session.exec(statement)).first() is not None
+
+    async def _with_alternatives(self, page: SchedulingPage, checked: CheckedBooking) -> SlotUnavailable:
+        """The refusal, with up to three free slots nearest to the wanted time."""
+        async with self._db.session() as session:
+            free = await self._availability.free_slots(
+                session,
+                page,
+                duration=checked.duration,
+                start=checked.start - ALTERNATIVES_SPAN,
+                end=checked.start + ALTERNATIVES_SPAN,
+                now=self._clock(),
+            )
+        nearest = nearest_free(free.slots, checked.start, limit=3)
+        return SlotUnavailable(
+            message="that time is no longer available; here are the nearest free times",
+            alternatives=tuple((slot.start, slot.end) for slot in nearest),
+        )
+
+
+class AlreadyBooked(Exception):
+    """The idempotency key's booking exists (committed by a concurrent retry): answer with it."""
+
+    def __init__(self, booking: Booking) -> None:
+        super().__init__(str(booking.id))
+        self.booking = booking
+
+
+_KEY_REUSED = InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
+
+
+async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Booking | None:
+    statement = select(Booking).where(Booking.page_id == page.id, Booking.idempotency_key == key)
+    return (await session.exec(statement)).first()
+
+
+async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already does."""
+    await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+
+
+async def upsert_contact(
+    session: AsyncSession, owner_id: uuid.UUID, checked: CheckedBooking, now: datetime
+) -> uuid.UUID:
+    """SYNC-1: the person who booked becomes (or updates) a contact of the owner."""
+    contact = (
+        await session.exec(select(Contact).where(Contact.owner_id == owner_id, Contact.email == checked.invitee_email))
+    ).first()
+    if contact is None:
+        contact = Contact(owner_id=owner_id, email=checked.invitee_email, created_at=now)
+    contact.name = checked.invitee_name
+    contact.properties = {**contact.properties, **checked.answers}
+    contact.updated_at = now
+    session.add(contact)
+    await session.flush()
+    return contact.id

@@ -1,0 +1,158 @@
+"""After booking: cancel and reschedule (owner or invitee link), accept or decline requests.
+
+(BOOK-5, BOOK-6.) Every change runs in one write transaction with the owner locked, re-checks
+availability where time moves, and queues the calendar and email work in the outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import Database
+from db.models import Booking, OutboxMessage, SchedulingPage
+from scheduling import outbox
+from scheduling.availability import AvailabilityService
+from scheduling.booking import BookingView, lock_owner
+from scheduling.clock import Clock
+from scheduling.errors import InvalidInput, NotFound, Refused, SlotUnavailable
+from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.pages import PageService
+from scheduling.values import BookingStatus, CalendarWrite, PageStatus
+
+ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable
+_NOT_FOUND = NotFound(message="booking not found")
+
+
+class BookingLifecycle:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        pages: PageService,
+        availability: AvailabilityService,
+        clock: Clock,
+        wake_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._pages = pages
+        self._availability = availability
+        self._clock = clock
+        self._wake_outbox = wake_outbox
+
+    async def get(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> BookingView | None:
+        """A booking; with ``owner_id`` only the owner's (another owner's is simply not found)."""
+        async with self._db.session() as session:
+            booking = await session.get(Booking, booking_id)
+            if booking is None or (owner_id is not None and booking.owner_id != owner_id):
+                return None
+            page = await session.get(SchedulingPage, booking.page_id)
+            return None if page is None else BookingView(booking=booking, page=page)
+
+    async def cancel(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> ChangeResult:
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+                raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be cancelled"))
+            booking.status = BookingStatus.CANCELLED
+            booking.cancelled_at = self._clock()
+            kinds = [outbox.EMAIL_BOOKING_CANCELLED]
+            if booking.calendar_write != CalendarWrite.NONE:
+                kinds.append(outbox.CALENDAR_DELETE_EVENT)
+            return kinds
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
+        """Move a confirmed booking (or a pending request) to another free start, same length."""
+
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+                raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be rescheduled"))
+            if start.tzinfo is None:
+                raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
+            new_start = start.astimezone(UTC)
+            await self._require_free(session, page, booking, new_start)
+            duration = booking.end_at - booking.start_at
+            booking.start_at, booking.end_at = new_start, new_start + duration
+            kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
+            if booking.calendar_write != CalendarWrite.NONE:
+                kinds.append(outbox.CALENDAR_UPDATE_EVENT)
+            return kinds
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def accept(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
+        """BOOK-6: a request becomes a booking, written to the calendar; needs a connected calendar."""
+        view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None:
+            public = await self._pages.get_page(owner_id, view.page.id)
+            if not isinstance(public, NotFound) and public.status is PageStatus.OFFLINE:
+                return InvalidInput(message="connect a calendar before accepting requests")
+
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status != BookingStatus.REQUESTED:
+                raise Refused(InvalidInput(message="only a requested meeting can be accepted"))
+            await self._require_free(session, page, booking, booking.start_at)
+            booking.status = BookingStatus.CONFIRMED
+            booking.calendar_write = CalendarWrite.PENDING
+            return [outbox.CALENDAR_CREATE_EVENT, outbox.EMAIL_BOOKING_CONFIRMED]
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def decline(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status != BookingStatus.REQUESTED:
+                raise Refused(InvalidInput(message="only a requested meeting can be declined"))
+            booking.status = BookingStatus.DECLINED
+            booking.cancelled_at = self._clock()
+            return [outbox.EMAIL_REQUEST_DECLINED]
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def _require_free(
+        self, session: AsyncSession, page: SchedulingPage, booking: Booking, start: datetime
+    ) -> None:
+        duration = int((booking.end_at - booking.start_at).total_seconds() // 60)
+        free = await self._availability.free_slots(
+            session,
+            page,
+            duration=duration,
+            start=start,
+            end=start + timedelta(minutes=1),
+            now=self._clock(),
+            ignore_booking=booking.id,
+        )
+        if not any(slot.start == start for slot in free.slots):
+            raise Refused(SlotUnavailable(message="that time is not available"))
+
+    async def _change(
+        self,
+        booking_id: uuid.UUID,
+        owner_id: uuid.UUID | None,
+        change: Callable[[AsyncSession, Booking, SchedulingPage], Awaitable[list[str]]],
+    ) -> ChangeResult:
+        now = self._clock()
+        try:
+            async with self._db.transaction(write=True) as session:
+                booking = await session.get(Booking, booking_id)
+                if booking is None or (owner_id is not None and booking.owner_id != owner_id):
+                    raise Refused(_NOT_FOUND)
+                await lock_owner(session, booking.owner_id)
+                await session.refresh(booking)
+                page = await session.get(SchedulingPage, booking.page_id)
+                if page is None:
+                    raise Refused(_NOT_FOUND)
+                kinds = await change(session, booking, page)
+                session.add(booking)
+                for kind in kinds:
+                    session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
+        except Refused as refused:
+            return cast(ChangeResult, refused.result)
+        await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking_changed"))
+        self._wake_outbox()
+        return BookingView(booking=booking, page=page)

@@ -1,0 +1,38 @@
+"""Integer epoch seconds: the engine's inner unit.
+
+Slot starts are whole seconds, so comparing them with a busy interval rounded outwards (start
+floored, end ceiled) gives exactly the answer the microsecond datetimes would, while integer
+arithmetic keeps the hot loops cheap. Conversions happen only at the engine's boundary.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MINUTE = 60
+DAY = 86_400
+
+
+def require_aware(value: datetime, name: str) -> datetime:
+    """The value in UTC; a naive datetime is refused, as at every boundary (ARCHITECTURE rule 3)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def floor_seconds(value: datetime) -> int:
+    """Whole seconds since the epoch, rounded down (exact: a timedelta keeps days, seconds, microseconds)."""
+    delta = value - EPOCH
+    return delta.days * DAY + delta.seconds
+
+
+def ceil_seconds(value: datetime) -> int:
+    """Whole seconds since the epoch, rounded up."""
+    delta = EPOCH - value
+    return -(delta.days * DAY + delta.seconds)
+
+
+def from_seconds(seconds: int) -> datetime:
+    """The UTC datetime of whole epoch seconds."""
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,401 @@
+"""The emails bookings send (BOOK-2, BOOK-5, BOOK-6), built from plain values.
+
+Every builder returns an ``EmailMessage`` (policy ``SMTP``) with To, Subject and usually
+Reply-To set; From, Date and Message-ID are left to the ``Mailer`` unless the caller sets them.
+Times are shown in the reader's IANA zone. Names and page titles come from visitors and owners:
+they pass through ``one_line`` (no CR/LF or other control characters) and addresses through
+``email.headerregistry.Address``, which quotes or RFC 2047-encodes display names, so no value
+can add a header.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from scheduling.notifications.invitations import Invitation, invitation_ics, normalise_email, one_line
+
+__all__ = [
+    "ICS_FILENAME",
+    "booking_cancelled",
+    "booking_confirmation",
+    "format_when",
+    "mailbox",
+    "owner_new_booking",
+    "owner_new_request",
+    "request_declined",
+    "request_received",
+]
+
+ICS_FILENAME = "invite.ics"
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def mailbox(name: str, email: str) -> Address:
+    """A header address; the display name made one line, the address checked (ValueError)."""
+    return Address(display_name=one_line(name), addr_spec=normalise_email(email))
+
+
+def _url(url: str) -> str:
+    """A link shown in a body: one token, no spaces or control characters (ValueError)."""
+    if not url or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        raise ValueError("links must not contain spaces or control characters")
+    return url
+
+
+def _optional_url(url: str | None) -> str | None:
+    return None if url is None else _url(url)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {one_line(name, max_length=64)!r}") from None
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("times must be aware datetimes")
+    return moment.astimezone(zone)
+
+
+def _date(moment: datetime, *, short: bool) -> str:
+    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
+    if short:
+        day, month = day[:3], month[:3]
+    return f"{day} {moment.day} {month} {moment.year}"
+
+
+def format_when(start: datetime, end: datetime, time_zone: str, *, short: bool = False) -> str:
+    """``start``-``end`` in ``time_zone``, e.g. ``Monday 2 March 2026, 09:00-09:30 (America/New_York)``.
+
+    ``short`` gives the start only, for subjects: ``Mon 2 Mar 2026, 09:00 (America/New_York)``.
+    """
+    zone = _zone(time_zone)
+    local_start, local_end = _local(start, zone), _local(end, zone)
+    if short:
+        return f"{_date(local_start, short=True)}, {local_start:%H:%M} ({time_zone})"
+    if local_start.date() == local_end.date():
+        return f"{_date(local_start, short=False)}, {local_start:%H:%M}-{local_end:%H:%M} ({time_zone})"
+    first = f"{_date(local_start, short=False)}, {local_start:%H:%M}"
+    return f"{first} - {_date(local_end, short=False)}, {local_end:%H:%M} ({time_zone})"
+
+
+def _message(*, to: Address, subject: str, body: str, reply_to: Address | None = None) -> EmailMessage:
+    message = EmailMessage(policy=policy.SMTP)
+    message["To"] = to
+    if reply_to is not None:
+        message["Reply-To"] = reply_to
+    message["Subject"] = one_line(subject, max_length=250)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(body)
+    return message
+
+
+def _attach_ics(message: EmailMessage, ics: bytes, method: str) -> None:
+    message.add_attachment(
+        ics,
+        maintype="text",
+        subtype="calendar",
+        filename=ICS_FILENAME,
+        params={"method": method, "charset": "utf-8"},
+    )
+
+
+def _lines(*parts: str | None) -> str:
+    return "\n".join(part for part in parts if part is not None) + "\n"
+
+
+def _answers_block(answers: Mapping[str, str]) -> str | None:
+    if not answers:
+        return None
+    rows = ["", "Answers:"]
+    for label, value in answers.items():
+        # Multi-line answers are indented so they cannot pass for lines of ours.
+        text = "\n    ".join(line.rstrip() for line in str(value).strip().splitlines()) or "-"
+        rows.append(f"- {one_line(label, max_length=100)}: {text}")
+    return "\n".join(rows)
+
+
+def _meeting_title(page_name: str, owner_name: str) -> str:
+    return f"{one_line(page_name, max_length=100)} with {one_line(owner_name, max_length=100)}"
+
+
+def booking_confirmation(
+    *,
+    uid: str,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    invitee_name: str,
+    invitee_email: str,
+    invitee_time_zone: str,
+    start: datetime,
+    end: datetime,
+    cancel_url: str,
+    reschedule_url: str,
+    location_url: str | None = None,
+    sequence: int = 0,
+    rescheduled: bool = False,
+    stamp: datetime | None = None,
+) -> EmailMessage:
+    """To the invitee: the meeting is booked (or moved, with ``rescheduled`` and a higher
+    ``sequence``), with the manage links and a METHOD:REQUEST invitation attached.
+    """
+    cancel_url, reschedule_url = _url(cancel_url), _url(reschedule_url)
+    location_url = _optional_url(location_url)
+    title = _meeting_title(page_name, owner_name)
+    verb = "Rescheduled" if rescheduled else "Confirmed"
+    when = format_when(start, end, invitee_time_zone)
+    body = _lines(
+        f"Hello {one_line(invitee_name)},",
+        "",
+        "Your meeting has been moved to a new time." if rescheduled else "Your meeting is confirmed.",
+        "",
+        f"What:  {title}",
+        f"When:  {when}",
+        f"Where: {location_url}" if location_url else None,
+        "",
+        "Need to change it?",
+        f"Reschedule: {reschedule_url}",
+        f"Cancel:     {cancel_url}",
+        "",
+        f"The invitation is attached ({ICS_FILENAME}); open it to add the meeting to your calendar.",
+    )
+    message = _message(
+        to=mailbox(invitee_name, invitee_email),
+        reply_to=mailbox(owner_name, owner_email),
+        subject=f"{verb}: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        body=body,
+    )
+    invitation = Invitation(
+        uid=uid,
+        sequence=sequence,
+        method="REQUEST",
+        summary=title,
+        description=_lines(
+            f"Booked with Kokous by {one_line(invitee_name)}.",
+            f"Reschedule: {reschedule_url}",
+            f"Cancel: {cancel_url}",
+        ).rstrip("\n"),
+        start=start,
+        end=end,
+        organizer_email=owner_email,
+        organizer_name=owner_name,
+        attendee_email=invitee_email,
+        attendee_name=invitee_name,
+        location_url=location_url,
+        status="CONFIRMED",
+    )
+    _attach_ics(message, invitation_ics(invitation, stamp=stamp), "REQUEST")
+    return message
+
+
+def booking_cancelled(
+    *,
+    uid: str,
+    sequence: int,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    invitee_name: str,
+    invitee_email: str,
+    invitee_time_zone: str,
+    start: datetime,
+    end: datetime,
+    reason: str | None = None,
+    book_again_url: str | None = None,
+    stamp: datetime | None = None,
+) -> EmailMessage:
+    """To the invitee: the meeting is cancelled, with a METHOD:CANCEL invitation attached
+    (same ``uid``, a ``sequence`` above the last one sent) so calendars remove it.
+    """
+    book_again_url = _optional_url(book_again_url)
+    title = _meeting_title(page_name, owner_name)
+    when = format_when(start, end, invitee_time_zone)
+    reason_text = one_line(reason, max_length=500) if reason else ""
+    body = _lines(
+        f"Hello {one_line(invitee_name)},",
+        "",
+        "This meeting has been cancelled:",
+        "",
+        f"What: {title}",
+        f"When: {when}",
+        f"Reason: {reason_text}" if reason_text else None,
+        "",
+        f"Book another time: {book_again_url}" if book_again_url else None,
+        f"The attached {ICS_FILENAME} removes it from your calendar.",
+    )
+    message = _message(
+        to=mailbox(invitee_name, invitee_email),
+        reply_to=mailbox(owner_name, owner_email),
+        subject=f"Cancelled: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        body=body,
+    )
+    invitation = Invitation(
+        uid=uid,
+        sequence=sequence,
+        method="CANCEL",
+        summary=title,
+        description=f"Cancelled. {reason_text}".strip(),
+        start=start,
+        end=end,
+        organizer_email=owner_email,
+        organizer_name=owner_name,
+        attendee_email=invitee_email,
+        attendee_name=invitee_name,
+        status="CANCELLED",
+    )
+    _attach_ics(message, invitation_ics(invitation, stamp=stamp), "CANCEL")
+    return message
+
+
+def owner_new_booking(
+    *,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    owner_time_zone: str,
+    invitee_name: str,
+    invitee_email: str,
+    start: datetime,
+    end: datetime,
+    answers: Mapping[str, str] | None = None,
+    booking_url: str | None = None,
+) -> EmailMessage:
+    """To the owner: someone booked a page (the calendar event is written separately).
+    Reply-To is the invitee, so a reply goes to them.
+    """
+    booking_url = _optional_url(booking_url)
+    invitee = one_line(invitee_name)
+    body = _lines(
+        f"Hello {one_line(owner_name)},",
+        "",
+        f"{invitee} <{normalise_email(invitee_email)}> booked {one_line(page_name, max_length=100)}.",
+        "",
+        f"When: {format_when(start, end, owner_time_zone)}",
+        _answers_block(answers or {}),
+        "",
+        f"Details: {booking_url}" if booking_url else None,
+    )
+    return _message(
+        to=mailbox(owner_name, owner_email),
+        reply_to=mailbox(invitee_name, invitee_email),
+        subject=(
+            f"New booking: {invitee} - {one_line(page_name, max_length=100)} "
+            f"on {format_when(start, end, owner_time_zone, short=True)}"
+        ),
+        body=body,
+    )
+
+
+def owner_new_request(
+    *,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    owner_time_zone: str,
+    invitee_name: str,
+    invitee_email: str,
+    start: datetime,
+    end: datetime,
+    requests_url: str,
+    answers: Mapping[str, str] | None = None,
+) -> EmailMessage:
+    """To the owner: a request from an offline page (PAGE-4, BOOK-6), to accept or decline."""
+    requests_url = _url(requests_url)
+    invitee = one_line(invitee_name)
+    body = _lines(
+        f"Hello {one_line(owner_name)},",
+        "",
+        f"{invitee} <{normalise_email(invitee_email)}> asked to meet: {one_line(page_name, max_length=100)}.",
+        "",
+        f"Requested time: {format_when(start, end, owner_time_zone)}",
+        _answers_block(answers or {}),
+        "",
+        "Nothing is in your calendar yet: accepting the request creates the event and tells",
+        f"{invitee}; declining tells them it did not work out. Accept or decline it here:",
+        requests_url,
+    )
+    return _message(
+        to=mailbox(owner_name, owner_email),
+        reply_to=mailbox(invitee_name, invitee_email),
+        subject=(
+            f"Request: {invitee} - {one_line(page_name, max_length=100)} "
+            f"on {format_when(start, end, owner_time_zone, short=True)}"
+        ),
+        body=body,
+    )
+
+
+def request_received(
+    *,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    invitee_name: str,
+    invitee_email: str,
+    invitee_time_zone: str,
+    start: datetime,
+    end: datetime,
+) -> EmailMessage:
+    """To the invitee: their request reached the owner, who will accept or decline it."""
+    title = _meeting_title(page_name, owner_name)
+    body = _lines(
+        f"Hello {one_line(invitee_name)},",
+        "",
+        f"Your request was sent to {one_line(owner_name)}. You will get an email when it is",
+        "accepted (with a calendar invitation) or declined.",
+        "",
+        f"What: {title}",
+        f"When: {format_when(start, end, invitee_time_zone)}",
+    )
+    return _message(
+        to=mailbox(invitee_name, invitee_email),
+        reply_to=mailbox(owner_name, owner_email),
+        subject=f"Requested: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        body=body,
+    )
+
+
+def request_declined(
+    *,
+    page_name: str,
+    owner_name: str,
+    owner_email: str,
+    invitee_name: str,
+    invitee_email: str,
+    invitee_time_zone: str,
+    start: datetime,
+    end: datetime,
+    book_again_url: str | None = None,
+) -> EmailMessage:
+    """To the invitee: the owner declined their request."""
+    book_again_url = _optional_url(book_again_url)
+    title = _meeting_title(page_name, owner_name)
+    body = _lines(
+        f"Hello {one_line(invitee_name)},",
+        "",
+        f"{one_line(owner_name)} could not accept your request:",
+        "",
+        f"What: {title}",
+        f"When: {format_when(start, end, invitee_time_zone)}",
+        "",
+        f"Ask for another time: {book_again_url}" if book_again_url else None,
+    )
+    return _message(
+        to=mailbox(invitee_name, invitee_email),
+        reply_to=mailbox(owner_name, owner_email),
+        subject=f"Declined: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        body=body,
+    )

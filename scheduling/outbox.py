@@ -1,0 +1,141 @@
+"""Work that follows a commit (emails, calendar writes), done and retried by a worker.
+
+Rows are written in the same transaction as the booking, so a crash loses nothing. A worker
+claims due rows by pushing their ``available_at`` forward by a lease (on PostgreSQL with
+``FOR UPDATE SKIP LOCKED``, so several processes share the work), runs the handler for the
+row's kind and marks it done, or schedules a retry with exponential backoff. Kinds without a
+handler in this process are left for a process that has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from db.engine import Database
+from db.models import OutboxMessage
+from scheduling.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+CALENDAR_CREATE_EVENT = "calendar.create_event"
+CALENDAR_UPDATE_EVENT = "calendar.update_event"
+CALENDAR_DELETE_EVENT = "calendar.delete_event"
+EMAIL_BOOKING_CONFIRMED = "email.booking_confirmed"
+EMAIL_BOOKING_CANCELLED = "email.booking_cancelled"
+EMAIL_BOOKING_RESCHEDULED = "email.booking_rescheduled"
+EMAIL_REQUEST_RECEIVED = "email.request_received"
+EMAIL_REQUEST_DECLINED = "email.request_declined"
+EMAIL_OWNER_NEW_BOOKING = "email.owner_new_booking"
+EMAIL_OWNER_NEW_REQUEST = "email.owner_new_request"
+
+LEASE = timedelta(minutes=2)
+MAX_BACKOFF = timedelta(hours=1)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def kinds_for_new_booking(*, confirmed: bool) -> tuple[str, ...]:
+    if confirmed:
+        return (CALENDAR_CREATE_EVENT, EMAIL_BOOKING_CONFIRMED, EMAIL_OWNER_NEW_BOOKING)
+    return (EMAIL_REQUEST_RECEIVED, EMAIL_OWNER_NEW_REQUEST)
+
+
+def backoff(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s … capped at an hour."""
+    return min(timedelta(seconds=5 * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, Handler],
+        clock: Clock,
+        *,
+        poll_interval: float = 2.0,
+        batch_size: int = 20,
+    ) -> None:
+        self._db = db
+        self._handlers = dict(handlers)
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that added rows, so they go out at once rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Until cancelled: work through due rows, then wait for a wake-up or the poll interval."""
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:
+                logger.exception("outbox: a pass failed; trying again")
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def run_once(self) -> int:
+        """Claim and process one batch; returns how many rows it processed."""
+        claimed = await self._claim()
+        for message in claimed:
+            await self._process(message)
+        return len(claimed)
+
+    async def _claim(self) -> list[OutboxMessage]:
+        if not self._handlers:
+            return []
+        now = self._clock()
+        async with self._db.transaction(write=True) as session:
+            statement = (
+                select(OutboxMessage)
+                .where(
+                    col(OutboxMessage.done_at).is_(None),
+                    col(OutboxMessage.available_at) <= now,
+                    col(OutboxMessage.kind).in_(list(self._handlers)),
+                )
+                .order_by(col(OutboxMessage.available_at))
+                .limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            messages = list((await session.exec(statement)).all())
+            for message in messages:
+                message.available_at = now + LEASE
+                message.attempts += 1
+                session.add(message)
+        return messages
+
+    async def _process(self, message: OutboxMessage) -> None:
+        try:
+            await self._handlers[message.kind](message.payload)
+        except Exception as exc:
+            delay = backoff(message.attempts)
+            logger.warning(
+                "outbox: %s failed (attempt %d), retrying in %s: %s", message.kind, message.attempts, delay, exc
+            )
+            await self._finish(message, error=f"{type(exc).__name__}: {exc}"[:2000], retry_at=self._clock() + delay)
+            return
+        await self._finish(message, error=None, retry_at=None)
+
+    async def _finish(self, message: OutboxMessage, *, error: str | None, retry_at: datetime | None) -> None:
+        async with self._db.transaction(write=True) as session:
+            row = await session.get(OutboxMessage, message.id)
+            if row is None:
+                return
+            if retry_at is None:
+                row.done_at = self._clock()
+                row.last_error = None
+            else:
+                row.available_at = retry_at
+                row.last_error = error
+            session.add(row)
