@@ -8,15 +8,18 @@ from functools import partial
 from typing import Any
 
 from graphql import DirectiveNode, GraphQLError, ValidationRule
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +48,27 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.path is not None and original is not None and not isinstance(original, GraphQLError)
 
 
+# Built once, so the validation cache can recognise the same rule set on every request
+# (QueryDepthLimiter and MaxAliasesLimiter would build new rule classes per request).
+LIMIT_RULES: list[type[ASTValidationRule]] = [
+    depth_validator(MAX_DEPTH, None, None),
+    aliases_validator(MAX_ALIASES),
+    MaxDirectivesRule,
+]
+CACHE_SIZE = 512
+
+
 def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
-    """Factories, so each operation gets fresh extension instances."""
+    """Factories, so each operation gets fresh extension instances.
+
+    Parsing and validating the same document again costs more than running most queries, so
+    both are cached (bounded); the token limit applies at parse time, the rest at validation.
+    """
     chosen: list[Callable[[], SchemaExtension]] = [
-        partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        partial(AddValidationRules, [MaxDirectivesRule]),
+        partial(ParserCache, maxsize=CACHE_SIZE),
+        partial(AddValidationRules, LIMIT_RULES),
+        partial(ValidationCache, maxsize=CACHE_SIZE),
         partial(MaskErrors, should_mask_error=is_unexpected, error_message="Unexpected error."),
     ]
     if production:

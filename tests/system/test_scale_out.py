@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from gql.transport.exceptions import TransportQueryError
 from db.engine import Database
 from db.models import Calendar, CalendarConnection
 from scheduling.notifications.mailer import Mailer
+from scheduling.page_rules import WeeklyHours
+from scheduling.pages import PageDraft
 from scheduling.pubsub import EventHub
 from scheduling.services import Services
-from scheduling.values import CalendarProvider
+from scheduling.values import CalendarProvider, Weekday
 from tests.redis_process import RedisProcess
 from tests.services_available import check_postgres, unavailable
 from tests.system.processes import ServerProcess, kokous_servers
@@ -56,9 +59,11 @@ async def seed_owner_with_page(database_url: str) -> tuple[str, uuid.UUID]:
         created = await services.users.create(email=f"{uuid.uuid4().hex[:8]}@example.com")
         assert not hasattr(created, "field"), created
         user, token = created.user, created.token  # type: ignore[union-attr]
-        from scheduling.pages import PageDraft
 
-        await services.pages.create(user.id, PageDraft(slug="team", name="Team call", durations=[30]))
+        every_day = [WeeklyHours(day, "00:00", "24:00") for day in Weekday]
+        await services.pages.create(
+            user.id, PageDraft(slug="team", name="Team call", durations=[30], weekly_hours=every_day, timezone="UTC")
+        )
         async with db.transaction() as session:
             connection = CalendarConnection(user_id=user.id, provider=CalendarProvider.GOOGLE, account_email=user.email)
             session.add(connection)
@@ -235,3 +240,44 @@ async def test_postgres_listener_loss_ends_subscriptions_with_an_error_then_reco
             await toggle(a, token, connection_id, on=False)
             assert status_of(await again.next()) == "OFFLINE"
             await again.close()
+
+
+BOOK = """
+mutation($start: DateTime!) {
+  bookMeeting(input: {slug: "team", start: $start, timezone: "UTC", invitee: {name: "Vera", email: "vera@example.com"}}) {
+    __typename ... on Booking { id }
+  }
+}
+"""
+
+
+async def test_a_booking_on_one_process_updates_widgets_on_another(
+    postgres_url: str, redis_url: str, channel_prefix: str, tmp_path: Path
+) -> None:
+    # covers: SUB-1, SUB-5, BOOK-3
+    token, _connection_id = await seed_owner_with_page(postgres_url)
+    day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = {"slug": "team", "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat(), "timezone": "UTC"}
+    ten = (day + timedelta(hours=10)).isoformat()
+    with kokous_servers(2, server_env(postgres_url, redis_url, channel_prefix), tmp_path) as (a, b):
+        async with ws_session(b.ws_url, "graphql-transport-ws") as session:
+            watcher = Watcher(session, window)
+            first = await watcher.next()
+            assert isinstance(first, dict)
+            assert ten in [slot["start"] for slot in first["slotsChanged"]["slots"]]
+            async with httpx.AsyncClient(base_url=a.base_url, timeout=10) as http:
+                booked = (await http.post("/graphql", json={"query": BOOK, "variables": {"start": ten}})).json()
+                assert booked["data"]["bookMeeting"]["__typename"] == "Booking", booked
+                after = await watcher.next()
+                assert isinstance(after, dict)
+                assert ten not in [slot["start"] for slot in after["slotsChanged"]["slots"]]
+                cancel = "mutation($id: ID!) { cancelBooking(id: $id) { __typename } }"
+                await http.post(
+                    "/graphql",
+                    json={"query": cancel, "variables": {"id": booked["data"]["bookMeeting"]["id"]}},
+                    headers={"authorization": f"Bearer {token}"},
+                )
+            back = await watcher.next()
+            assert isinstance(back, dict)
+            assert back["slotsChanged"]["slots"] == first["slotsChanged"]["slots"]
+            await watcher.close()
