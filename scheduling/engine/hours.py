@@ -21,9 +21,11 @@ from scheduling.engine.offsets import OffsetTable, local_date
 from scheduling.engine.spans import clip_spans, merge_spans
 from scheduling.engine.weekly import MINUTES_PER_DAY, WeeklyRules
 
-# Local dates are padded by a day each side (zones are up to 14 h from UTC), and the offset
-# table by a little more so every conversion of those dates lands inside it.
-_TABLE_PAD = 3 * DAY
+# Local dates are padded by a day each side (zones are up to 14 h from UTC). The offset table
+# must cover every conversion for those dates: the first lies up to two days before the start
+# (a day of padding, up to a day of rounding down to midnight) plus any offset change; four
+# days leave room for every zone, even one that jumps across the date line.
+_TABLE_PAD = 4 * DAY
 
 
 def table_for(rules: WeeklyRules, start: int, end: int) -> OffsetTable:

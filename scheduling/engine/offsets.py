@@ -1,9 +1,10 @@
 """A zone's UTC offsets over a stretch of time, so local <-> UTC becomes integer arithmetic.
 
 ``zoneinfo`` answers one instant at a time (about a microsecond each); a month of slots needs
-thousands of answers. The table asks once a day and bisects to the second where the offset
-changed. Daily sampling cannot miss a change: since 1970 no zone in tzdata has kept an offset
-for less than 6.9 days. Outside the sampled stretch the first and last offsets are assumed.
+thousands of answers. The table asks every two days and bisects to the second where the offset
+changed. That cannot miss a change: since 1970 no zone in tzdata has kept an offset for less
+than 6.9 days, so two samples never have two changes between them. Outside the sampled
+stretch the first and last offsets are assumed.
 
 Local times are "naive epoch seconds": the wall clock read as if it were UTC, so the local date
 is ``local // DAY`` and the time of day ``local % DAY``.
@@ -12,11 +13,12 @@ is ``local // DAY`` and the time of day ``local % DAY``.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from scheduling.engine.epoch import DAY
+
+SAMPLE_STEP = 2 * DAY
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
@@ -48,7 +50,7 @@ class OffsetTable:
         self.offsets: list[int] = [offset_at(zone, start)]
         sample = start
         while sample < end:
-            following = min(sample + DAY, end)
+            following = min(sample + SAMPLE_STEP, end)
             offset = offset_at(zone, following)
             if offset != self.offsets[-1]:
                 self.changes.append(_first_with_new_offset(zone, sample, following, self.offsets[-1]))
@@ -73,26 +75,18 @@ class OffsetTable:
         A repeated wall time (fall-back) has two: the earliest, or with ``latest`` the last.
         A wall time in a spring-forward gap has none: it maps to the first instant after the gap.
         """
+        changes, offsets = self.changes, self.offsets
+        if not changes:
+            return local - offsets[0]
         occurrences = [
-            local - offset
-            for index, offset in enumerate(self.offsets)
-            if bisect_right(self.changes, local - offset) == index
+            local - offset for index, offset in enumerate(offsets) if bisect_right(changes, local - offset) == index
         ]
         if occurrences:
             return max(occurrences) if latest else min(occurrences)
-        for index, change in enumerate(self.changes):
-            if change + self.offsets[index] <= local < change + self.offsets[index + 1]:
+        for index, change in enumerate(changes):
+            if change + offsets[index] <= local < change + offsets[index + 1]:
                 return change
         raise AssertionError(f"local time {local} is neither on the clock nor in a gap")  # pragma: no cover
-
-    def segments(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-        """``(segment_start, segment_end, offset)`` pieces of [start, end) with one offset each."""
-        index = bisect_right(self.changes, start)
-        while start < end:
-            stop = self.changes[index] if index < len(self.changes) else end
-            stop = min(stop, end)
-            yield start, stop, self.offsets[index]
-            start, index = stop, index + 1
 
 
 def _first_with_new_offset(zone: ZoneInfo, before: int, after: int, old: int) -> int:

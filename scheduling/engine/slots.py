@@ -15,7 +15,7 @@ from scheduling.engine.busy import busy_spans
 from scheduling.engine.epoch import MINUTE, ceil_seconds, floor_seconds, from_seconds, require_aware
 from scheduling.engine.grid import grid_runs
 from scheduling.engine.hours import open_spans, table_for
-from scheduling.engine.interval import Interval
+from scheduling.engine.interval import Interval, unchecked_interval
 from scheduling.engine.policy import SlotRules
 from scheduling.engine.spans import clip_spans, subtract_spans
 from scheduling.engine.weekly import WeeklyRules
@@ -47,8 +47,10 @@ def free_slots(
     end = last + duration
     table = table_for(rules, first, end)
     allowed = clip_spans(open_spans(rules, table, first, end), first, end)
+    if not allowed:
+        return []
     before, after = slot_rules.buffer_before * MINUTE, slot_rules.buffer_after * MINUTE
-    free = subtract_spans(allowed, busy_spans(busy, first, end, before, after))
+    free = subtract_spans(allowed, busy_spans(busy, allowed[0][0], allowed[-1][1], before, after))
     return _intervals(grid_runs(table, slot_rules.increment * MINUTE, free, duration), slot_rules)
 
 
@@ -58,6 +60,6 @@ def _intervals(runs: list[range], slot_rules: SlotRules) -> list[Interval]:
     for run in runs:
         start = from_seconds(run.start)
         for _ in run:
-            slots.append(Interval(start, start + length))
+            slots.append(unchecked_interval(start, start + length))
             start += step
     return slots
