@@ -2,26 +2,89 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
+from functools import partial
+from typing import Any
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
+from resolvers.context import RequestContext
 from schema import errors
 from schema.booking_types import Booking, BookingRequest
 from schema.limits import extensions, is_unexpected
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.shared_streams import SharedStreams, share_key
 from schema.subscription import Subscription
 
 
 class KokousSchema(strawberry.Schema):
+    """Strawberry's schema, sharing identical anonymous subscriptions and logging only bugs."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shared_streams = SharedStreams()
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        key = _anonymous_share_key(query, variable_values, operation_name, context_value)
+        run = partial(
+            super().stream,
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=allowed_operation_types,
+        )
+        return await run() if key is None else self.shared_streams.join(key, run)
+
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> Any:
+        return await self.stream(
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            operation_extensions=operation_extensions,
+            allowed_operation_types=(OperationType.SUBSCRIPTION,),
+        )
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Log what went wrong by mistake, with its traceback; expected errors are the client's."""
         unexpected = [error for error in errors if is_unexpected(error)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+
+
+def _anonymous_share_key(
+    query: str | None, variables: dict[str, Any] | None, operation_name: str | None, context: Any
+) -> Hashable | None:
+    if not isinstance(context, RequestContext) or context.user is not None or context.auth_error:
+        return None
+    return share_key(query, variables, operation_name)
 
 
 def build_schema(*, production: bool) -> strawberry.Schema:

@@ -66,6 +66,8 @@ async def test_watchers_of_one_window_share_one_feed(server: LiveServer) -> None
         for watcher in [*watchers, other]:
             await watcher.next()
         assert len(live._feeds) == 2  # five watchers share one feed; another duration has its own
+        schema = server.app.routes[0].endpoint.schema  # type: ignore[attr-defined]
+        assert len(schema.shared_streams) == 2  # ... and one GraphQL execution per change
         await book(server, TEN)
         for watcher in [*watchers, other]:
             assert TEN not in starts(await watcher.next())
