@@ -23,7 +23,14 @@ from typing import Any
 from benchmarks import REGISTRY, RESULTS_DIR, Benchmark, Run, logger, report
 
 # Importing a module registers its benchmarks, in this order.
-MODULES = ["benchmarks.b0_baseline", "benchmarks.b6_scale_out"]
+MODULES = [
+    "benchmarks.b0_baseline",
+    "benchmarks.b1_slots",
+    "benchmarks.b2_engine",
+    "benchmarks.b4_fanout",
+    "benchmarks.b5_race",
+    "benchmarks.b6_scale_out",
+]
 
 
 def load() -> list[str]:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
 
 @dataclass
 class LoadResult:
@@ -96,3 +98,30 @@ async def run_load(
             writer.close()
         await asyncio.gather(*(writer.wait_closed() for _, writer in connections), return_exceptions=True)
     return result
+
+
+async def open_connections(port: int, count: int, host: str = "127.0.0.1") -> list[Connection]:
+    """``count`` keep-alive connections for requests that differ per client (see :func:`exchange`)."""
+    opened: list[Connection] = []
+    try:
+        for _ in range(count):
+            opened.append(await asyncio.open_connection(host, port))
+    except BaseException:
+        await close_connections(opened)
+        raise
+    return opened
+
+
+async def close_connections(connections: list[Connection]) -> None:
+    for _, writer in connections:
+        writer.close()
+    await asyncio.gather(*(writer.wait_closed() for _, writer in connections), return_exceptions=True)
+
+
+async def exchange(connection: Connection, request: bytes) -> tuple[int, bytes, float]:
+    """One request on a keep-alive connection: (status, body, seconds)."""
+    reader, writer = connection
+    started = time.perf_counter()
+    writer.write(request)
+    status, body = await read_response(reader)
+    return status, body, time.perf_counter() - started

@@ -30,6 +30,7 @@ __all__ = [
     "postgres_admin_url",
     "private_postgres_database",
     "private_redis",
+    "rss_bytes",
     "serve",
     "server_env",
     "sqlite_database",
@@ -108,6 +109,14 @@ def private_redis() -> Iterator[RedisProcess]:
         yield server
     finally:
         server.close()
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (Linux ``/proc``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 async def is_ready(http: httpx.AsyncClient, server: ServerProcess) -> bool:

@@ -48,6 +48,26 @@ def _error_code(errors: Any) -> str | None:
     return None
 
 
+async def handshake(url: str, *, payload: dict[str, Any] | None = None, open_within: float = 10.0) -> ClientConnection:
+    """A ``graphql-transport-ws`` connection that got its ``connection_ack``."""
+    connection = await connect(
+        url, subprotocols=[PROTOCOL], compression=None, proxy=None, open_timeout=open_within, ping_interval=None
+    )
+    try:
+        await connection.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
+        async with asyncio.timeout(open_within):
+            while True:
+                message = json.loads(await connection.recv())
+                if message.get("type") == "connection_ack":
+                    break
+                if message.get("type") == "ping":
+                    await connection.send(json.dumps({"type": "pong"}))
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
+
+
 class Subscriber:
     """One WebSocket with one live subscription at a time."""
 
@@ -60,22 +80,7 @@ class Subscriber:
 
     @classmethod
     async def open(cls, url: str, *, payload: dict[str, Any] | None = None, open_within: float = 10.0) -> Subscriber:
-        connection = await connect(
-            url, subprotocols=[PROTOCOL], compression=None, proxy=None, open_timeout=open_within, ping_interval=None
-        )
-        try:
-            await connection.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
-            async with asyncio.timeout(open_within):
-                while True:
-                    message = json.loads(await connection.recv())
-                    if message.get("type") == "connection_ack":
-                        break
-                    if message.get("type") == "ping":
-                        await connection.send(json.dumps({"type": "pong"}))
-        except BaseException:
-            await connection.close()
-            raise
-        subscriber = cls(connection)
+        subscriber = cls(await handshake(url, payload=payload, open_within=open_within))
         subscriber._reader = asyncio.create_task(subscriber._read(), name="bench-ws-reader")
         return subscriber
 
@@ -155,3 +160,81 @@ async def open_subscribers(url: str, count: int, *, parallel: int = 10) -> list[
 
 async def close_all(subscribers: list[Subscriber]) -> None:
     await asyncio.gather(*(subscriber.close() for subscriber in subscribers), return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One message of a multiplexed subscription: when (``time.monotonic``), its size and kind."""
+
+    at: float
+    size: int
+    kind: str  # "next" | "error" | "complete"
+
+
+class Multiplexed:
+    """One WebSocket carrying many subscriptions (ids "1", "2", ...), for a thousand subscribers.
+
+    Messages are timestamped with ``time.monotonic`` (comparable across processes on Linux) and
+    classified from their first bytes and a substring search, never parsed: the size tells one
+    slot list from another. The server's frames start ``{"id":"<id>","type":"<type>"``.
+    """
+
+    def __init__(self, connection: ClientConnection, notify: asyncio.Event | None = None) -> None:
+        self._connection = connection
+        self._notify = notify  # set after every recorded message
+        self.marks: dict[str, list[Mark]] = {}
+        self.other: list[str] = []  # frames that did not fit the expected shape
+        self.closed = False
+        self._reader = asyncio.create_task(self._read(), name="bench-ws-multiplexed")
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        payload: dict[str, Any] | None = None,
+        open_within: float = 10.0,
+        notify: asyncio.Event | None = None,
+    ) -> Multiplexed:
+        return cls(await handshake(url, payload=payload, open_within=open_within), notify)
+
+    async def subscribe(self, count: int, variables: dict[str, Any], query: str = SLOTS_CHANGED) -> None:
+        for _ in range(count):
+            key = str(len(self.marks) + 1)
+            self.marks[key] = []
+            message = {"id": key, "type": "subscribe", "payload": {"query": query, "variables": variables}}
+            await self._connection.send(json.dumps(message))
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._connection:
+                at = time.monotonic()
+                text = raw if isinstance(raw, str) else raw.decode()
+                if not text.startswith('{"id":"'):
+                    if '"ping"' in text[:40]:
+                        await self._connection.send(json.dumps({"type": "pong"}))
+                    elif len(self.other) < 20:
+                        self.other.append(text[:200])
+                    continue
+                end = text.find('"', 7)
+                marks = self.marks.get(text[7:end])
+                kind_at = text.find('"type":"', end) + 8
+                kind = text[kind_at : text.find('"', kind_at)]
+                if marks is None:
+                    continue
+                if kind == "next" and '"errors"' in text:
+                    kind = "error"
+                marks.append(Mark(at, len(text), kind))
+                if self._notify is not None:
+                    self._notify.set()
+        except ConnectionClosed:
+            pass
+        self.closed = True
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self._connection.close()
