@@ -312,7 +312,8 @@ def sql_timer(engine: Any) -> tuple[Buckets, Callable[[], None]]:
         started.append(time.perf_counter())
 
     def after(*_: Any) -> None:
-        sql.add("sql", time.perf_counter() - started.pop())
+        if started:  # a statement already running when the timer was attached has no start
+            sql.add("sql", time.perf_counter() - started.pop())
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
