@@ -16,10 +16,16 @@ from resolvers.auth import authenticate
 from resolvers.context import RequestContext
 from scheduling.services import Services
 from schema.build import build_schema
+from server.frame_encoding import DataFrameEncoder
 from server.settings import Settings
 
 
 class KokousGraphQL(GraphQL[RequestContext, None]):
+    frames = DataFrameEncoder()
+
+    def encode_json(self, data: object) -> str:
+        return self.frames.encode(data)
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> RequestContext:
         services = cast(Services, request.app.state.services)
         context = RequestContext(services=services, request=request, response=response)
