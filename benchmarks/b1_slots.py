@@ -38,7 +38,7 @@ from sqlalchemy import event
 from benchmarks import RESULTS_DIR, Run, benchmark
 from benchmarks.loadgen import LoadResult, close_connections, exchange, open_connections, post_request, run_load
 from benchmarks.seed import SLOTS, BusyOwner, seed_busy_owner, seed_settings
-from benchmarks.servers import ServerProcess, private_postgres_database, serve, server_env, sqlite_database
+from benchmarks.servers import ServerProcess, on_each_database, serve, server_env
 from benchmarks.stats import Summary
 
 WINDOW_DAYS = 30
@@ -457,15 +457,7 @@ def run_backend(backend: str, database_url: str) -> Outcome:
 
 
 def measure(run: Run) -> list[Outcome]:
-    outcomes = []
-    with sqlite_database() as url:
-        outcomes.append(run_backend("sqlite", url))
-    try:
-        with private_postgres_database() as url:
-            outcomes.append(run_backend("postgres", url))
-    except OSError as exc:  # no PostgreSQL here: report SQLite alone
-        run.note(f"PostgreSQL skipped: {type(exc).__name__}: {exc}")
-    return outcomes
+    return on_each_database(run, run_backend)
 
 
 # -- report ----------------------------------------------------------------------------------

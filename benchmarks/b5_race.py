@@ -35,7 +35,7 @@ from benchmarks import Run, benchmark
 from benchmarks.b1_slots import Buckets, _timed_async, in_process, per_unit_ms, profile_text, sql_timer, write_profile
 from benchmarks.loadgen import Connection, close_connections, exchange, open_connections, post_request
 from benchmarks.seed import SLOTS, book_body, every_day, seed_busy_owner
-from benchmarks.servers import ServerProcess, private_postgres_database, serve, server_env, sqlite_database
+from benchmarks.servers import ServerProcess, on_each_database, serve, server_env
 from benchmarks.stats import Summary
 
 CLIENTS = 50
@@ -379,15 +379,7 @@ def run_backend(backend: str, database_url: str) -> Outcome:
 
 
 def measure(run: Run) -> list[Outcome]:
-    outcomes = []
-    with sqlite_database() as url:
-        outcomes.append(run_backend("sqlite", url))
-    try:
-        with private_postgres_database() as url:
-            outcomes.append(run_backend("postgres", url))
-    except OSError as exc:
-        run.note(f"PostgreSQL skipped: {type(exc).__name__}: {exc}")
-    return outcomes
+    return on_each_database(run, run_backend)
 
 
 def record(run: Run, outcome: Outcome) -> None:

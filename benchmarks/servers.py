@@ -12,9 +12,10 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -134,3 +135,22 @@ async def wait_ready(http: httpx.AsyncClient, server: ServerProcess, *, within: 
             return time.perf_counter()
         await asyncio.sleep(interval)
     return float("nan")
+
+
+T = TypeVar("T")
+
+
+def on_each_database(run: Any, measure_one: Callable[[str, str], T]) -> list[T]:
+    """``measure_one(backend, url)`` on a private SQLite file, then a private PostgreSQL database.
+
+    Without a reachable PostgreSQL the run notes it and reports SQLite alone.
+    """
+    outcomes = []
+    with sqlite_database() as url:
+        outcomes.append(measure_one("sqlite", url))
+    try:
+        with private_postgres_database() as url:
+            outcomes.append(measure_one("postgres", url))
+    except OSError as exc:
+        run.note(f"PostgreSQL skipped: {type(exc).__name__}: {exc}")
+    return outcomes

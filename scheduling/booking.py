@@ -50,7 +50,9 @@ class BookingView:
 BookResult = BookingView | SlotUnavailable | CalendarInactive | PageNotFound | InvalidInput
 
 
-class BookingService:
+class BookingWork:
+    """What booking and its lifecycle both work with: storage, events, pages, availability, time."""
+
     def __init__(
         self,
         db: Database,
@@ -67,6 +69,8 @@ class BookingService:
         self._clock = clock
         self._wake_outbox = wake_outbox
 
+
+class BookingService(BookingWork):
     async def book(self, draft: BookingDraft, *, request_only: bool = False) -> BookResult:
         """Book a free slot; an offline page (or ``request_only``) stores a request instead."""
         view = await self._pages.public_page(draft.slug, draft.domain)

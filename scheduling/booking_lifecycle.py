@@ -13,38 +13,18 @@ from typing import cast
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import Database
 from db.models import Booking, OutboxMessage, SchedulingPage
 from scheduling import outbox
-from scheduling.availability import AvailabilityService
-from scheduling.booking import BookingView, lock_owner
-from scheduling.clock import Clock
+from scheduling.booking import BookingView, BookingWork, lock_owner
 from scheduling.errors import InvalidInput, NotFound, Refused, SlotUnavailable
-from scheduling.events import AvailabilityChanged, EventBus
-from scheduling.pages import PageService
+from scheduling.events import AvailabilityChanged
 from scheduling.values import BookingStatus, CalendarWrite, PageStatus
 
 ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable
 _NOT_FOUND = NotFound(message="booking not found")
 
 
-class BookingLifecycle:
-    def __init__(
-        self,
-        db: Database,
-        bus: EventBus,
-        pages: PageService,
-        availability: AvailabilityService,
-        clock: Clock,
-        wake_outbox: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._db = db
-        self._bus = bus
-        self._pages = pages
-        self._availability = availability
-        self._clock = clock
-        self._wake_outbox = wake_outbox
-
+class BookingLifecycle(BookingWork):
     async def get(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> BookingView | None:
         """A booking; with ``owner_id`` only the owner's (another owner's is simply not found)."""
         async with self._db.session() as session:
