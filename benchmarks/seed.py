@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from benchmarks.servers import BENCH_SECRET_KEY
 from db.models import BusyInterval, Calendar, CalendarConnection
@@ -44,7 +44,7 @@ class BusyOwner:
     busy: int
 
 
-def seed_settings(database_url: str, folder: Path) -> Settings:
+def seed_settings(database_url: str, folder: Path, **overrides: Any) -> Settings:
     return Settings(
         database_url=database_url,
         broadcast_url="memory://",
@@ -52,6 +52,7 @@ def seed_settings(database_url: str, folder: Path) -> Settings:
         secret_keys=(BENCH_SECRET_KEY,),
         data_dir=folder / "data",
         outbox_dir=folder / "outbox",
+        **overrides,
     )
 
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from db.models import User
+from scheduling.answer_cache import AnswerScope
 from scheduling.services import Services
 
 
@@ -22,3 +23,5 @@ class RequestContext:
     auth_error: str | None = None
     # Filled by strawberry with the WebSocket ``connection_init`` payload.
     connection_params: dict[str, Any] | None = None
+    # Set when the answer may be cached: resolvers record what it depends on.
+    answer_scope: AnswerScope | None = None

@@ -50,4 +50,7 @@ async def set_all_enabled(context: RequestContext, enabled: bool) -> list[PageVi
 
 async def public_page(context: RequestContext, slug: str, domain: str | None) -> PageView | None:
     """A visitor's view; ``domain`` defaults to nothing (any host), as for API clients."""
-    return await context.services.pages.public_page(slug, domain)
+    view = await context.services.pages.public_page(slug, domain)
+    if view is not None and context.answer_scope is not None:
+        context.answer_scope.depends_on(view.page.owner_id)
+    return view

@@ -15,4 +15,6 @@ async def query_slots(context: RequestContext, view: PageView, window: SlotWindo
     result = await context.services.live.query_slots(view, window)
     if isinstance(result, InvalidInput):
         raise GraphQLError(result.message, extensions={"code": "INVALID_INPUT", "field": result.field})
+    if context.answer_scope is not None:
+        context.answer_scope.stable_until(result.stable_until)
     return result

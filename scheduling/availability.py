@@ -24,6 +24,7 @@ from scheduling.engine import (
     WeeklyRules,
     bookable_range,
     free_slots,
+    stable_until,
 )
 from scheduling.values import BLOCKING_STATUSES, Weekday
 
@@ -32,6 +33,8 @@ from scheduling.values import BLOCKING_STATUSES, Weekday
 class FreeSlots:
     slots: list[Interval]
     as_of: datetime
+    # When the passing of time alone changes the answer (None: never); see ``stable_until``.
+    stable_until: datetime | None
 
 
 def weekly_rules(page: SchedulingPage) -> WeeklyRules:
@@ -90,14 +93,14 @@ class AvailabilityService:
         rules, rules_for_duration = weekly_rules(page), slot_rules(page, duration)
         bookable = bookable_range(rules, rules_for_duration, now)
         if bookable is None or bookable.end <= start or bookable.start >= end:
-            return FreeSlots(slots=[], as_of=now)
+            return FreeSlots(slots=[], as_of=now, stable_until=stable_until(rules, rules_for_duration, now, []))
         margin = timedelta(minutes=duration + page.buffer_minutes)
         busy, as_of = await self.busy_time(
             session, page.owner_id, max(start, bookable.start) - margin, min(end, bookable.end) + margin, now
         )
         intervals = [interval for interval, booking_id in busy if booking_id is None or booking_id != ignore_booking]
         slots = free_slots(rules, rules_for_duration, intervals, start, end, now)
-        return FreeSlots(slots=slots, as_of=as_of)
+        return FreeSlots(slots=slots, as_of=as_of, stable_until=stable_until(rules, rules_for_duration, now, slots))
 
     @staticmethod
     async def busy_time(

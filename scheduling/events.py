@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,8 +31,9 @@ class AvailabilityChanged:
     def affects(self, page_id: uuid.UUID) -> bool:
         return not self.page_ids or page_id in self.page_ids
 
-    def channel_key(self) -> str:
-        return owner_channel_key(self.owner_id)
+    def channel_keys(self) -> tuple[str, ...]:
+        """The owner's channel, and the one every process's answer cache listens to."""
+        return owner_channel_key(self.owner_id), AVAILABILITY_KEY
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,8 +59,8 @@ class BookingCreated:
     owner_id: uuid.UUID
     booking_id: uuid.UUID
 
-    def channel_key(self) -> str:
-        return owner_channel_key(self.owner_id)
+    def channel_keys(self) -> tuple[str, ...]:
+        return (owner_channel_key(self.owner_id),)
 
     def to_json(self) -> dict[str, Any]:
         return {"owner_id": self.owner_id.hex, "booking_id": self.booking_id.hex}
@@ -74,6 +75,10 @@ _EVENT_TYPES: dict[str, type[AvailabilityChanged] | type[BookingCreated]] = {
     AvailabilityChanged.kind: AvailabilityChanged,
     BookingCreated.kind: BookingCreated,
 }
+
+
+# Every owner's AvailabilityChanged, for caches that must forget answers of any owner.
+AVAILABILITY_KEY = "availability"
 
 
 def owner_channel_key(owner_id: uuid.UUID) -> str:
@@ -100,12 +105,25 @@ class EventBus:
     def __init__(self, hub: EventHub, prefix: str) -> None:
         self.hub = hub
         self._prefix = prefix
+        self._local_listeners: list[Callable[[Event], None]] = []
 
     def channel(self, key: str) -> str:
         return f"{self._prefix}_{key}"
 
+    def on_local_publish(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with each event this process publishes, before the hub sees it.
+
+        For state of this process that must follow its own changes even when the pub/sub
+        link drops the message.
+        """
+        self._local_listeners.append(listener)
+
     async def publish(self, event: Event) -> None:
-        await self.hub.publish(self.channel(event.channel_key()), encode(event))
+        for listener in self._local_listeners:
+            listener(event)
+        message = encode(event)
+        for key in event.channel_keys():
+            await self.hub.publish(self.channel(key), message)
 
     @asynccontextmanager
     async def subscribe(self, key: str) -> AsyncIterator[AsyncIterator[Event]]:

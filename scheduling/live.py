@@ -20,7 +20,7 @@ from scheduling import validation
 from scheduling.availability import AvailabilityService
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, ValidationFailed
-from scheduling.events import AvailabilityChanged, EventBus, owner_channel_key
+from scheduling.events import AvailabilityChanged, Event, EventBus, owner_channel_key
 from scheduling.pages import PageService, PageView
 from scheduling.pubsub import PubSubUnavailable
 from scheduling.values import PageStatus
@@ -45,6 +45,7 @@ class SlotSnapshot:
     slots: tuple[tuple[datetime, datetime], ...]
     as_of: datetime
     status: PageStatus
+    stable_until: datetime | None = None  # time alone changes the answer then (None: never)
 
     def same_as(self, other: SlotSnapshot) -> bool:
         return (self.slots, self.status) == (other.slots, other.status)
@@ -144,10 +145,7 @@ class SlotFeed:
                 # Listening before the first read, so no change falls between the two.
                 if not await self._refresh():
                     return
-                async for event in events:
-                    relevant = isinstance(event, AvailabilityChanged) and event.affects(self._key.page_id)
-                    if relevant and not await self._refresh():
-                        return
+                await self._follow(aiter(events))
         except PubSubUnavailable as exc:
             self._end(exc)
         except asyncio.CancelledError:
@@ -160,14 +158,46 @@ class SlotFeed:
         finally:
             self._service.forget(self._key, self)
 
+    async def _follow(self, events: AsyncIterator[Event]) -> None:
+        """Recompute on each relevant change, and when the passing of time alone changes the slots.
+
+        The wait for the next event is one task kept across timer wake-ups: cancelling it would
+        close the event stream.
+        """
+        upcoming: asyncio.Future[Event] = asyncio.ensure_future(anext(events))
+        try:
+            while True:
+                done, _ = await asyncio.wait({upcoming}, timeout=self._seconds_until_stale())
+                if not done:
+                    if not await self._refresh():
+                        return
+                    continue
+                try:
+                    event = upcoming.result()
+                except StopAsyncIteration:
+                    return
+                upcoming = asyncio.ensure_future(anext(events))
+                relevant = isinstance(event, AvailabilityChanged) and event.affects(self._key.page_id)
+                if relevant and not await self._refresh():
+                    return
+        finally:
+            upcoming.cancel()
+
+    def _seconds_until_stale(self) -> float | None:
+        stable_until = self._latest.stable_until if self._latest is not None else None
+        if stable_until is None:
+            return None
+        return max((stable_until - self._service.clock()).total_seconds(), 0.0)
+
     async def _refresh(self) -> bool:
         """Recompute; tell watchers if it changed. False when the page is gone."""
         snapshot = await self._service.snapshot(self._slug, self._host, self._key)
         if snapshot is None:
             self._end(None)
             return False
-        if self._latest is None or not snapshot.same_as(self._latest):
-            self._latest = snapshot
+        changed = self._latest is None or not snapshot.same_as(self._latest)
+        self._latest = snapshot  # even when unchanged: its stable_until has moved on
+        if changed:
             for mailbox in self._mailboxes:
                 mailbox.put(snapshot)
         return True
@@ -250,7 +280,10 @@ class LiveService:
                 session, view.page, duration=key.duration, start=key.start, end=key.end, now=now
             )
         return SlotSnapshot(
-            slots=tuple((slot.start, slot.end) for slot in free.slots), as_of=free.as_of, status=view.status
+            slots=tuple((slot.start, slot.end) for slot in free.slots),
+            as_of=free.as_of,
+            status=view.status,
+            stable_until=free.stable_until,
         )
 
     async def close(self) -> None:

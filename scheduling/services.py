@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from db.engine import Database
+from scheduling.answer_cache import AnswerCache
 from scheduling.availability import AvailabilityService
 from scheduling.booking import BookingService
 from scheduling.booking_lifecycle import BookingLifecycle
@@ -40,6 +41,7 @@ class Services:
     booking: BookingService
     lifecycle: BookingLifecycle
     outbox: OutboxWorker
+    answers: AnswerCache
     clock: Clock
 
     @classmethod
@@ -54,6 +56,7 @@ class Services:
         mailer: Mailer,
         dashboard_url: str | None = None,
         clock: Clock = system_clock,
+        answer_cache_entries: int = 2_000,
     ) -> Services:
         bus = EventBus(hub, channel_prefix)
         links = LinkBuilder(public_url)
@@ -78,5 +81,6 @@ class Services:
             booking=BookingService(db, bus, pages, availability, clock, worker.wake),
             lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake),
             outbox=worker,
+            answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),
             clock=clock,
         )

@@ -73,7 +73,13 @@ class KokousSchema(strawberry.Schema):
         )
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        """Log what went wrong by mistake, with its traceback; expected errors are the client's."""
+        """Log what went wrong by mistake, with its traceback; expected errors are the client's.
+
+        An answer with errors is never cached.
+        """
+        context = execution_context.context if execution_context is not None else None
+        if isinstance(context, RequestContext) and context.answer_scope is not None:
+            context.answer_scope.spoil()
         unexpected = [error for error in errors if is_unexpected(error)]
         if unexpected:
             super().process_errors(unexpected, execution_context)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from scheduling.pubsub import EventHub
 from scheduling.services import Services
 from server import health
 from server.body_limit import BodyLimitMiddleware
-from server.graphql_view import graphql_app
+from server.graphql_view import answering_endpoint, graphql_app
 from server.metrics import Metrics, MetricsMiddleware
 from server.settings import Settings, load_settings
 
@@ -61,9 +60,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             mailer=mailer_for(settings, clock),
             dashboard_url=settings.effective_dashboard_url,
             clock=clock,
+            answer_cache_entries=settings.answer_cache_entries,
         )
         app.state.services = services
-        worker = asyncio.create_task(services.outbox.run(), name="kokous-outbox")
+        metrics.watch_answer_cache(services.answers)
+        tasks = [
+            asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
+            asyncio.create_task(services.answers.run(), name="kokous-answer-cache"),
+        ]
         if freeze_gc:
             gc.collect()
             gc.freeze()
@@ -71,9 +75,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         try:
             yield
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await services.live.close()
             await hub.disconnect()
             await http.aclose()
@@ -82,7 +86,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
     graphql = graphql_app(settings)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", answering_endpoint(graphql), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
@@ -95,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.graphql = graphql
     app.state.metrics = metrics
     return app
 

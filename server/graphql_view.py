@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -16,6 +17,8 @@ from resolvers.auth import authenticate
 from resolvers.context import RequestContext
 from scheduling.services import Services
 from schema.build import build_schema
+from schema.cacheable import PublicDocuments
+from server.cached_answers import ANSWER_SCOPE, AnswerCachingEndpoint
 from server.frame_encoding import DataFrameEncoder
 from server.settings import Settings
 
@@ -30,6 +33,7 @@ class KokousGraphQL(GraphQL[RequestContext, None]):
         services = cast(Services, request.app.state.services)
         context = RequestContext(services=services, request=request, response=response)
         if isinstance(request, Request):
+            context.answer_scope = request.scope.get(ANSWER_SCOPE)
             await authenticate(context, request.headers.get("authorization"))
         return context
 
@@ -54,3 +58,9 @@ def graphql_app(settings: Settings) -> KokousGraphQL:
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         allowed_origins=origins,
     )
+
+
+def answering_endpoint(graphql: KokousGraphQL) -> AnswerCachingEndpoint:
+    """The HTTP endpoint: kept public answers first, strawberry for everything else."""
+    schema = cast(strawberry.Schema, graphql.schema)
+    return AnswerCachingEndpoint(graphql, PublicDocuments(schema._schema))

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduling.answer_cache import AnswerCache
 from scheduling.pubsub import EventHub
 
 
@@ -36,6 +37,28 @@ class HubCollector(Collector):
         )
 
 
+class AnswerCacheCollector(Collector):
+    """Reads the answer cache's counters when scraped."""
+
+    def __init__(self, cache: AnswerCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._cache.stats
+        answers = CounterMetricFamily("kokous_answer_cache", "Public page answers by outcome", labels=["outcome"])
+        for outcome, value in (
+            ("hit", stats.hits),
+            ("miss", stats.misses),
+            ("stored", stats.stored),
+            ("invalidated", stats.invalidated),
+        ):
+            answers.add_metric([outcome], value)
+        yield answers
+        yield GaugeMetricFamily(
+            "kokous_answer_cache_live", "1 when the invalidation feed is connected", value=int(self._cache.live)
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -48,6 +71,9 @@ class Metrics:
 
     def watch_hub(self, hub: EventHub) -> None:
         self.registry.register(HubCollector(hub))
+
+    def watch_answer_cache(self, cache: AnswerCache) -> None:
+        self.registry.register(AnswerCacheCollector(cache))
 
 
 class MetricsMiddleware:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     log_json: bool = False
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=100)
+    # Finished public page answers kept per process (0 turns the cache off).
+    answer_cache_entries: int = Field(default=2_000, ge=0, le=1_000_000)
 
     google_client_id: str | None = None
     google_client_secret: str | None = Field(default=None, repr=False)

@@ -11,7 +11,7 @@ rules' IANA zone. Modules, one concept each:
 * ``nearest`` - ``nearest_free``, the alternatives offered when a slot was just taken.
 """
 
-from scheduling.engine.bookable import bookable_range
+from scheduling.engine.bookable import bookable_range, stable_until
 from scheduling.engine.hours import open_hours
 from scheduling.engine.interval import Interval
 from scheduling.engine.intervals import clip, intersect, merge, subtract
@@ -35,5 +35,6 @@ __all__ = [
     "merge",
     "nearest_free",
     "open_hours",
+    "stable_until",
     "subtract",
 ]

@@ -34,3 +34,23 @@ def bookable_range(rules: WeeklyRules, slot_rules: SlotRules, now: datetime) -> 
         last_day = today + horizon.days
     end = from_seconds(_day_start(rules, last_day + 1))
     return Interval(earliest, end) if earliest < end else None
+
+
+def stable_until(rules: WeeklyRules, slot_rules: SlotRules, now: datetime, slots: list[Interval]) -> datetime | None:
+    """The first instant after ``now`` at which the mere passing of time changes these slots.
+
+    With busy time and rules unchanged, slots change only when the first one falls inside the
+    minimum notice, or (rolling horizon) when the next local day opens at the far end. None
+    means never (a fixed horizon and no slots left).
+    """
+    now = require_aware(now, "now")
+    moments: list[datetime] = []
+    if slots:
+        # A slot stays while now + notice <= its start, so it goes one tick after that instant.
+        moments.append(slots[0].start - timedelta(minutes=slot_rules.minimum_notice, microseconds=-1))
+    if not isinstance(slot_rules.horizon, FixedHorizon):
+        instant = floor_seconds(now)
+        today = (instant + offset_at(rules.zone, instant)) // DAY
+        moments.append(from_seconds(_day_start(rules, today + 1)))
+    later = [moment for moment in moments if moment > now]
+    return min(later) if later else None

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from db.models import BusyInterval, Calendar, CalendarConnection, User
-from scheduling.values import CalendarProvider, CalendarStatus
+from db.models import User
 from server.settings import Settings
+from tests.calendar_rows import connect_calendar
 from tests.conftest import make_owner
 from tests.live_server import LiveServer, start_live_server
 
@@ -118,31 +118,6 @@ async def create_intro_page(server: LiveServer, token: str, **fields: Any) -> st
     return str(result["data"]["createSchedulingPage"]["id"])
 
 
-async def connect_calendar(server: LiveServer, owner: User, busy: list[tuple[datetime, datetime]] = ()) -> uuid.UUID:  # type: ignore[assignment]
-    """A connection with an integrated primary calendar and some busy time, as sync stores them."""
-    async with server.services.db.transaction() as session:
-        connection = CalendarConnection(user_id=owner.id, provider=CalendarProvider.GOOGLE, account_email=owner.email)
-        session.add(connection)
-        await session.flush()
-        calendar = Calendar(
-            connection_id=connection.id, external_id="primary", name="Work", is_primary=True, integrated=True
-        )
-        session.add(calendar)
-        await session.flush()
-        for start, end in busy:
-            session.add(BusyInterval(calendar_id=calendar.id, start_at=start, end_at=end))
-    return calendar.id
-
-
-async def mark_inactive(server: LiveServer, calendar_id: uuid.UUID) -> None:
-    async with server.services.db.transaction() as session:
-        calendar = await session.get(Calendar, calendar_id)
-        assert calendar is not None
-        calendar.status = CalendarStatus.INACTIVE
-        calendar.inactive_reason = "invalid_grant"
-        session.add(calendar)
-
-
 async def booking_server(settings: Settings) -> AsyncIterator[LiveServer]:
     async with start_live_server(settings, clock=lambda: NOW) as live:
         yield live
@@ -152,5 +127,5 @@ async def owner_with_page(server: LiveServer, *, online: bool = True, **page_fie
     user, token = await make_owner(server.services, f"owner-{uuid.uuid4().hex[:6]}@example.com")
     page_id = await create_intro_page(server, token, **page_fields)
     if online:
-        await connect_calendar(server, user)
+        await connect_calendar(server.services, user)
     return Owner(user=user, token=token, page_id=page_id)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from db.models import Calendar, CalendarConnection, Domain, User
+from db.models import Domain
 from scheduling.services import Services
-from scheduling.values import CalendarProvider
 from tests.live_server import LiveServer
 
 PAGE_FIELDS = """
@@ -162,21 +161,6 @@ async def post_with_authorization(
 def bad_authorization(template: str | None, token: str) -> str | None:
     """Fill a ``BAD_AUTHORIZATIONS`` entry with a real token (used in the wrong shape)."""
     return None if template is None else template.format(token=token)
-
-
-async def connect_calendar(server: LiveServer, owner: User, *, with_calendar: bool = True) -> str:
-    """A connection row (and a calendar) as the providers will store them; no provider call."""
-    async with server.services.db.transaction() as session:
-        connection = CalendarConnection(user_id=owner.id, provider=CalendarProvider.GOOGLE, account_email=owner.email)
-        session.add(connection)
-        await session.flush()
-        if with_calendar:
-            session.add(
-                Calendar(
-                    connection_id=connection.id, external_id="primary", name="Work", is_primary=True, integrated=True
-                )
-            )
-    return str(connection.id)
 
 
 async def add_domain(services: Services, host: str) -> None:

@@ -19,11 +19,10 @@ from tests.api.booking_helpers import (
     book,
     booking_server,
     change,
-    connect_calendar,
-    mark_inactive,
     owner_with_page,
     slots,
 )
+from tests.calendar_rows import connect_calendar, mark_inactive
 from tests.live_server import LiveServer
 
 TUESDAY = "2026-12-01T00:00:00+02:00"
@@ -58,7 +57,7 @@ async def test_busy_time_and_bookings_remove_slots(server: LiveServer) -> None:
     # covers: BOOK-1
     owner = await owner_with_page(server)
     busy = (datetime(2026, 12, 1, 8, 0, tzinfo=UTC), datetime(2026, 12, 1, 9, 0, tzinfo=UTC))  # 10-11 Helsinki
-    await connect_calendar(server, owner.user, [busy])
+    await connect_calendar(server.services, owner.user, busy=[busy])
     free = await slots(server, TUESDAY, WEDNESDAY)
     assert "2026-12-01T10:00:00+02:00" not in free
     assert "2026-12-01T10:30:00+02:00" not in free
@@ -206,7 +205,7 @@ async def test_offline_page_takes_requests_the_owner_accepts_later(server: LiveS
 
     too_early = await change(server, "acceptBookingRequest", owner.token, id=requested["id"])
     assert too_early["__typename"] == "InvalidInput"
-    await connect_calendar(server, owner.user)
+    await connect_calendar(server.services, owner.user)
     accepted = await change(server, "acceptBookingRequest", owner.token, id=requested["id"])
     assert (accepted["__typename"], accepted["status"], accepted["calendarWrite"]) == (
         "Booking",
@@ -269,8 +268,9 @@ async def test_other_owners_cannot_touch_a_booking(server: LiveServer) -> None:
 async def test_an_inactive_calendar_stops_booking(server: LiveServer) -> None:
     # covers: INACT-2
     owner = await owner_with_page(server)
-    calendar_id = await connect_calendar(server, owner.user)
-    await mark_inactive(server, calendar_id)
+    calendar_id = (await connect_calendar(server.services, owner.user)).calendar_id
+    assert calendar_id is not None
+    await mark_inactive(server.services, owner.user, calendar_id)
     refused = await book(server, "2026-12-01T10:00:00+02:00")
     assert refused["__typename"] == "CalendarInactive"
     assert await stored_bookings(server) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from server.settings import Settings
 from tests.api.booking_helpers import book, booking_server, change, owner_with_page
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, start_live_server
 from tests.ws_client import PROTOCOLS, Watcher, ws_session
 
 WINDOW = {"slug": "intro", "start": "2026-12-01T00:00:00+02:00", "end": "2026-12-02T00:00:00+02:00"}
@@ -66,7 +67,7 @@ async def test_watchers_of_one_window_share_one_feed(server: LiveServer) -> None
         for watcher in [*watchers, other]:
             await watcher.next()
         assert len(live._feeds) == 2  # five watchers share one feed; another duration has its own
-        schema = server.app.routes[0].endpoint.schema  # type: ignore[attr-defined]
+        schema = server.app.state.graphql.schema
         assert len(schema.shared_streams) == 2  # ... and one GraphQL execution per change
         await book(server, TEN)
         for watcher in [*watchers, other]:
@@ -111,3 +112,27 @@ async def test_booking_created_needs_a_token(server: LiveServer) -> None:
         with pytest.raises(TransportQueryError, match="Not authenticated"):
             async for _ in anonymous.subscribe(GraphQLRequest(BOOKING_CREATED)):
                 pass
+
+
+class RunningClock:
+    """Real time, as if it had been ``start`` when the clock was made."""
+
+    def __init__(self, start: datetime) -> None:
+        self._offset = start - datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+
+async def test_a_slot_inside_the_minimum_notice_leaves_live_widgets(settings: Settings) -> None:
+    # covers: SUB-1, PAGE-2
+    # 0.3 s before 09:00 Helsinki is less than an hour away.
+    clock = RunningClock(datetime(2026, 12, 1, 6, 0, tzinfo=UTC) - timedelta(seconds=0.3))
+    async with start_live_server(settings, clock=clock) as server:
+        await owner_with_page(server, minimumNoticeMinutes=60)
+        async with ws_session(server.ws_url, "graphql-transport-ws") as session:
+            watcher = Watcher(session, {**WINDOW, "timezone": "Europe/Helsinki"})
+            first = starts(await watcher.next())
+            assert first[0] == "2026-12-01T09:00:00+02:00"
+            assert starts(await watcher.next()) == first[1:]  # pushed by the passing of time alone
+            await watcher.close()

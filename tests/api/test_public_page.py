@@ -11,7 +11,6 @@ from tests.api.graphql_documents import (
     UPDATE_CONNECTION,
     add_domain,
     bad_authorization,
-    connect_calendar,
     create_page,
     data,
     me,
@@ -21,6 +20,7 @@ from tests.api.graphql_documents import (
     public_page,
     update_page_result,
 )
+from tests.calendar_rows import connect_calendar
 from tests.live_server import LiveServer
 
 Owner = tuple[User, str]
@@ -146,13 +146,13 @@ async def test_offline_until_a_calendar_is_connected(server: LiveServer, owner: 
     assert await statuses(server, token, "intro") == ("OFFLINE", "OFFLINE")
 
     # A connection that lists no calendar yet is not enough.
-    await connect_calendar(server, user, with_calendar=False)
+    await connect_calendar(server.services, user, with_calendar=False)
     assert await statuses(server, token, "intro") == ("OFFLINE", "OFFLINE")
     # Nor is someone else's calendar.
-    await connect_calendar(server, other_owner[0])
+    await connect_calendar(server.services, other_owner[0])
     assert await statuses(server, token, "intro") == ("OFFLINE", "OFFLINE")
 
-    await connect_calendar(server, user)
+    await connect_calendar(server.services, user)
     assert await statuses(server, token, "intro") == ("ONLINE", "ONLINE")
     # A page created while connected is online from the start.
     assert (await create_page(server, token, "second"))["status"] == "ONLINE"
@@ -162,7 +162,7 @@ async def test_scheduling_pages_off_takes_the_page_offline(server: LiveServer, o
     # covers: PAGE-4, CAL-7
     user, token = owner
     await create_page(server, token, "intro")
-    connection_id = await connect_calendar(server, user)
+    connection_id = str((await connect_calendar(server.services, user)).connection_id)
     assert await statuses(server, token, "intro") == ("ONLINE", "ONLINE")
 
     off = data(await server.graphql(UPDATE_CONNECTION, {"id": connection_id, "on": False}, token=token))
@@ -186,7 +186,7 @@ async def test_another_owner_cannot_take_a_page_offline(server: LiveServer, owne
     # covers: PAGE-4, CAL-7
     user, token = owner
     await create_page(server, token, "intro")
-    connection_id = await connect_calendar(server, user)
+    connection_id = str((await connect_calendar(server.services, user)).connection_id)
 
     result = data(await server.graphql(UPDATE_CONNECTION, {"id": connection_id, "on": False}, token=other_owner[1]))
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import pytest
 import websockets
 from gql.transport.exceptions import TransportQueryError
 
-from db.models import Calendar, CalendarConnection, User
-from scheduling.values import CalendarProvider
+from db.models import User
+from tests.calendar_rows import connect_calendar
 from tests.conftest import make_owner
 from tests.live_server import LiveServer
 from tests.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
@@ -40,18 +39,6 @@ async def create_page(server: LiveServer, token: str, slug: str) -> str:
     return str(result["data"]["createSchedulingPage"]["id"])
 
 
-async def connect_calendar(server: LiveServer, owner: User) -> uuid.UUID:
-    """A connection row as the providers will store it (no provider call involved)."""
-    async with server.services.db.transaction() as session:
-        connection = CalendarConnection(user_id=owner.id, provider=CalendarProvider.GOOGLE, account_email=owner.email)
-        session.add(connection)
-        await session.flush()
-        session.add(
-            Calendar(connection_id=connection.id, external_id="primary", name="Work", is_primary=True, integrated=True)
-        )
-    return connection.id
-
-
 def _status(message: dict[str, Any] | BaseException) -> str:
     assert isinstance(message, dict), message
     return str(message["slotsChanged"]["status"])
@@ -64,7 +51,7 @@ async def test_anonymous_widget_sees_page_state_change_live(
     # covers: SUB-1, SUB-4, PAGE-4, CAL-7
     user, token = owner
     await create_page(server, token, "intro")
-    connection_id = await connect_calendar(server, user)
+    connection_id = (await connect_calendar(server.services, user)).connection_id
     async with ws_session(server.ws_url, protocol) as session:
         watcher = Watcher(session, {"slug": "intro", **WINDOW})
         first = await watcher.next()

@@ -23,6 +23,7 @@ from scheduling.engine import (
     intersect,
     merge,
     open_hours,
+    stable_until,
     subtract,
 )
 from tests.engine import reference
@@ -197,3 +198,25 @@ def test_open_hours_equal_the_reference(
         if opens < end and window_start < closes
     ]
     assert open_hours(rules, window_start, end) == expected
+
+
+@given(scenarios(), st.floats(0, 1))
+@SETTINGS
+def test_slots_stay_the_same_until_stable_until_and_not_after(
+    scenario: tuple[WeeklyRules, SlotRules, list[Interval], datetime, datetime, datetime], fraction: float
+) -> None:
+    # covers: BOOK-1, SUB-1
+    rules, slot_rules, busy, window_start, window_end, now = scenario
+    slots = free_slots(*scenario)
+    until = stable_until(rules, slot_rules, now, slots)
+    if until is None:
+        assert isinstance(slot_rules.horizon, FixedHorizon)
+        assert slots == []
+        return
+    assert until > now
+    tick = timedelta(microseconds=1)
+    for moment in (until - tick, now + (until - tick - now) * fraction):
+        assert free_slots(rules, slot_rules, busy, window_start, window_end, moment) == slots
+    # At ``until`` the first slot has gone, or the rolling horizon has opened the next day.
+    later = free_slots(rules, slot_rules, busy, window_start, window_end, until)
+    assert later != slots or (slots[:1] == later[:1] and not isinstance(slot_rules.horizon, FixedHorizon))
