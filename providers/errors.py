@@ -1,0 +1,45 @@
+"""The one small tree of provider failures; every adapter maps its library's errors onto it.
+
+What happens next depends only on the class: auth lost makes the calendar inactive, rate limits
+and outages are retried (after ``retry_after`` when the provider says), a refusal is final and
+is explained to the owner, not found means the thing is already gone.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """Base of every expected provider failure; ``message`` is safe to show an owner."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code  # the provider's own code (``invalid_grant``, ``AADSTS50173``, ...)
+
+
+class ProviderAuthError(ProviderError):
+    """Credentials wrong, expired or revoked: the connection needs the owner (INACT-1)."""
+
+
+class ProviderRateLimited(ProviderError):
+    """Too many requests; try again after ``retry_after`` seconds when the provider said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """Timeout, network failure or a server error: worth retrying with backoff."""
+
+
+class ProviderNotFound(ProviderError):
+    """The calendar or event does not exist (any more)."""
+
+
+class ProviderRefused(ProviderError):
+    """A request the provider will never accept as sent (forbidden, invalid, unsupported)."""
+
+
+class ProviderUnsupported(ProviderRefused):
+    """The server is too old or lacks a feature we need (Exchange before 2010 SP2)."""

@@ -1,0 +1,538 @@
+"""On-premises Exchange over EWS with exchangelib (CAL-3): connect with a form, read busy time, write bookings.
+
+exchangelib is synchronous (requests), so every call runs in a worker thread. It keeps its HTTP timeout and
+adapter class as class-wide state and caches one ``Protocol`` per (endpoint, credentials) in a process-wide
+dictionary. This adapter changes none of that global state: it builds its own ``Protocol`` subclass per
+connection carrying this connection's timeout and trust store, and puts it in exchangelib's cache in place
+of any older one for the same mailbox, so the ``Account`` uses it. The one global change is registering our
+idempotency-key extended property on ``CalendarItem`` (exchangelib's only way to query one), done once.
+
+Autodiscover is done here with exchangelib's SOAP ``GetUserSettings`` against ``https://<domain>`` and
+``https://autodiscover.<domain>`` (or ``ExchangeConfig.autodiscover_url``) so that it honours the timeout and
+CA bundle; DNS SRV records and HTTP redirects are not followed: the owner then enters the EWS URL.
+Busy time is a CalendarView (FindItem) on each asked-for folder, so it is per calendar; EWS sends its
+times in UTC. The idempotency key lives in a PublicStrings extended property on the created item.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import requests
+import requests.adapters
+from exchangelib import (
+    DELEGATE,
+    Account,
+    Attendee,
+    CalendarItem,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    ExtendedProperty,
+    FailFast,
+    Mailbox,
+    Version,
+)
+from exchangelib import errors as ews
+from exchangelib.autodiscover.protocol import AutodiscoverProtocol
+from exchangelib.fields import InvalidField
+from exchangelib.folders import DEEP, Calendar, FolderCollection, Root
+from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+from exchangelib.protocol import Protocol
+from exchangelib.version import (
+    EXCHANGE_2007,
+    EXCHANGE_2007_SP1,
+    EXCHANGE_2010,
+    EXCHANGE_2010_SP1,
+    EXCHANGE_2010_SP2,
+    EXCHANGE_2013,
+    EXCHANGE_2013_SP1,
+    EXCHANGE_2016,
+    EXCHANGE_2019,
+)
+
+from providers.base import BusyBlock, CalendarAccess, EventDraft, ProviderCalendar, WrittenEvent
+from providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderRefused,
+    ProviderUnavailable,
+    ProviderUnsupported,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Oldest first; the form's and the stored version names.
+VERSION_BUILDS: dict[str, Any] = {
+    "EXCHANGE_2007": EXCHANGE_2007,
+    "EXCHANGE_2007_SP1": EXCHANGE_2007_SP1,
+    "EXCHANGE_2010": EXCHANGE_2010,
+    "EXCHANGE_2010_SP1": EXCHANGE_2010_SP1,
+    "EXCHANGE_2010_SP2": EXCHANGE_2010_SP2,
+    "EXCHANGE_2013": EXCHANGE_2013,
+    "EXCHANGE_2013_SP1": EXCHANGE_2013_SP1,
+    "EXCHANGE_2016": EXCHANGE_2016,
+    "EXCHANGE_2019": EXCHANGE_2019,
+}
+MINIMUM_VERSION = "EXCHANGE_2010_SP2"
+TWO_FACTOR_HINT = "If the account uses two-factor authentication, use an app password instead of your password."
+NOT_BUSY = frozenset({"Free", "WorkingElsewhere", "NoData"})
+KEY_FIELD = "kokous_idempotency_key"
+_key_registration = threading.Lock()
+_TRANSIENT = (ews.ErrorTimeoutExpired, ews.ErrorInternalServerTransientError, ews.ErrorTooManyObjectsOpened)
+
+
+@dataclass(frozen=True)
+class ExchangeForm:
+    """What the owner types in (CAL-3); empty ``ews_url`` means autodiscover, empty ``version`` means detect."""
+
+    email: str
+    password: str
+    username: str | None = None
+    ews_url: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """Deployment settings: extra trusted CAs (PEM), per-request timeout, an autodiscover endpoint override."""
+
+    ca_bundle: str | None = None
+    timeout: float = 10.0
+    autodiscover_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeCredentials:
+    """A tested connection: where EWS is, who logs in, the server version and the auth scheme it offered."""
+
+    email: str
+    username: str
+    password: str
+    ews_url: str
+    version: str
+    auth_type: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ExchangeCredentials:
+        data = json.loads(text)
+        return cls(
+            email=data["email"],
+            username=data["username"],
+            password=data["password"],
+            ews_url=data["ews_url"],
+            version=data["version"],
+            auth_type=data.get("auth_type"),
+        )
+
+
+# -- transport: timeout and trust store per connection ------------------------------------------
+
+
+class _TrustAdapter(requests.adapters.HTTPAdapter):
+    """Verifies TLS against the system trust store plus the configured CA bundle."""
+
+    def __init__(self, context: ssl.SSLContext | None, **kwargs: Any) -> None:
+        self._context = context  # before super().__init__, which builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._context is not None:
+            kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Transport:
+    timeout: float
+    context: ssl.SSLContext | None
+
+    @classmethod
+    def from_config(cls, config: ExchangeConfig) -> _Transport:
+        context = None
+        if config.ca_bundle:
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=config.ca_bundle)
+        return cls(config.timeout, context)
+
+    def mount(self, session: requests.Session, prefix: str) -> requests.Session:
+        """Replace exchangelib's adapter (one connection, no urllib3 retries) by ours with the same pool."""
+        adapter = _TrustAdapter(self.context, pool_block=True, pool_connections=1, pool_maxsize=1, max_retries=0)
+        session.mount(prefix, adapter)
+        return session
+
+
+class _OwnTransport:
+    """Gives an exchangelib protocol this connection's timeout and trust store instead of the class-wide ones."""
+
+    def __init__(self, *, config: Any, transport: _Transport) -> None:
+        super().__init__(config=config)  # type: ignore[call-arg]
+        self.TIMEOUT = transport.timeout
+        self._transport = transport
+
+    def raw_session(self, prefix: str, **kwargs: Any) -> requests.Session:
+        return self._transport.mount(super().raw_session(prefix, **kwargs), prefix)  # type: ignore[misc]
+
+
+class _EwsProtocol(_OwnTransport, Protocol):  # type: ignore[misc]
+    """The EWS endpoint."""
+
+
+class _AutodiscoverProtocol(_OwnTransport, AutodiscoverProtocol):  # type: ignore[misc]
+    """The autodiscover endpoint."""
+
+
+def _open_account(credentials: ExchangeCredentials, version: Any, transport: _Transport) -> Any:
+    """An Account on our own Protocol; sends nothing yet."""
+    config = Configuration(
+        service_endpoint=credentials.ews_url,
+        credentials=Credentials(credentials.username, credentials.password),
+        version=version,
+        auth_type=credentials.auth_type,  # None: taste the WWW-Authenticate header the server sends
+        retry_policy=FailFast(),  # never wait inside a worker thread; callers retry (BOOK-7)
+    )
+    with suppress(KeyError):
+        del Protocol[config]  # forget an older protocol for this mailbox; it may carry another timeout
+    protocol = _EwsProtocol(config=config, transport=transport)  # cached, so Account picks it up
+    account = Account(
+        credentials.email, config=config, autodiscover=False, access_type=DELEGATE, default_timezone=EWSTimeZone("UTC")
+    )
+    account.protocol = protocol
+    return account
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _provider_errors() -> Iterator[None]:
+    """Translate exchangelib and requests failures into the provider error tree."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except ews.UnauthorizedError as error:
+        raise ProviderAuthError(
+            f"Exchange refused the user name or password. {TWO_FACTOR_HINT}", code="UnauthorizedError"
+        ) from error
+    except ews.ErrorAccessDenied as error:
+        raise ProviderAuthError(
+            f"Exchange denied this user access to the mailbox's calendar: {_brief(error)}", code="ErrorAccessDenied"
+        ) from error
+    except ews.ErrorNonExistentMailbox as error:
+        raise ProviderRefused(
+            f"Exchange has no mailbox for this address: {_brief(error)}", code="ErrorNonExistentMailbox"
+        ) from error
+    except ews.ErrorServerBusy as error:
+        if isinstance(error.__context__, _TRANSIENT):  # exchangelib re-raises a 503 or overload as "busy"
+            raise ProviderUnavailable(
+                f"Exchange is unavailable: {_brief(error.__context__)}", code="ErrorServerBusy"
+            ) from error
+        raise ProviderRateLimited(
+            "Exchange is throttling requests.", retry_after=error.back_off, code="ErrorServerBusy"
+        ) from error
+    except (ews.ErrorItemNotFound, ews.ErrorFolderNotFound) as error:
+        raise ProviderNotFound(_brief(error), code=type(error).__name__) from error
+    except ews.ErrorInvalidServerVersion as error:
+        raise ProviderUnsupported(
+            f"The Exchange server accepts none of the EWS versions Kokous speaks. {_minimum_text()}",
+            code="ErrorInvalidServerVersion",
+        ) from error
+    except ews.RedirectError as error:
+        raise ProviderRefused(
+            f"The EWS URL redirects to {error.url}; check the EWS URL (it usually ends in /EWS/Exchange.asmx).",
+            code="RedirectError",
+        ) from error
+    except (*_TRANSIENT, ews.ErrorInternalServerError) as error:
+        raise ProviderUnavailable(
+            f"Exchange did not answer in time: {_brief(error)}", code=type(error).__name__
+        ) from error
+    except ews.ResponseMessageError as error:
+        raise ProviderRefused(f"Exchange refused the request: {_brief(error)}", code=type(error).__name__) from error
+    except (ews.TransportError, ews.CASError, requests.RequestException, OSError) as error:
+        raise ProviderUnavailable(_unreachable_text(error), code=type(error).__name__) from error
+    except ews.EWSError as error:
+        raise ProviderRefused(f"Exchange refused the request: {_brief(error)}", code=type(error).__name__) from error
+
+
+def _brief(error: BaseException | None) -> str:
+    """An error's text, cut short: exchangelib may quote whole HTTP responses."""
+    text = str(error)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _unreachable_text(error: BaseException) -> str:
+    """Say so when the server's certificate is the problem (exchangelib hides the SSLError in a TransportError)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (requests.exceptions.SSLError, ssl.SSLError)):
+            return (
+                f"The Exchange server's TLS certificate is not trusted ({_brief(error)}). "
+                "If it comes from an internal certificate authority, add that CA to the CA bundle."
+            )
+        cause = cause.__cause__ or cause.__context__
+    return f"Exchange could not be reached: {_brief(error)}"
+
+
+async def _in_thread(function: Callable[[], T]) -> T:
+    """Run a blocking exchangelib call in a worker thread, with its errors translated."""
+
+    def guarded() -> T:
+        with _provider_errors():
+            return function()
+
+    return await anyio.to_thread.run_sync(guarded)
+
+
+# -- versions and times -------------------------------------------------------------------------
+
+
+def _label(name: str) -> str:
+    return name.replace("EXCHANGE_", "Exchange ").replace("_", " ")
+
+
+def _minimum_text() -> str:
+    return f"Kokous needs {_label(MINIMUM_VERSION)} or newer."
+
+
+def _version_name(build: Any) -> str:
+    """The newest known version name whose build is not newer than ``build``."""
+    names = [name for name, known in VERSION_BUILDS.items() if known <= build]
+    return names[-1] if names else "EXCHANGE_2007"
+
+
+def _check_version(name: str, build: Any | None = None) -> None:
+    if VERSION_BUILDS[name] < VERSION_BUILDS[MINIMUM_VERSION]:
+        seen = f" (build {build})" if build is not None else ""
+        raise ProviderUnsupported(f"This Exchange server is {_label(name)}{seen}. {_minimum_text()}")
+
+
+def _require_aware(*moments: datetime) -> None:
+    for moment in moments:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"naive datetime {moment!r}: give an aware UTC datetime")
+
+
+def _ews_time(moment: datetime, zone: Any) -> Any:
+    return EWSDateTime.from_datetime(moment.astimezone(UTC)).astimezone(zone)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A plain aware UTC datetime from exchangelib's EWSDateTime."""
+    return datetime.fromisoformat(moment.isoformat()).astimezone(UTC)
+
+
+def _zone(name: str) -> Any:
+    """The event's zone as exchangelib knows it (it needs a Windows zone name); UTC when it has none."""
+    try:
+        return EWSTimeZone(name)
+    except (ews.UnknownTimeZone, ValueError):
+        log.warning("No Windows time zone for %s; writing the event in UTC", name)
+        return EWSTimeZone("UTC")
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+async def connect(form: ExchangeForm, config: ExchangeConfig) -> ExchangeCredentials:
+    """Find EWS, log in, confirm the server version and read the calendar folder before anything is saved."""
+    if "@" not in form.email:
+        raise ProviderRefused(f"{form.email!r} is not an email address.")
+    if form.version is not None:
+        if form.version not in VERSION_BUILDS:
+            raise ProviderRefused(f"Unknown Exchange version {form.version!r}.")
+        _check_version(form.version)
+    transport = _Transport.from_config(config)
+    return await _in_thread(lambda: _connect(form, config, transport))
+
+
+def _connect(form: ExchangeForm, config: ExchangeConfig, transport: _Transport) -> ExchangeCredentials:
+    username = form.username or form.email
+    ews_url = form.ews_url or _autodiscover(form.email, Credentials(username, form.password), config, transport)
+    version = Version(build=VERSION_BUILDS[form.version]) if form.version else None  # None: probe the server
+    pending = ExchangeCredentials(form.email, username, form.password, ews_url, form.version or "")
+    account = _open_account(pending, version, transport)
+    calendar = Calendar.get_distinguished(root=Root(account=account))  # the connection test
+    build = account.version.build  # from the server's answer, even when the form named a version
+    name = _version_name(build)
+    _check_version(name, build)
+    log.info("Connected Exchange mailbox at %s (%s, build %s, calendar %s)", ews_url, name, build, calendar.name)
+    return ExchangeCredentials(form.email, username, form.password, ews_url, name, account.protocol.auth_type)
+
+
+def _autodiscover(email: str, credentials: Any, config: ExchangeConfig, transport: _Transport) -> str:
+    """The EWS URL from SOAP autodiscover (GetUserSettings) for this address."""
+    domain = email.rsplit("@", 1)[1]
+    candidates = (
+        [config.autodiscover_url]
+        if config.autodiscover_url
+        else [
+            f"https://{domain}/autodiscover/autodiscover.svc",
+            f"https://autodiscover.{domain}/autodiscover/autodiscover.svc",
+        ]
+    )
+    for url in candidates:
+        protocol = _AutodiscoverProtocol(
+            config=Configuration(service_endpoint=url, credentials=credentials, retry_policy=FailFast()),
+            transport=transport,
+        )
+        try:
+            answer = protocol.get_user_settings(user=email, settings=["external_ews_url", "internal_ews_url"])
+            answer.raise_errors()
+        except ews.ErrorNonExistentMailbox:
+            raise
+        except (ews.TransportError, requests.RequestException) as error:  # not there, or no answer for us
+            log.info("Autodiscover at %s failed: %s", url, error)
+            continue
+        finally:
+            protocol.close()
+        ews_url = answer.user_settings.get("external_ews_url") or answer.user_settings.get("internal_ews_url")
+        if ews_url:
+            return str(ews_url)
+    raise ProviderUnavailable(
+        f"Autodiscover found no Exchange server for {domain}. Enter the EWS URL "
+        f"(usually https://mail.{domain}/EWS/Exchange.asmx).",
+        code="AutoDiscoverFailed",
+    )
+
+
+# -- the calendar client ------------------------------------------------------------------------
+
+
+class _IdempotencyKey(ExtendedProperty):  # type: ignore[misc]
+    """Our booking's idempotency key, stored on the calendar item it created."""
+
+    distinguished_property_set_id = "PublicStrings"
+    property_name = "KokousIdempotencyKey"
+    property_type = "String"
+
+
+def _register_key_property() -> None:
+    """Register the key on CalendarItem once per process (exchangelib keeps registrations globally)."""
+    with _key_registration:
+        try:
+            CalendarItem.get_field_by_fieldname(KEY_FIELD)
+        except InvalidField:
+            CalendarItem.register(KEY_FIELD, _IdempotencyKey)
+
+
+class ExchangeCalendarClient:
+    """A CalendarClient for one Exchange mailbox."""
+
+    def __init__(self, config: ExchangeConfig, credentials: ExchangeCredentials) -> None:
+        _register_key_property()
+        self._credentials = credentials
+        version = Version(build=VERSION_BUILDS[credentials.version]) if credentials.version in VERSION_BUILDS else None
+        self._account = _open_account(credentials, version, _Transport.from_config(config))
+        self._root = Root(account=self._account)  # a handle for folder ids; fetches nothing
+
+    def credentials_json(self) -> str:
+        return self._credentials.to_json()
+
+    def _folder(self, calendar_id: str) -> Any:
+        return Calendar(root=self._root, id=calendar_id)
+
+    async def list_calendars(self) -> list[ProviderCalendar]:
+        return await _in_thread(self._list_calendars)
+
+    def _list_calendars(self) -> list[ProviderCalendar]:
+        primary = Calendar.get_distinguished(root=self._root)
+        calendars = [ProviderCalendar(primary.id, primary.name, CalendarAccess.OWNER, primary=True)]
+        for folder in FolderCollection(account=self._account, folders=[primary]).find_folders(depth=DEEP):
+            if isinstance(folder, Exception):
+                raise folder
+            if (folder.folder_class or "").startswith("IPF.Appointment"):
+                calendars.append(ProviderCalendar(folder.id, folder.name or "", CalendarAccess.OWNER))
+        return calendars
+
+    async def busy_intervals(self, calendar_ids: Sequence[str], start: datetime, end: datetime) -> list[BusyBlock]:
+        _require_aware(start, end)
+        return await _in_thread(lambda: self._busy(list(calendar_ids), start, end))
+
+    def _busy(self, calendar_ids: list[str], start: datetime, end: datetime) -> list[BusyBlock]:
+        utc = EWSTimeZone("UTC")
+        blocks = []
+        for calendar_id in calendar_ids:
+            view = self._folder(calendar_id).view(start=_ews_time(start, utc), end=_ews_time(end, utc))
+            for item in view.only("start", "end", "legacy_free_busy_status"):
+                if isinstance(item, Exception):
+                    raise item
+                block = BusyBlock(calendar_id, _utc(item.start), _utc(item.end))
+                # A view also returns items that end exactly at its start.
+                if item.legacy_free_busy_status not in NOT_BUSY and block.start < end and block.end > start:
+                    blocks.append(block)
+        return blocks
+
+    async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        _require_aware(draft.start, draft.end)
+        return await _in_thread(lambda: self._create(calendar_id, draft))
+
+    def _create(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        folder = self._folder(calendar_id)
+        for existing in folder.filter(**{KEY_FIELD: draft.idempotency_key}).only("id"):
+            if isinstance(existing, Exception):
+                raise existing
+            log.info("Exchange item for key %s already exists", draft.idempotency_key)
+            return WrittenEvent(calendar_id, existing.id)
+        item = CalendarItem(account=self._account, folder=folder, legacy_free_busy_status="Busy")
+        setattr(item, KEY_FIELD, draft.idempotency_key)
+        _fill(item, draft)
+        item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+        return WrittenEvent(calendar_id, item.id)
+
+    async def update_event(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:
+        _require_aware(draft.start, draft.end)
+        return await _in_thread(lambda: self._update(calendar_id, event_id, draft))
+
+    def _update(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:
+        folder = self._folder(calendar_id)
+        [item] = self._account.fetch(ids=[(event_id, None)], folder=folder, only_fields=["subject"])
+        if isinstance(item, Exception):
+            raise item
+        _fill(item, draft)
+        item.save(update_fields=list(_FILLED), send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+        return WrittenEvent(calendar_id, item.id)
+
+    async def delete_event(self, calendar_id: str, event_id: str) -> None:
+        await _in_thread(lambda: self._delete(calendar_id, event_id))
+
+    def _delete(self, calendar_id: str, event_id: str) -> None:
+        item = CalendarItem(account=self._account, folder=self._folder(calendar_id), id=event_id)
+        try:
+            item.delete(send_meeting_cancellations=SEND_TO_ALL_AND_SAVE_COPY)
+        except ews.ErrorItemNotFound:
+            log.info("Exchange item %s was already gone", event_id)
+
+
+_FILLED = ("subject", "body", "location", "start", "end", "required_attendees")
+
+
+def _fill(item: Any, draft: EventDraft) -> None:
+    """Copy the draft onto a CalendarItem: the fields named in ``_FILLED``."""
+    zone = _zone(draft.timezone)
+    item.subject = draft.summary
+    item.body = draft.description or None
+    item.location = draft.location or None
+    item.start = _ews_time(draft.start, zone)
+    item.end = _ews_time(draft.end, zone)
+    item.required_attendees = [
+        Attendee(mailbox=Mailbox(email_address=attendee.email, name=attendee.name or None), response_type="Unknown")
+        for attendee in draft.attendees
+    ] or None

@@ -1,0 +1,553 @@
+"""Microsoft 365 calendars: sign-in with msal (authorization code flow), calendars through Microsoft Graph.
+
+msal is synchronous, so every msal call runs in a worker thread; Graph is plain JSON over httpx.
+The identity endpoints come from the configured authority (``instance_discovery=False``, so only
+the configured host is ever contacted) and Graph from the configured base URL (OPS-3).
+
+Trust: the optional ``ca_bundle`` adds certificate authorities to the system trust store, for both
+msal (our own ``requests.Session`` with ``trust_env=False``, so ``REQUESTS_CA_BUNDLE`` cannot change
+it) and Graph.
+
+Mappings chosen here:
+
+* Calendar access: ``isDefaultCalendar`` marks the primary calendar. ``canEdit`` true means OWNER
+  when the calendar's owner is the mailbox itself (the owner of the default calendar, else the
+  signed-in address), WRITER otherwise; ``canEdit`` false means READER. Graph lists a shared
+  calendar only once its owner shared it with the account, and has no free/busy-only level here;
+  ``canShare`` and ``canViewPrivateItems`` do not change the level.
+* Busy time: ``showAs`` ``free`` and ``workingElsewhere`` (the person is available, just remote) and
+  cancelled events are not busy; ``busy``, ``tentative``, ``oof`` and ``unknown`` are.
+* Failures: 401 is retried once with a forced token refresh (Graph may reject a token msal still
+  thinks valid), then ``ProviderAuthError``. 403 is ``ProviderAuthError`` when Graph says access
+  is denied (sharing removed, consent withdrawn: the calendar turns inactive), else
+  ``ProviderRefused``. 404 ``ProviderNotFound``; 429, and 503 with Retry-After,
+  ``ProviderRateLimited``; other 5xx, timeouts and network errors ``ProviderUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import functools
+import json
+import logging
+import re
+import ssl
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import httpx
+import msal
+import requests
+from msal.exceptions import MsalServiceError
+from requests.adapters import HTTPAdapter
+
+from providers.base import (
+    AuthorizationStart,
+    BusyBlock,
+    CalendarAccess,
+    EventDraft,
+    ProviderCalendar,
+    WrittenEvent,
+)
+from providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderRefused,
+    ProviderUnavailable,
+)
+from providers.windows_zones import windows_name, zone_named
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+# msal adds the reserved offline_access, openid and profile scopes itself.
+SCOPES = ["Calendars.ReadWrite", "User.Read"]
+# Graph dedupes event creation by transactionId; ours derives from the booking's idempotency key.
+_TRANSACTION_NAMESPACE = uuid.UUID("5b0c7c1e-4f4e-4a38-9a53-2f6a1d0e7c11")
+_NOT_BUSY = frozenset({"free", "workingElsewhere"})
+# 403 codes that mean the account lost access (INACT-1), not that this one request is wrong.
+_ACCESS_LOST = frozenset({"ErrorAccessDenied", "AccessDenied", "Authorization_RequestDenied"})
+# OAuth errors worth retrying; every other OAuth error needs the owner to sign in again.
+_OAUTH_TRANSIENT = frozenset({"temporarily_unavailable", "server_error"})
+_AADSTS = re.compile(r"AADSTS\d+")
+_CALENDAR_FIELDS = "id,name,isDefaultCalendar,canEdit,owner"
+_BUSY_FIELDS = "start,end,showAs,isCancelled"
+
+
+@dataclass(frozen=True)
+class MicrosoftConfig:
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    authority: str = "https://login.microsoftonline.com/common"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    ca_bundle: str | None = None
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class MicrosoftCredentials:
+    """What a connection keeps: msal's serialized token cache and which account in it is ours."""
+
+    token_cache: str
+    home_account_id: str
+    account_email: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> MicrosoftCredentials:
+        """Stored credentials that cannot be read need a new sign-in, like revoked ones."""
+        try:
+            data = json.loads(text)
+            return cls(str(data["token_cache"]), str(data["home_account_id"]), str(data["account_email"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ProviderAuthError("The stored Microsoft credentials are unreadable", code="bad_credentials") from exc
+
+
+# -- trust and identity plumbing ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _trust(ca_bundle: str | None) -> ssl.SSLContext:
+    """The system trust store plus the configured extra authorities.
+
+    Loading the system store costs tens of milliseconds, so one context per bundle path is kept
+    for the process (a changed bundle file needs a restart); contexts are safe to share.
+    """
+    context = ssl.create_default_context()
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+class _TrustAdapter(HTTPAdapter):
+    """Makes requests verify with our SSL context alone, not with certifi's bundle."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Nothing to add: requests would load certifi into our (shared) context on every connection."""
+
+
+class _IdentitySession(requests.Session):
+    """msal's HTTP client: our trust, our timeout, and no say for the environment (REQUESTS_CA_BUNDLE)."""
+
+    def __init__(self, config: MicrosoftConfig) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._timeout = config.timeout
+        self.mount("https://", _TrustAdapter(_trust(config.ca_bundle)))
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _identity_failures() -> Iterator[None]:
+    """Network and identity-server failures of msal as our errors."""
+    try:
+        yield
+    except requests.RequestException as exc:
+        raise ProviderUnavailable("The Microsoft sign-in service could not be reached") from exc
+    except MsalServiceError as exc:
+        raise ProviderUnavailable("The Microsoft sign-in service failed") from exc
+    except ValueError as exc:  # a token answer that is not JSON
+        raise ProviderUnavailable("The Microsoft sign-in service sent an unreadable answer") from exc
+
+
+def _application(config: MicrosoftConfig, session: requests.Session, cache: msal.SerializableTokenCache) -> Any:
+    """A msal application; building it fetches the authority's OpenID configuration (blocking)."""
+    try:
+        return msal.ConfidentialClientApplication(
+            config.client_id,
+            client_credential=config.client_secret,
+            authority=config.authority,
+            instance_discovery=False,
+            token_cache=cache,
+            http_client=session,
+        )
+    except ValueError as exc:  # msal refuses the authority: http, unknown tenant, bad discovery document
+        raise ProviderRefused("The Microsoft authority setting is not usable", code="bad_authority") from exc
+
+
+def _oauth_error(result: Json) -> ProviderError:
+    """An OAuth error answer as ours, carrying the AADSTS code when the identity platform gave one."""
+    error = str(result.get("error", "unknown_error"))
+    description = str(result.get("error_description", ""))
+    codes = result.get("error_codes") or []
+    found = _AADSTS.search(description)
+    code = f"AADSTS{codes[0]}" if codes else found.group(0) if found else error
+    logger.info("microsoft sign-in refused: %s (%s)", error, code)
+    if error in _OAUTH_TRANSIENT:
+        return ProviderUnavailable("The Microsoft sign-in service is temporarily unavailable", code=code)
+    return ProviderAuthError(f"Microsoft refused the sign-in ({code}); the owner must reconnect", code=code)
+
+
+class MicrosoftOAuth:
+    """The two halves of the authorization code flow (CAL-2)."""
+
+    def __init__(self, config: MicrosoftConfig) -> None:
+        self._config = config
+
+    async def start(self, state: str) -> AuthorizationStart:
+        """Async because msal fetches the authority's configuration before it can build the URL."""
+        return await anyio.to_thread.run_sync(self._start, state)
+
+    async def finish(self, query_params: dict[str, str], verifier: dict[str, str]) -> MicrosoftCredentials:
+        """Redeem the code the callback received; the flow kept in ``verifier`` checks state and PKCE."""
+        try:
+            flow = json.loads(verifier["flow"])
+        except (KeyError, ValueError) as exc:
+            raise ProviderAuthError("The sign-in was not started here", code="state_mismatch") from exc
+        return await anyio.to_thread.run_sync(self._finish, flow, dict(query_params))
+
+    def _start(self, state: str) -> AuthorizationStart:
+        with _identity_failures(), _IdentitySession(self._config) as session:
+            app = _application(self._config, session, msal.SerializableTokenCache())
+            flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=self._config.redirect_uri, state=state)
+        return AuthorizationStart(url=flow["auth_uri"], verifier={"flow": json.dumps(flow)})
+
+    def _finish(self, flow: Json, response: dict[str, str]) -> MicrosoftCredentials:
+        cache = msal.SerializableTokenCache()
+        with _identity_failures(), _IdentitySession(self._config) as session:
+            app = _application(self._config, session, cache)
+            result = self._redeem(app, flow, response)
+            if "access_token" not in result:
+                raise _oauth_error(result)
+            accounts = app.get_accounts()
+        if not accounts:
+            raise ProviderAuthError("Microsoft did not say which account signed in", code="no_account")
+        account = accounts[0]
+        return MicrosoftCredentials(cache.serialize(), str(account["home_account_id"]), str(account["username"]))
+
+    @staticmethod
+    def _redeem(app: Any, flow: Json, response: dict[str, str]) -> Json:
+        if not flow.get("state") or response.get("state") != flow.get("state"):
+            raise ProviderAuthError("The sign-in reply does not match the sign-in we started", code="state_mismatch")
+        try:
+            result: Json = app.acquire_token_by_auth_code_flow(flow, response)
+        except (ValueError, RuntimeError) as exc:  # a nonce mismatch, a reply with neither code nor error
+            raise ProviderAuthError("The sign-in reply could not be used", code="bad_reply") from exc
+        return result
+
+
+# -- Graph --------------------------------------------------------------------------------------
+
+
+def _aware_utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime, got {value!r}")
+    return value.astimezone(UTC)
+
+
+def _query_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _graph_time(value: Json) -> datetime:
+    """A Graph ``{dateTime, timeZone}`` as aware UTC; we ask for UTC, other zones are converted."""
+    local = datetime.fromisoformat(str(value["dateTime"]))
+    name = str(value.get("timeZone") or "UTC")
+    zone = zone_named(name)
+    if zone is None:
+        logger.warning("graph time zone %r is unknown; reading the time as UTC", name)
+        return local.replace(tzinfo=UTC)
+    return local.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _zoned(value: datetime, iana_name: str) -> Json:
+    """Our time as Graph wants it: wall-clock time in the Windows zone, or UTC when unmapped."""
+    zone_name, zone = windows_name(iana_name), zone_named(iana_name)
+    if zone_name is None or zone is None:
+        return {"dateTime": value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds"), "timeZone": "UTC"}
+    return {
+        "dateTime": value.astimezone(zone).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "timeZone": zone_name,
+    }
+
+
+def _transaction_id(idempotency_key: str) -> str:
+    return str(uuid.uuid5(_TRANSACTION_NAMESPACE, idempotency_key))
+
+
+def _event_body(draft: EventDraft) -> Json:
+    """The event Graph should hold; the organizer is always the signed-in mailbox, so it is not sent."""
+    start = _aware_utc(draft.start, "start")
+    end = _aware_utc(draft.end, "end")
+    return {
+        "subject": draft.summary,
+        "body": {"contentType": "text", "content": draft.description},
+        "start": _zoned(start, draft.timezone),
+        "end": _zoned(end, draft.timezone),
+        "location": {"displayName": draft.location},
+        "attendees": [
+            {"emailAddress": {"address": attendee.email, "name": attendee.name or attendee.email}, "type": "required"}
+            for attendee in draft.attendees
+        ],
+    }
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds or as an HTTP date."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        moment = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return None
+
+
+def _graph_error(response: httpx.Response) -> tuple[str | None, str]:
+    """The code and message of Graph's ``{"error": {"code", "message"}}`` body, when it has one."""
+    with contextlib.suppress(ValueError, KeyError, AttributeError, TypeError):
+        error = response.json()["error"]
+        return str(error["code"]), str(error.get("message", ""))
+    return None, response.reason_phrase
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    code, detail = _graph_error(response)
+    message = f"Microsoft Graph answered {status} ({code or 'no code'}): {detail}"
+    retry_after = _retry_after(response.headers.get("retry-after"))
+    logger.info("graph error: %s", message)
+    if status == 401 or (status == 403 and code in _ACCESS_LOST):
+        raise ProviderAuthError(message, code=code)
+    if status == 404:
+        raise ProviderNotFound(message, code=code)
+    if status == 429 or (status == 503 and retry_after is not None):
+        raise ProviderRateLimited(message, retry_after=retry_after, code=code)
+    if status >= 500 or status == 408:
+        raise ProviderUnavailable(message, code=code)
+    raise ProviderRefused(message, code=code)
+
+
+@contextlib.contextmanager
+def _readable() -> Iterator[None]:
+    """A Graph answer that lacks what the reference promises is a provider failure."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderUnavailable("Microsoft Graph sent an answer we could not read") from exc
+
+
+def _access(calendar: Json, mailbox: str) -> CalendarAccess:
+    if not calendar.get("canEdit"):
+        return CalendarAccess.READER
+    owner = str((calendar.get("owner") or {}).get("address", ""))
+    return CalendarAccess.OWNER if owner.lower() == mailbox.lower() else CalendarAccess.WRITER
+
+
+def _mailbox(calendars: list[Json]) -> str | None:
+    """The mailbox's own address: the owner of its default calendar (the sign-in name may be a UPN)."""
+    for calendar in calendars:
+        if calendar.get("isDefaultCalendar"):
+            return (calendar.get("owner") or {}).get("address") or None
+    return None
+
+
+def _is_busy(event: Json) -> bool:
+    return not event.get("isCancelled") and event.get("showAs", "busy") not in _NOT_BUSY
+
+
+class MicrosoftCalendarClient:
+    """A CalendarClient for one Microsoft 365 connection."""
+
+    def __init__(
+        self, config: MicrosoftConfig, credentials: MicrosoftCredentials, http: httpx.AsyncClient | None = None
+    ) -> None:
+        self._config = config
+        self._credentials = credentials
+        self._base = config.graph_url.rstrip("/")
+        self._cache = msal.SerializableTokenCache()
+        try:
+            self._cache.deserialize(credentials.token_cache)
+        except ValueError as exc:
+            raise ProviderAuthError("The stored Microsoft token cache is unreadable", code="bad_credentials") from exc
+        self._session = _IdentitySession(config)
+        self._app: Any = None
+        self._token_lock = anyio.Lock()
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(verify=_trust(config.ca_bundle), timeout=config.timeout)
+
+    async def aclose(self) -> None:
+        self._session.close()
+        if self._owns_http:
+            await self._http.aclose()
+
+    def credentials_json(self) -> str:
+        current = MicrosoftCredentials(
+            self._cache.serialize(), self._credentials.home_account_id, self._credentials.account_email
+        )
+        return current.to_json()
+
+    # -- CalendarClient ---------------------------------------------------------------------
+
+    async def list_calendars(self) -> list[ProviderCalendar]:
+        items = await self._collect(f"{self._base}/me/calendars", {"$select": _CALENDAR_FIELDS})
+        with _readable():
+            mailbox = _mailbox(items) or self._credentials.account_email
+            return [
+                ProviderCalendar(
+                    external_id=str(item["id"]),
+                    name=str(item.get("name", "")),
+                    access=_access(item, mailbox),
+                    primary=bool(item.get("isDefaultCalendar")),
+                )
+                for item in items
+            ]
+
+    async def busy_intervals(self, calendar_ids: Sequence[str], start: datetime, end: datetime) -> list[BusyBlock]:
+        params = {
+            "startDateTime": _query_time(_aware_utc(start, "start")),
+            "endDateTime": _query_time(_aware_utc(end, "end")),
+            "$select": _BUSY_FIELDS,
+        }
+        blocks: list[BusyBlock] = []
+        for calendar_id in calendar_ids:
+            url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/calendarView"
+            items = await self._collect(url, params, headers={"Prefer": 'outlook.timezone="UTC"'})
+            with _readable():
+                blocks.extend(
+                    BusyBlock(calendar_id, _graph_time(item["start"]), _graph_time(item["end"]))
+                    for item in items
+                    if _is_busy(item)
+                )
+        return blocks
+
+    async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        """The transactionId makes Graph answer a retried create with the event it already made."""
+        body = {**_event_body(draft), "transactionId": _transaction_id(draft.idempotency_key)}
+        url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/events"
+        created = await self._json("POST", url, body=body)
+        with _readable():
+            return WrittenEvent(calendar_id, str(created["id"]))
+
+    async def update_event(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:
+        url = f"{self._base}/me/events/{quote(event_id, safe='')}"
+        updated = await self._json("PATCH", url, body=_event_body(draft))
+        with _readable():
+            return WrittenEvent(calendar_id, str(updated["id"]))
+
+    async def delete_event(self, calendar_id: str, event_id: str) -> None:
+        try:
+            await self._request("DELETE", f"{self._base}/me/events/{quote(event_id, safe='')}")
+        except ProviderNotFound:
+            logger.debug("event %s of calendar %s was already gone", event_id, calendar_id)
+
+    # -- Graph requests ---------------------------------------------------------------------
+
+    async def _collect(self, url: str, params: dict[str, str], headers: dict[str, str] | None = None) -> list[Json]:
+        """Every item of a collection, following ``@odata.nextLink`` (only ever to our Graph host)."""
+        items: list[Json] = []
+        page = await self._json("GET", url, params=params, headers=headers)
+        while True:
+            with _readable():
+                items.extend(page["value"])
+                next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return items
+            if not str(next_link).startswith(self._base + "/"):
+                raise ProviderRefused("Microsoft Graph sent a paging link to another host", code="bad_next_link")
+            page = await self._json("GET", str(next_link), headers=headers)
+
+    async def _json(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Json | None = None,
+    ) -> Json:
+        response = await self._request(method, url, params=params, headers=headers, body=body)
+        with _readable():
+            data = response.json()
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            return data
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: Json | None = None,
+    ) -> httpx.Response:
+        """One Graph call; a 401 gets one more try with a freshly refreshed token."""
+        response = await self._send(method, url, await self._access_token(), params, headers, body)
+        if response.status_code == 401:
+            logger.info("graph rejected the access token; refreshing it once")
+            response = await self._send(
+                method, url, await self._access_token(force_refresh=True), params, headers, body
+            )
+        _raise_for_status(response)
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        token: str,
+        params: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        body: Json | None,
+    ) -> httpx.Response:
+        all_headers = {**(headers or {}), "Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            return await self._http.request(
+                method, url, params=params, headers=all_headers, json=body, timeout=self._config.timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable("Microsoft Graph did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable("Microsoft Graph could not be reached") from exc
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def _access_token(self, *, force_refresh: bool = False) -> str:
+        """From msal's cache, refreshed with the refresh token when expired; one refresh at a time."""
+        async with self._token_lock:
+            return await anyio.to_thread.run_sync(self._acquire, force_refresh)
+
+    def _acquire(self, force_refresh: bool) -> str:
+        with _identity_failures():
+            if self._app is None:
+                self._app = _application(self._config, self._session, self._cache)
+            accounts = [
+                account
+                for account in self._app.get_accounts()
+                if account.get("home_account_id") == self._credentials.home_account_id
+            ]
+            if not accounts:
+                raise ProviderAuthError("The Microsoft account is missing from the credentials", code="no_account")
+            result = self._app.acquire_token_silent_with_error(SCOPES, accounts[0], force_refresh=force_refresh)
+        if not result:
+            raise ProviderAuthError("No Microsoft refresh token is left; the owner must reconnect", code="no_token")
+        if "access_token" not in result:
+            raise _oauth_error(result)
+        return str(result["access_token"])

@@ -1,0 +1,658 @@
+"""An on-premises Exchange double: EWS SOAP at /EWS/Exchange.asmx and SOAP autodiscover, as exchangelib speaks them.
+
+It answers the operations the Exchange adapter sends (ConvertId for version probing, GetFolder, FindFolder,
+FindItem with a CalendarView or a restriction on an extended property, GetItem, CreateItem, UpdateItem,
+DeleteItem, and autodiscover's GetUserSettings), puts ``t:ServerVersionInfo`` in every SOAP header,
+refuses a requested schema newer than the simulated server with ``ErrorInvalidServerVersion``, and
+checks HTTP Basic credentials (401 with ``WWW-Authenticate: Basic`` otherwise). Items keep aware
+datetimes and go out in UTC (``...Z``), as EWS sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from xml.sax.saxutils import escape, quoteattr
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.doubles.server import DoubleServer, TLSFiles
+
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+MESSAGES = "http://schemas.microsoft.com/exchange/services/2006/messages"
+TYPES = "http://schemas.microsoft.com/exchange/services/2006/types"
+ERRORS = "http://schemas.microsoft.com/exchange/services/2006/errors"
+AUTODISCOVER = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
+EWS_PATH = "/EWS/Exchange.asmx"
+AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
+
+# (major, minor, build, the newest RequestServerVersion the server accepts)
+SERVER_VERSIONS: dict[str, tuple[int, int, int, str]] = {
+    "EXCHANGE_2007": (8, 0, 685, "Exchange2007"),
+    "EXCHANGE_2007_SP1": (8, 1, 240, "Exchange2007_SP1"),
+    "EXCHANGE_2010": (14, 0, 639, "Exchange2010"),
+    "EXCHANGE_2010_SP1": (14, 1, 218, "Exchange2010_SP1"),
+    "EXCHANGE_2010_SP2": (14, 2, 247, "Exchange2010_SP2"),
+    "EXCHANGE_2013": (15, 0, 516, "Exchange2013"),
+    "EXCHANGE_2013_SP1": (15, 0, 847, "Exchange2013_SP1"),
+    "EXCHANGE_2016": (15, 1, 2507, "Exchange2016"),
+    "EXCHANGE_2019": (15, 2, 1118, "Exchange2016"),
+}
+# Schema names in the order EWS introduced them; a server accepts its own and every older one.
+SCHEMAS = [
+    "Exchange2007",
+    "Exchange2007_SP1",
+    "Exchange2010",
+    "Exchange2010_SP1",
+    "Exchange2010_SP2",
+    "Exchange2013",
+    "Exchange2013_SP1",
+    "Exchange2015",
+    "Exchange2015_SP1",
+    "Exchange2016",
+]
+FIELD_URIS = {  # FieldURI -> element name inside t:CalendarItem, in schema order
+    "item:Subject": "Subject",
+    "item:Body": "Body",
+    "calendar:Start": "Start",
+    "calendar:End": "End",
+    "calendar:LegacyFreeBusyStatus": "LegacyFreeBusyStatus",
+    "calendar:Location": "Location",
+    "calendar:RequiredAttendees": "RequiredAttendees",
+}
+
+
+def _t(name: str) -> str:
+    return f"{{{TYPES}}}{name}"
+
+
+def _m(name: str) -> str:
+    return f"{{{MESSAGES}}}{name}"
+
+
+def _ews_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime in request: {text}")
+    return moment
+
+
+class EwsError(Exception):
+    """A ResponseCode to answer in the operation's response message (ResponseClass="Error")."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+@dataclass
+class CalendarFolder:
+    folder_id: str
+    name: str
+    parent_id: str
+
+
+@dataclass
+class CalendarItem:
+    item_id: str
+    folder_id: str
+    subject: str
+    start: datetime
+    end: datetime
+    legacy_free_busy: str = "Busy"
+    location: str = ""
+    body: str = ""
+    attendees: list[str] = field(default_factory=list)
+    extended: dict[str, str] = field(default_factory=dict)  # PropertyName -> value (PublicStrings)
+    invitations: str = ""  # SendMeetingInvitations of the CreateItem that made it
+    change_key: int = 1
+
+
+@dataclass
+class Mailbox:
+    email: str
+    password: str
+    username: str
+    root_id: str
+    calendar_id: str
+    folders: dict[str, CalendarFolder] = field(default_factory=dict)
+    items: dict[str, CalendarItem] = field(default_factory=dict)
+
+
+class ExchangeDouble(DoubleServer):
+    """An Exchange server with mailboxes, calendar folders and items; see the module docstring."""
+
+    def __init__(self, *, version: str = "EXCHANGE_2016", tls: TLSFiles | None = None) -> None:
+        self._state = threading.Lock()
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._ids = itertools.count(1)
+        self._late: dict[str, list[float]] = {}  # operation -> delays of its next answers
+        self.version = version
+        app = Starlette(
+            routes=[
+                Route(EWS_PATH, self._ews, methods=["POST"]),
+                Route(AUTODISCOVER_PATH, self._autodiscover, methods=["POST"]),
+            ]
+        )
+        super().__init__(app, tls=tls)
+
+    @property
+    def ews_url(self) -> str:
+        return self.url + EWS_PATH
+
+    @property
+    def autodiscover_url(self) -> str:
+        return self.url + AUTODISCOVER_PATH
+
+    # -- what tests set up and inspect -----------------------------------------------------
+
+    def add_mailbox(self, email: str, password: str, *, username: str | None = None) -> Mailbox:
+        """A mailbox with a root folder and its primary (distinguished) calendar."""
+        root_id, calendar_id = self._new_id("root"), self._new_id("calendar")
+        mailbox = Mailbox(email.lower(), password, (username or email).lower(), root_id, calendar_id)
+        mailbox.folders[calendar_id] = CalendarFolder(calendar_id, "Calendar", root_id)
+        with self._state:
+            self._mailboxes[mailbox.email] = mailbox
+        return mailbox
+
+    def primary_calendar(self, email: str) -> str:
+        """The folder id of the mailbox's primary (distinguished) calendar."""
+        return self._mailbox(email).calendar_id
+
+    def add_calendar(self, email: str, name: str) -> str:
+        """A sub-calendar of the primary calendar; returns its folder id."""
+        mailbox = self._mailbox(email)
+        folder_id = self._new_id("folder")
+        with self._state:
+            mailbox.folders[folder_id] = CalendarFolder(folder_id, name, mailbox.calendar_id)
+        return folder_id
+
+    def add_busy(
+        self,
+        email: str,
+        start: datetime,
+        end: datetime,
+        legacy_free_busy: str = "Busy",
+        *,
+        calendar_id: str | None = None,
+        subject: str = "Busy",
+    ) -> str:
+        """An appointment on the primary calendar (or ``calendar_id``); returns its item id."""
+        mailbox = self._mailbox(email)
+        item = CalendarItem(
+            self._new_id("item"), calendar_id or mailbox.calendar_id, subject, start, end, legacy_free_busy
+        )
+        with self._state:
+            mailbox.items[item.item_id] = item
+        return item.item_id
+
+    def items_on(self, email: str, calendar_id: str | None = None) -> list[CalendarItem]:
+        """The items on the primary calendar (or ``calendar_id``), in creation order."""
+        mailbox = self._mailbox(email)
+        folder_id = calendar_id or mailbox.calendar_id
+        with self._state:
+            return [item for item in mailbox.items.values() if item.folder_id == folder_id]
+
+    def set_version(self, version: str) -> None:
+        """Simulate another server version: a key of ``SERVER_VERSIONS``."""
+        if version not in SERVER_VERSIONS:
+            raise KeyError(version)
+        self.version = version
+
+    def change_password(self, email: str, new_password: str) -> None:
+        self._mailbox(email).password = new_password
+
+    def answer_late(self, operation: str, delay: float, *, times: int = 1) -> None:
+        """Carry out the next ``times`` requests of ``operation`` (e.g. "CreateItem"), then wait ``delay``
+        seconds before answering: longer than a client's timeout, the work is done but the answer is lost."""
+        with self._state:
+            self._late.setdefault(operation, []).extend([delay] * times)
+
+    @staticmethod
+    def server_busy_fault(back_off_ms: int) -> bytes:
+        """The SOAP fault EWS sends when throttling (answer it with status 500 through ``fail``)."""
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<s:Envelope xmlns:s="{SOAP}"><s:Body><s:Fault>'
+            '<faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorServerBusy'
+            '</faultcode><faultstring xml:lang="en-US">The server cannot service this request right now. '
+            "Try again later.</faultstring><detail>"
+            f'<e:ResponseCode xmlns:e="{ERRORS}">ErrorServerBusy</e:ResponseCode>'
+            f'<e:Message xmlns:e="{ERRORS}">The server cannot service this request right now. Try again later.'
+            "</e:Message>"
+            f'<t:MessageXml xmlns:t="{TYPES}"><t:Value Name="BackOffMilliseconds">{back_off_ms}</t:Value>'
+            "</t:MessageXml></detail></s:Fault></s:Body></s:Envelope>"
+        ).encode()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _new_id(self, kind: str) -> str:
+        raw = f"{kind}:{next(self._ids)}:{uuid.uuid4().hex}".encode()
+        return "AAMk" + base64.b64encode(raw).decode()
+
+    def _mailbox(self, email: str) -> Mailbox:
+        with self._state:
+            return self._mailboxes[email.lower()]
+
+    def _authenticated(self, request: Request) -> Mailbox | None:
+        """The mailbox whose Basic credentials came with the request, if they are right."""
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return None
+        with self._state:
+            for mailbox in self._mailboxes.values():
+                if user.lower() in (mailbox.email, mailbox.username) and password == mailbox.password:
+                    return mailbox
+        return None
+
+    @staticmethod
+    def _unauthorized() -> Response:
+        return Response(
+            status_code=401,
+            content=b"401 - Unauthorized: Access is denied due to invalid credentials.",
+            headers={"WWW-Authenticate": 'Basic realm="127.0.0.1"', "Content-Type": "text/html"},
+        )
+
+    # -- EWS ---------------------------------------------------------------------------------
+
+    async def _ews(self, request: Request) -> Response:
+        mailbox = self._authenticated(request)
+        if mailbox is None:
+            return self._unauthorized()
+        envelope = ET.fromstring(await request.body())
+        requested = envelope.find(f"{{{SOAP}}}Header/{_t('RequestServerVersion')}")
+        schema = requested.get("Version", "Exchange2007_SP1") if requested is not None else "Exchange2007_SP1"
+        major, minor, build, newest = SERVER_VERSIONS[self.version]
+        if schema not in SCHEMAS or SCHEMAS.index(schema) > SCHEMAS.index(newest):
+            return _fault("ErrorInvalidServerVersion", "The specified server version is invalid.")
+        operation = _children(envelope, f"{{{SOAP}}}Body")[0]
+        name = operation.tag.rsplit("}", 1)[-1]
+        handler = self._handlers().get(name)
+        if handler is None:
+            return _fault("ErrorInvalidRequest", f"The double does not implement {name}.")
+        with self._state:
+            messages = "".join(handler(mailbox, operation))
+            late = self._late.get(name, [])
+            delay = late.pop(0) if late else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        header = (
+            f'<h:ServerVersionInfo xmlns:h="{TYPES}" MajorVersion="{major}" MinorVersion="{minor}" '
+            f'MajorBuildNumber="{build}" MinorBuildNumber="6" Version="{schema}"/>'
+        )
+        body = (
+            f'<m:{name}Response xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>{messages}'
+            f"</m:ResponseMessages></m:{name}Response>"
+        )
+        return _soap(header, body)
+
+    def _handlers(self) -> dict[str, Callable[[Mailbox, ET.Element], Iterator[str]]]:
+        return {
+            "ConvertId": self._convert_id,
+            "GetFolder": self._get_folder,
+            "FindFolder": self._find_folder,
+            "FindItem": self._find_item,
+            "GetItem": self._get_item,
+            "CreateItem": self._create_item,
+            "UpdateItem": self._update_item,
+            "DeleteItem": self._delete_item,
+        }
+
+    def _convert_id(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        # exchangelib probes the version with a dummy id; the answer's header is what it wants.
+        yield _error("ConvertId", EwsError("ErrorInvalidIdMalformed", "Id is malformed."))
+
+    def _get_folder(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        for reference in _children(operation, _m("FolderIds")):
+            try:
+                folder_xml = self._folder_xml(mailbox, self._folder_id(mailbox, reference))
+            except EwsError as error:
+                yield _error("GetFolder", error)
+                continue
+            yield _success("GetFolder", f"<m:Folders>{folder_xml}</m:Folders>")
+
+    def _find_folder(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        deep = operation.get("Traversal") == "Deep"
+        for reference in _children(operation, _m("ParentFolderIds")):
+            try:
+                parent_id = self._folder_id(mailbox, reference)
+            except EwsError as error:
+                yield _error("FindFolder", error)
+                continue
+            found = [f for f in mailbox.folders.values() if self._under(mailbox, f, parent_id, deep)]
+            folders = "".join(self._folder_xml(mailbox, f.folder_id) for f in found)
+            yield _success(
+                "FindFolder",
+                f'<m:RootFolder IndexedPagingOffset="{len(found)}" TotalItemsInView="{len(found)}" '
+                f'IncludesLastItemInRange="true"><t:Folders>{folders}</t:Folders></m:RootFolder>',
+            )
+
+    @staticmethod
+    def _under(mailbox: Mailbox, folder: CalendarFolder, parent_id: str, deep: bool) -> bool:
+        if folder.parent_id == parent_id:
+            return True
+        parent = mailbox.folders.get(folder.parent_id)
+        return deep and parent is not None and ExchangeDouble._under(mailbox, parent, parent_id, deep)
+
+    def _find_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        fields = _requested_fields(operation.find(_m("ItemShape")))
+        view = operation.find(_m("CalendarView"))
+        restriction = operation.find(_m("Restriction"))
+        for reference in _children(operation, _m("ParentFolderIds")):
+            try:
+                folder_id = self._folder_id(mailbox, reference)
+                found = [item for item in mailbox.items.values() if item.folder_id == folder_id]
+                if view is not None:
+                    start, end = _parse_time(view.get("StartDate", "")), _parse_time(view.get("EndDate", ""))
+                    found = [item for item in found if item.start < end and item.end > start]
+                if restriction is not None:
+                    found = [item for item in found if _matches(item, restriction)]
+            except EwsError as error:
+                yield _error("FindItem", error)
+                continue
+            items = "".join(_item_xml(item, fields) for item in sorted(found, key=lambda item: item.start))
+            yield _success(
+                "FindItem",
+                f'<m:RootFolder IndexedPagingOffset="{len(found)}" TotalItemsInView="{len(found)}" '
+                f'IncludesLastItemInRange="true"><t:Items>{items}</t:Items></m:RootFolder>',
+            )
+
+    def _get_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        fields = _requested_fields(operation.find(_m("ItemShape")))
+        for reference in _children(operation, _m("ItemIds")):
+            item = mailbox.items.get(reference.get("Id", ""))
+            if item is None:
+                yield _error("GetItem", _not_found())
+                continue
+            yield _success("GetItem", f"<m:Items>{_item_xml(item, fields)}</m:Items>")
+
+    def _create_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        target = operation.find(_m("SavedItemFolderId"))
+        invitations = operation.get("SendMeetingInvitations", "")
+        for element in _children(operation, _m("Items")):
+            try:
+                folder_id = self._folder_id(mailbox, target[0]) if target is not None else mailbox.calendar_id
+                if element.tag != _t("CalendarItem"):
+                    raise EwsError("ErrorInvalidRequest", "The double stores calendar items only.")
+                item = CalendarItem(self._new_id("item"), folder_id, "", datetime.min, datetime.min)
+                item.invitations = invitations
+                for child in element:
+                    _apply(item, child)
+                if item.end <= item.start:
+                    raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "The end is before the start.")
+            except EwsError as error:
+                yield _error("CreateItem", error)
+                continue
+            mailbox.items[item.item_id] = item
+            yield _success("CreateItem", f"<m:Items>{_item_xml(item, set())}</m:Items>")
+
+    def _update_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        for change in _children(operation, _m("ItemChanges")):
+            reference = change.find(_t("ItemId"))
+            item = mailbox.items.get(reference.get("Id", "") if reference is not None else "")
+            if item is None:
+                yield _error("UpdateItem", _not_found())
+                continue
+            for update in _children(change, _t("Updates")):
+                holder = update.find(_t("CalendarItem"))
+                if holder is not None:
+                    for child in holder:
+                        _apply(item, child)
+                elif update.tag == _t("DeleteItemField"):
+                    _clear(item, update)
+            item.change_key += 1
+            yield _success(
+                "UpdateItem",
+                f"<m:Items>{_item_xml(item, set())}</m:Items><m:ConflictResults><t:Count>0</t:Count>"
+                "</m:ConflictResults>",
+            )
+
+    def _delete_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        for reference in _children(operation, _m("ItemIds")):
+            if mailbox.items.pop(reference.get("Id", ""), None) is None:
+                yield _error("DeleteItem", _not_found())
+            else:
+                yield _success("DeleteItem", "")
+
+    def _folder_id(self, mailbox: Mailbox, reference: ET.Element) -> str:
+        """The folder a t:FolderId or t:DistinguishedFolderId names, in this mailbox."""
+        if reference.tag == _t("DistinguishedFolderId"):
+            distinguished = {"root": mailbox.root_id, "calendar": mailbox.calendar_id}
+            owner = reference.find(f"{_t('Mailbox')}/{_t('EmailAddress')}")
+            if owner is not None and (owner.text or "").lower() != mailbox.email:
+                raise EwsError("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            folder_id = distinguished.get(reference.get("Id", ""))
+            if folder_id is None:
+                raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+            return folder_id
+        folder_id = reference.get("Id", "")
+        if folder_id != mailbox.root_id and folder_id not in mailbox.folders:
+            raise _not_found()
+        return folder_id
+
+    def _folder_xml(self, mailbox: Mailbox, folder_id: str) -> str:
+        if folder_id == mailbox.root_id:
+            return (
+                f'<t:Folder><t:FolderId Id="{folder_id}" ChangeKey="AQAAAA=="/>'
+                "<t:FolderClass>IPF.Note</t:FolderClass><t:DisplayName>Root</t:DisplayName>"
+                "<t:TotalCount>0</t:TotalCount><t:ChildFolderCount>1</t:ChildFolderCount>"
+                "<t:UnreadCount>0</t:UnreadCount></t:Folder>"
+            )
+        folder = mailbox.folders[folder_id]
+        children = sum(1 for f in mailbox.folders.values() if f.parent_id == folder_id)
+        count = sum(1 for item in mailbox.items.values() if item.folder_id == folder_id)
+        distinguished = (
+            "<t:DistinguishedFolderId>calendar</t:DistinguishedFolderId>" if folder_id == mailbox.calendar_id else ""
+        )
+        return (
+            f'<t:CalendarFolder><t:FolderId Id="{folder_id}" ChangeKey="AgAAAA=="/>'
+            f'<t:ParentFolderId Id="{folder.parent_id}" ChangeKey="AQAAAA=="/>'
+            f"<t:FolderClass>IPF.Appointment</t:FolderClass><t:DisplayName>{escape(folder.name)}</t:DisplayName>"
+            f"<t:TotalCount>{count}</t:TotalCount><t:ChildFolderCount>{children}</t:ChildFolderCount>"
+            "<t:EffectiveRights><t:CreateAssociated>true</t:CreateAssociated><t:CreateContents>true"
+            "</t:CreateContents><t:CreateHierarchy>true</t:CreateHierarchy><t:Delete>true</t:Delete>"
+            "<t:Modify>true</t:Modify><t:Read>true</t:Read><t:ViewPrivateItems>true</t:ViewPrivateItems>"
+            f"</t:EffectiveRights>{distinguished}</t:CalendarFolder>"
+        )
+
+    # -- autodiscover ------------------------------------------------------------------------
+
+    async def _autodiscover(self, request: Request) -> Response:
+        if self._authenticated(request) is None:
+            return self._unauthorized()
+        envelope = ET.fromstring(await request.body())
+        users = envelope.findall(f".//{{{AUTODISCOVER}}}Users/{{{AUTODISCOVER}}}User/{{{AUTODISCOVER}}}Mailbox")
+        responses = "".join(self._user_response((user.text or "").lower()) for user in users)
+        major, minor, build, _ = SERVER_VERSIONS[self.version]
+        header = (
+            f'<h:ServerVersionInfo xmlns:h="{AUTODISCOVER}"><h:MajorVersion>{major}</h:MajorVersion>'
+            f"<h:MinorVersion>{minor}</h:MinorVersion><h:MajorBuildNumber>{build}</h:MajorBuildNumber>"
+            "<h:MinorBuildNumber>6</h:MinorBuildNumber><h:Version>Exchange2013</h:Version></h:ServerVersionInfo>"
+        )
+        body = (
+            f'<GetUserSettingsResponseMessage xmlns="{AUTODISCOVER}"><Response><ErrorCode>NoError</ErrorCode>'
+            f"<ErrorMessage/><UserResponses>{responses}</UserResponses></Response></GetUserSettingsResponseMessage>"
+        )
+        return _soap(header, body)
+
+    def _user_response(self, email: str) -> str:
+        with self._state:
+            known = email in self._mailboxes
+        if not known:
+            return (
+                "<UserResponse><ErrorCode>InvalidUser</ErrorCode>"
+                f"<ErrorMessage>Invalid user: '{escape(email)}'</ErrorMessage><UserSettings/></UserResponse>"
+            )
+        settings = {"AutoDiscoverSMTPAddress": email, "ExternalEwsUrl": self.ews_url}
+        values = "".join(
+            f"<UserSetting><Name>{name}</Name><Value>{escape(value)}</Value></UserSetting>"
+            for name, value in settings.items()
+        )
+        return (
+            "<UserResponse><ErrorCode>NoError</ErrorCode><ErrorMessage>No error.</ErrorMessage>"
+            f"<UserSettingErrors/><UserSettings>{values}</UserSettings></UserResponse>"
+        )
+
+
+# -- SOAP shapes --------------------------------------------------------------------------------
+
+
+def _soap(header: str, body: str, status: int = 200) -> Response:
+    content = (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header>{header}</s:Header>'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    )
+    return Response(content=content.encode(), status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def _fault(code: str, text: str) -> Response:
+    body = (
+        f'<s:Fault><faultcode xmlns:a="{TYPES}">a:{code}</faultcode>'
+        f'<faultstring xml:lang="en-US">{escape(text)}</faultstring><detail>'
+        f'<e:ResponseCode xmlns:e="{ERRORS}">{code}</e:ResponseCode>'
+        f'<e:Message xmlns:e="{ERRORS}">{escape(text)}</e:Message></detail></s:Fault>'
+    )
+    content = f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Body>{body}</s:Body></s:Envelope>'
+    return Response(content=content.encode(), status_code=500, media_type="text/xml; charset=utf-8")
+
+
+def _success(operation: str, content: str) -> str:
+    return (
+        f'<m:{operation}ResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
+        f"{content}</m:{operation}ResponseMessage>"
+    )
+
+
+def _error(operation: str, error: EwsError) -> str:
+    return (
+        f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(error.text)}</m:MessageText>'
+        f"<m:ResponseCode>{error.code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
+        f"</m:{operation}ResponseMessage>"
+    )
+
+
+def _children(parent: ET.Element, tag: str) -> list[ET.Element]:
+    """The child elements of ``parent``'s first ``tag`` child (none when it is missing)."""
+    found = parent.find(tag)
+    return list(found) if found is not None else []
+
+
+def _not_found() -> EwsError:
+    return EwsError("ErrorItemNotFound", "The specified object was not found in the store.")
+
+
+def _requested_fields(shape: ET.Element | None) -> set[str]:
+    """FieldURIs and extended property names the ItemShape asks for (``*`` for every field)."""
+    if shape is None:
+        return set()
+    base = shape.findtext(_t("BaseShape"), "IdOnly")
+    fields = {"*"} if base in ("Default", "AllProperties") else set()
+    for path in _children(shape, _t("AdditionalProperties")):
+        fields.add(path.get("FieldURI") or f"extended:{path.get('PropertyName')}")
+    return fields
+
+
+def _item_xml(item: CalendarItem, fields: set[str]) -> str:
+    """A t:CalendarItem with its id and the requested fields, in schema order."""
+
+    def wanted(uri: str) -> bool:
+        return "*" in fields or uri in fields
+
+    parts = [f'<t:ItemId Id="{item.item_id}" ChangeKey="DwAAAB{item.change_key:04d}"/>']
+    if wanted("item:Subject"):
+        parts.append(f"<t:Subject>{escape(item.subject)}</t:Subject>")
+    if wanted("item:Body"):
+        parts.append(f'<t:Body BodyType="Text">{escape(item.body)}</t:Body>')
+    for name, value in item.extended.items():
+        if f"extended:{name}" in fields:
+            parts.append(
+                f'<t:ExtendedProperty><t:ExtendedFieldURI DistinguishedPropertySetId="PublicStrings" '
+                f'PropertyName={quoteattr(name)} PropertyType="String"/><t:Value>{escape(value)}</t:Value>'
+                "</t:ExtendedProperty>"
+            )
+    if wanted("calendar:Start"):
+        parts.append(f"<t:Start>{_ews_time(item.start)}</t:Start>")
+    if wanted("calendar:End"):
+        parts.append(f"<t:End>{_ews_time(item.end)}</t:End>")
+    if wanted("calendar:LegacyFreeBusyStatus"):
+        parts.append(f"<t:LegacyFreeBusyStatus>{item.legacy_free_busy}</t:LegacyFreeBusyStatus>")
+    if wanted("calendar:Location"):
+        parts.append(f"<t:Location>{escape(item.location)}</t:Location>")
+    if wanted("calendar:RequiredAttendees") and item.attendees:
+        attendees = "".join(
+            f"<t:Attendee><t:Mailbox><t:EmailAddress>{escape(email)}</t:EmailAddress>"
+            "<t:RoutingType>SMTP</t:RoutingType></t:Mailbox><t:ResponseType>Unknown</t:ResponseType></t:Attendee>"
+            for email in item.attendees
+        )
+        parts.append(f"<t:RequiredAttendees>{attendees}</t:RequiredAttendees>")
+    return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
+
+
+def _apply(item: CalendarItem, element: ET.Element) -> None:
+    """Set one t:CalendarItem child element from a CreateItem or UpdateItem request on the item."""
+    name = element.tag.rsplit("}", 1)[-1]
+    text = element.text or ""
+    if name == "Subject":
+        item.subject = text
+    elif name == "Body":
+        item.body = text
+    elif name == "Location":
+        item.location = text
+    elif name == "Start":
+        item.start = _parse_time(text)
+    elif name == "End":
+        item.end = _parse_time(text)
+    elif name == "LegacyFreeBusyStatus":
+        item.legacy_free_busy = text
+    elif name == "RequiredAttendees":
+        item.attendees = [(address.text or "").lower() for address in element.iter(_t("EmailAddress")) if address.text]
+    elif name == "ExtendedProperty":
+        uri = element.find(_t("ExtendedFieldURI"))
+        if uri is None or uri.get("DistinguishedPropertySetId") != "PublicStrings":
+            raise EwsError("ErrorInvalidExtendedProperty", "The double keeps PublicStrings properties only.")
+        item.extended[uri.get("PropertyName", "")] = element.findtext(_t("Value"), "")
+
+
+def _clear(item: CalendarItem, update: ET.Element) -> None:
+    """Apply a t:DeleteItemField: the text fields become empty, attendees go away."""
+    path = update.find(_t("FieldURI"))
+    name = FIELD_URIS.get(path.get("FieldURI", "") if path is not None else "")
+    if name in ("Subject", "Body", "Location"):
+        setattr(item, name.lower(), "")
+    elif name == "RequiredAttendees":
+        item.attendees = []
+    else:
+        raise EwsError("ErrorInvalidPropertyDelete", "This property cannot be deleted.")
+
+
+def _matches(item: CalendarItem, restriction: ET.Element) -> bool:
+    """Evaluate the IsEqualTo restrictions exchangelib sends for ``filter(extended_property=value)``."""
+    for condition in restriction:
+        if condition.tag != _t("IsEqualTo"):
+            raise EwsError("ErrorUnsupportedQueryFilter", "The double evaluates IsEqualTo only.")
+        uri = condition.find(_t("ExtendedFieldURI"))
+        constant = condition.find(f"{_t('FieldURIOrConstant')}/{_t('Constant')}")
+        if uri is None or constant is None:
+            raise EwsError("ErrorUnsupportedQueryFilter", "The double compares extended properties only.")
+        if item.extended.get(uri.get("PropertyName", "")) != constant.get("Value"):
+            return False
+    return True
