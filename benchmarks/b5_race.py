@@ -45,6 +45,7 @@ PROFILE_BOOKINGS = 20  # sequential, in-process, per pass (timed, then under cPr
 OUTBOX_SETTLE = 0.1  # seconds after each profiled booking: its emails go out before the next one
 WINDOW_DAYS = 20
 TARGETS = {"sqlite": 0.8, "postgres": 3.0}  # concurrent / sequential throughput
+WORKERS = 2  # PostgreSQL runs scaled out: one worker process per core
 
 
 @dataclass
@@ -370,7 +371,12 @@ def run_backend(backend: str, database_url: str) -> Outcome:
             weekly_hours=every_day("08:00", "20:00"),
         )
     )
-    with serve(1, server_env(database_url)) as (server,):
+    if backend == "postgres":  # the scaled-out setup: a worker per core, pub/sub on PostgreSQL
+        broadcast = "postgres://" + database_url.split("://", 1)[1]
+        env, workers = server_env(database_url, broadcast), WORKERS
+    else:  # SQLite is the embedded, one-process setup
+        env, workers = server_env(database_url), 1
+    with serve(1, env, workers=workers) as (server,):
         raced, measured, left = asyncio.run(exercise(server, database_url, owner.slug, start))
     seen = sum(kinds["Booking"] for kinds in raced.rounds) + 2 * measured.bookings - measured.failures
     stored = asyncio.run(stored_bookings(database_url))
@@ -519,6 +525,7 @@ def b5(run: Run) -> None:
     for outcome in measure(run):
         record(run, outcome)
     run.note(
-        f"one kokous serve process per backend; {CLIENTS} keep-alive connections; throughput alternates "
+        f"SQLite: one kokous serve worker; PostgreSQL: kokous serve --workers {WORKERS} with PostgreSQL pub/sub; "
+        f"{CLIENTS} keep-alive connections; throughput alternates "
         f"{THROUGHPUT_ROUNDS} x ({CLIENTS} concurrent, {CLIENTS} sequential) bookings of distinct slots"
     )

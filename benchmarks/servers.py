@@ -58,11 +58,11 @@ def server_env(database_url: str, broadcast_url: str = "memory://", prefix: str 
 
 
 @contextmanager
-def serve(count: int, env: dict[str, str]) -> Iterator[list[ServerProcess]]:
-    """``count`` ``kokous serve`` processes (one worker each) on free loopback ports, ready."""
+def serve(count: int, env: dict[str, str], *, workers: int = 1) -> Iterator[list[ServerProcess]]:
+    """``count`` ``kokous serve`` processes (``workers`` workers each) on free loopback ports, ready."""
     with (
         tempfile.TemporaryDirectory(prefix="kokous-bench-") as folder,
-        kokous_servers(count, env, Path(folder)) as servers,
+        kokous_servers(count, env, Path(folder), workers=workers) as servers,
     ):
         yield servers
 

@@ -1,8 +1,9 @@
 """Booking a slot so that overlaps are impossible (BOOK-2, BOOK-3, BOOK-4, PAGE-4).
 
-The availability check and the insert happen in one write transaction: on SQLite it holds
-the write lock from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an
-exclusion constraint refuses overlapping bookings whatever the application checked.
+The slot is checked against everything first; then, in one write transaction, other bookings
+are checked again and the booking inserted: on SQLite that transaction holds the write lock
+from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an exclusion constraint
+refuses overlapping bookings whatever the application checked.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +35,7 @@ from scheduling.errors import (
 )
 from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
 from scheduling.pages import PageService
-from scheduling.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
+from scheduling.values import BLOCKING_STATUSES, BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 
 ALTERNATIVES_SPAN = timedelta(days=3)
 
@@ -95,7 +96,9 @@ class BookingService(BookingWork):
             return BookingView(booking=existing.booking, page=page)
         except Refused as refused:
             if isinstance(refused.result, SlotUnavailable):
-                return await self._with_alternatives(page, checked)
+                # Taken, perhaps by a concurrent retry of this very request: then that is the answer.
+                earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
+                return earlier if earlier is not None else await self._with_alternatives(page, checked)
             return cast(BookResult, refused.result)
         except IntegrityError:
             # A concurrent request with the same idempotency key won: answer with its result.
@@ -105,7 +108,16 @@ class BookingService(BookingWork):
         return BookingView(booking=booking, page=page)
 
     async def _insert(self, page: SchedulingPage, checked: CheckedBooking) -> Booking:
+        """Check the slot against everything, then lock the owner only to re-check bookings and insert.
+
+        Calendar busy time is not written by bookings, so the full check (busy rows, rules, the
+        engine) runs before the lock; under it only other bookings can have changed, and one
+        indexed query looks for them. The lock is held for a few statements, not a computation.
+        """
         now = self._clock()
+        async with self._db.session() as session:
+            if not await self._is_free(session, page, checked, now):
+                raise Refused(SlotUnavailable(message="that time is no longer available"))
         async with self._db.transaction(write=True) as session:
             await lock_owner(session, page.owner_id)
             if checked.idempotency_key is not None:
@@ -116,15 +128,8 @@ class BookingService(BookingWork):
                         raise Refused(_KEY_REUSED)
                     session.expunge(earlier)  # keep its loaded values through the rollback
                     raise AlreadyBooked(earlier)
-            free = await self._availability.free_slots(
-                session,
-                page,
-                duration=checked.duration,
-                start=checked.start,
-                end=checked.start + timedelta(minutes=1),
-                now=now,
-            )
-            if not any(slot.start == checked.start for slot in free.slots):
+            buffer = timedelta(minutes=page.buffer_minutes)
+            if await bookings_overlap(session, page.owner_id, checked.start - buffer, checked.end + buffer):
                 raise Refused(SlotUnavailable(message="that time is no longer available"))
             confirmed = not checked.request_only
             booking = Booking(
@@ -149,6 +154,19 @@ class BookingService(BookingWork):
             for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
+
+    async def _is_free(
+        self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime
+    ) -> bool:
+        free = await self._availability.free_slots(
+            session,
+            page,
+            duration=checked.duration,
+            start=checked.start,
+            end=checked.start + timedelta(minutes=1),
+            now=now,
+        )
+        return any(slot.start == checked.start for slot in free.slots)
 
     async def _announce(self, booking: Booking) -> None:
         """After commit: live slot watchers and the owner's subscriptions, then the outbox."""
@@ -226,6 +244,21 @@ async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Book
 async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
     """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already does."""
     await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+
+
+async def bookings_overlap(session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime) -> bool:
+    """Whether a confirmed booking or pending request of the owner overlaps [start, end)."""
+    statement = (
+        select(Booking.id)
+        .where(
+            Booking.owner_id == owner_id,
+            col(Booking.status).in_(BLOCKING_STATUSES),
+            col(Booking.start_at) < end.astimezone(UTC),
+            col(Booking.end_at) > start.astimezone(UTC),
+        )
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None
 
 
 async def upsert_contact(

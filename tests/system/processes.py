@@ -60,8 +60,10 @@ class ServerProcess:
 
 
 @contextmanager
-def kokous_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[list[ServerProcess]]:
-    """Start ``count`` servers on free ports with the same environment and wait until ready."""
+def kokous_servers(
+    count: int, env: dict[str, str], log_dir: Path, *, workers: int = 1
+) -> Iterator[list[ServerProcess]]:
+    """Start ``count`` servers (each with ``workers`` worker processes) on free ports and wait until ready."""
     with ExitStack() as stack:
         servers = []
         for index in range(count):
@@ -70,7 +72,7 @@ def kokous_servers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[l
             handle = log.open("wb")
             stack.callback(handle.close)
             process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--port", str(port)],
+                [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
                 env={**os.environ, **env},
                 cwd=log_dir,
                 stdout=handle,
