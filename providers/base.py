@@ -84,6 +84,27 @@ class AuthorizationStart:
     verifier: dict[str, str] = field(default_factory=dict)
 
 
+class ConnectedAccount(Protocol):
+    """Credentials an adapter returns when an account connects."""
+
+    @property
+    def account_email(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+class OAuthFlow(Protocol):
+    """The two halves of an authorization code flow (Google, Microsoft)."""
+
+    async def start(self, state: str) -> AuthorizationStart:
+        """The consent URL carrying ``state``; ``verifier`` must be kept until the callback."""
+        ...
+
+    async def finish(self, query_params: dict[str, str], verifier: dict[str, str]) -> ConnectedAccount:
+        """Redeem what the callback received (``code``, or ``error`` when the owner declined)."""
+        ...
+
+
 class CalendarClient(Protocol):
     """An authorized client for one connection. Every method may raise ``ProviderError``."""
 
@@ -107,4 +128,8 @@ class CalendarClient(Protocol):
 
     def credentials_json(self) -> str:
         """The connection's credentials as they are now (tokens may have been refreshed), to store encrypted."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections the client keeps open."""
         ...

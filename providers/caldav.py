@@ -131,6 +131,13 @@ class CalDAVCredentials:
     password: str = field(repr=False)
     principal_url: str
 
+    @property
+    def account_email(self) -> str:
+        """The user name, with the server's host when it is not an address already."""
+        if "@" in self.username:
+            return self.username
+        return f"{self.username}@{urlsplit(self.url).hostname or 'caldav'}"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
@@ -487,6 +494,9 @@ class CalDAVCalendarClient:
         """The draft's organizer, else the user name when it is an address (iCloud, Fastmail)."""
         username = self._credentials.username
         return draft.organizer_email or (username if "@" in username else None)
+
+    async def aclose(self) -> None:
+        """Nothing stays open between calls: each call makes and closes its own connection."""
 
     def credentials_json(self) -> str:
         return self._credentials.to_json()

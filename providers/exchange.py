@@ -22,7 +22,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -101,7 +101,7 @@ class ExchangeForm:
     """What the owner types in (CAL-3); empty ``ews_url`` means autodiscover, empty ``version`` means detect."""
 
     email: str
-    password: str
+    password: str = field(repr=False)
     username: str | None = None
     ews_url: str | None = None
     version: str | None = None
@@ -122,10 +122,14 @@ class ExchangeCredentials:
 
     email: str
     username: str
-    password: str
+    password: str = field(repr=False)
     ews_url: str
     version: str
     auth_type: str | None = None
+
+    @property
+    def account_email(self) -> str:
+        return self.email
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -442,6 +446,10 @@ class ExchangeCalendarClient:
         version = Version(build=VERSION_BUILDS[credentials.version]) if credentials.version in VERSION_BUILDS else None
         self._account = _open_account(credentials, version, _Transport.from_config(config))
         self._root = Root(account=self._account)  # a handle for folder ids; fetches nothing
+
+    async def aclose(self) -> None:
+        """Close the kept-alive HTTP sessions of this mailbox's connection."""
+        await _in_thread(self._account.protocol.close)
 
     def credentials_json(self) -> str:
         return self._credentials.to_json()

@@ -161,7 +161,7 @@ class GoogleOAuth:
     def __init__(self, config: GoogleConfig) -> None:
         self._config = config
 
-    def start(self, state: str) -> AuthorizationStart:
+    async def start(self, state: str) -> AuthorizationStart:
         """The consent URL; ``verifier`` holds the PKCE code verifier the callback needs."""
         flow = Flow.from_client_config(
             self._client_config(), scopes=list(SCOPES), redirect_uri=self._config.redirect_uri
@@ -171,8 +171,12 @@ class GoogleOAuth:
             url = "http://" + url.removeprefix("https://")
         return AuthorizationStart(url=url, verifier={"code_verifier": flow.code_verifier})
 
-    async def finish(self, code: str, verifier: dict[str, str]) -> GoogleCredentials:
+    async def finish(self, query_params: dict[str, str], verifier: dict[str, str]) -> GoogleCredentials:
         """Exchange the code, check what was granted, and read the account's email."""
+        code = query_params.get("code")
+        if not code:
+            error = query_params.get("error") or "no_code"
+            raise ProviderAuthError(f"Google did not grant access ({error})", code=error)
         token = await anyio.to_thread.run_sync(self._exchange, code, verifier["code_verifier"])
         _require_scopes(token.get("scope"))
         refresh_token = token.get("refresh_token")
@@ -260,6 +264,9 @@ class GoogleCalendarClient:
             await self._run(partial(_delete_event, calendar_id, event_id))
         except ProviderNotFound:
             log.info("Google event %s on %s was already gone", event_id, calendar_id)
+
+    async def aclose(self) -> None:
+        """Nothing stays open between calls: each call makes and closes its own connection."""
 
     def credentials_json(self) -> str:
         return _our_credentials(self._google, self._account_email).to_json()

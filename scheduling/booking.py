@@ -34,6 +34,7 @@ from scheduling.errors import (
     ValidationFailed,
 )
 from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
+from scheduling.live_check import LiveBusyCheck, Verdict
 from scheduling.pages import PageService
 from scheduling.values import BLOCKING_STATUSES, BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 
@@ -62,6 +63,7 @@ class BookingWork:
         availability: AvailabilityService,
         clock: Clock,
         wake_outbox: Callable[[], None] = lambda: None,
+        live_check: LiveBusyCheck | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -69,6 +71,7 @@ class BookingWork:
         self._availability = availability
         self._clock = clock
         self._wake_outbox = wake_outbox
+        self._live_check = live_check
 
 
 class BookingService(BookingWork):
@@ -87,9 +90,13 @@ class BookingService(BookingWork):
             if earlier is not None:
                 return earlier
         if await self._has_inactive_calendar(page.owner_id):
-            return CalendarInactive(
-                message="this calendar cannot take bookings right now; the owner has been asked to reconnect it"
-            )
+            return _INACTIVE
+        if not checked.request_only:
+            verdict = await self._confirm_with_providers(page, checked)
+            if verdict is Verdict.INACTIVE:
+                return _INACTIVE
+            if verdict is not Verdict.FREE:
+                return await self._with_alternatives(page, checked)
         try:
             booking = await self._insert(page, checked)
         except AlreadyBooked as existing:
@@ -154,6 +161,13 @@ class BookingService(BookingWork):
             for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
+
+    async def _confirm_with_providers(self, page: SchedulingPage, checked: CheckedBooking) -> Verdict:
+        """The owner's calendars asked about this interval (with the page's buffers) right now."""
+        if self._live_check is None:
+            return Verdict.FREE
+        buffer = timedelta(minutes=page.buffer_minutes)
+        return await self._live_check.verdict(page.owner_id, checked.start - buffer, checked.end + buffer)
 
     async def _is_free(
         self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime
@@ -233,6 +247,9 @@ class AlreadyBooked(Exception):
         self.booking = booking
 
 
+_INACTIVE = CalendarInactive(
+    message="this calendar cannot take bookings right now; the owner has been asked to reconnect it"
+)
 _KEY_REUSED = InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from scheduling.values import CalendarProvider, ConnectionFailure
+
 
 @dataclass(frozen=True)
 class NotFound:
@@ -43,7 +45,45 @@ class PageNotFound:
     message: str
 
 
-Expected = NotFound | InvalidInput | SlugTaken | SlotUnavailable | CalendarInactive | PageNotFound
+@dataclass(frozen=True)
+class PermissionRequired:
+    """CAL-4: connecting needs a setting the owner has not turned on; ``setting`` names it."""
+
+    message: str
+    setting: str
+
+
+@dataclass(frozen=True)
+class ProviderNotConfigured:
+    message: str
+    provider: CalendarProvider
+
+
+@dataclass(frozen=True)
+class ConnectionLimitReached:
+    """CAL-5: the account already holds as many connections as it may."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ConnectionFailed:
+    message: str
+    reason: ConnectionFailure
+
+
+Expected = (
+    NotFound
+    | InvalidInput
+    | SlugTaken
+    | SlotUnavailable
+    | CalendarInactive
+    | PageNotFound
+    | PermissionRequired
+    | ProviderNotConfigured
+    | ConnectionLimitReached
+    | ConnectionFailed
+)
 
 
 class Refused(Exception):

@@ -41,6 +41,14 @@ MAX_BACKOFF = timedelta(hours=1)
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+class RetryLater(Exception):
+    """A handler's work could not be done now; try again, not before ``after`` when given."""
+
+    def __init__(self, reason: str, *, after: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
 def kinds_for_new_booking(*, confirmed: bool) -> tuple[str, ...]:
     if confirmed:
         return (CALENDAR_CREATE_EVENT, EMAIL_BOOKING_CONFIRMED, EMAIL_OWNER_NEW_BOOKING)
@@ -88,9 +96,17 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many rows it processed."""
         claimed = await self._claim()
+        # Rows of one booking in order (create before cancel); different bookings side by side,
+        # so a slow calendar provider does not hold back everyone's emails.
+        by_booking: dict[object, list[OutboxMessage]] = {}
         for message in claimed:
-            await self._process(message)
+            by_booking.setdefault(message.payload.get("booking_id", message.id), []).append(message)
+        await asyncio.gather(*(self._process_in_order(messages) for messages in by_booking.values()))
         return len(claimed)
+
+    async def _process_in_order(self, messages: list[OutboxMessage]) -> None:
+        for message in messages:
+            await self._process(message)
 
     async def _claim(self) -> list[OutboxMessage]:
         if not self._handlers:
@@ -120,6 +136,8 @@ class OutboxWorker:
             await self._handlers[message.kind](message.payload)
         except Exception as exc:
             delay = backoff(message.attempts)
+            if isinstance(exc, RetryLater) and exc.after is not None:
+                delay = max(delay, exc.after)
             logger.warning(
                 "outbox: %s failed (attempt %d), retrying in %s: %s", message.kind, message.attempts, delay, exc
             )

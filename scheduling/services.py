@@ -11,19 +11,26 @@ from scheduling.availability import AvailabilityService
 from scheduling.booking import BookingService
 from scheduling.booking_lifecycle import BookingLifecycle
 from scheduling.bookings import BookingService as BookingQueries
+from scheduling.busy_sync import BusySync
+from scheduling.calendar_writes import CalendarWrites
 from scheduling.calendars import CalendarService
 from scheduling.clock import Clock, system_clock
+from scheduling.connections import ConnectionService
 from scheduling.domains import DomainService
 from scheduling.events import EventBus
 from scheduling.links import LinkBuilder
 from scheduling.links_signing import LinkSigner
 from scheduling.live import LiveService
+from scheduling.live_check import LiveBusyCheck
 from scheduling.notifications.handlers import BookingEmails
 from scheduling.notifications.mailer import Mailer
 from scheduling.outbox import OutboxWorker
 from scheduling.pages import PageService
+from scheduling.provider_access import ProviderAccess
+from scheduling.provider_clients import ProviderClients, ProviderSettings
 from scheduling.pubsub import EventHub
 from scheduling.users import UserService
+from scheduling.vault import CredentialVault
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class Services:
     lifecycle: BookingLifecycle
     outbox: OutboxWorker
     answers: AnswerCache
+    connections: ConnectionService
+    busy_sync: BusySync
     clock: Clock
 
     @classmethod
@@ -57,16 +66,20 @@ class Services:
         dashboard_url: str | None = None,
         clock: Clock = system_clock,
         answer_cache_entries: int = 2_000,
+        providers: ProviderSettings | None = None,
     ) -> Services:
         bus = EventBus(hub, channel_prefix)
         links = LinkBuilder(public_url)
         signer = LinkSigner(secret_keys)
         pages = PageService(db, bus, links, clock)
         availability = AvailabilityService()
-        emails = BookingEmails(
-            db, mailer, signer, links, clock, dashboard_url=dashboard_url or f"{links.app_origin}/dashboard"
-        )
-        worker = OutboxWorker(db, emails.handlers(), clock)
+        dashboard = dashboard_url or f"{links.app_origin}/dashboard"
+        emails = BookingEmails(db, mailer, signer, links, clock, dashboard_url=dashboard)
+        clients = ProviderClients(providers or ProviderSettings())
+        access = ProviderAccess(db, CredentialVault(secret_keys), clients, bus, clock)
+        busy_sync = BusySync(access, bus, clock)
+        live_check = LiveBusyCheck(access, clock)
+        worker = OutboxWorker(db, {**emails.handlers(), **CalendarWrites(access, clock).handlers()}, clock)
         return cls(
             db=db,
             bus=bus,
@@ -78,9 +91,11 @@ class Services:
             live=LiveService(db, pages, availability, bus, clock),
             calendars=CalendarService(db, bus),
             bookings=BookingQueries(db),
-            booking=BookingService(db, bus, pages, availability, clock, worker.wake),
+            booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check),
             lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake),
             outbox=worker,
             answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),
+            connections=ConnectionService(access, busy_sync, bus, signer, clock, dashboard_url=dashboard),
+            busy_sync=busy_sync,
             clock=clock,
         )

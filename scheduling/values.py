@@ -17,6 +17,15 @@ class CalendarStatus(StrEnum):
     INACTIVE = "INACTIVE"
 
 
+class ConnectionFailure(StrEnum):
+    """Why connecting a calendar failed, so clients can say what to do about it."""
+
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"  # wrong password, revoked or refused consent
+    VERSION_UNSUPPORTED = "VERSION_UNSUPPORTED"  # Exchange older than 2010 SP2
+    UNREACHABLE = "UNREACHABLE"  # timeout, network, server error: try again
+    REFUSED = "REFUSED"  # the server will not do it as asked (not a calendar server, bad URL)
+
+
 class PageStatus(StrEnum):
     ONLINE = "ONLINE"
     OFFLINE = "OFFLINE"

@@ -15,6 +15,7 @@ from scheduling.pages import Deleted as DeletedValue
 from scheduling.pages import PageView
 from schema import errors
 from schema.booking_mutations import BookingMutation
+from schema.connection_mutations import ConnectionMutation
 from schema.inputs import CalendarConnectionSettingsInput, SchedulingPageInput, UserSettingsInput
 from schema.types import CalendarConnection, Ctx, Deleted, SchedulingPage, User
 
@@ -33,7 +34,7 @@ def _page_result(result: PageView | errors.DomainError) -> SchedulingPageResult:
 
 
 @strawberry.type
-class Mutation(BookingMutation):
+class Mutation(BookingMutation, ConnectionMutation):
     @strawberry.mutation
     async def update_user_settings(self, info: Ctx, input: UserSettingsInput) -> User:
         change = input.to_change()

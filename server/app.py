@@ -23,6 +23,8 @@ from server import health
 from server.body_limit import BodyLimitMiddleware
 from server.graphql_view import answering_endpoint, graphql_app
 from server.metrics import Metrics, MetricsMiddleware
+from server.oauth_routes import oauth_routes
+from server.providers import provider_settings
 from server.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -61,12 +63,14 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             dashboard_url=settings.effective_dashboard_url,
             clock=clock,
             answer_cache_entries=settings.answer_cache_entries,
+            providers=provider_settings(settings),
         )
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
         tasks = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
             asyncio.create_task(services.answers.run(), name="kokous-answer-cache"),
+            asyncio.create_task(services.busy_sync.run(), name="kokous-busy-sync"),
         ]
         if freeze_gc:
             gc.collect()
@@ -91,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics),
+            *oauth_routes(),
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

@@ -24,6 +24,8 @@ class CalendarConnection(SQLModel, table=True):
     # Legacy accounts (CAL-5) may hold one connection for calendar settings and one for meetings.
     purpose: str = Field(default="MEETINGS", max_length=16)
     credentials: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
+    # A process refreshing this connection's busy time holds it until then (several processes share the work).
+    sync_lease_until: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
 
 
@@ -43,4 +45,21 @@ class Calendar(SQLModel, table=True):
     inactive_since: datetime | None = timestamp_field(nullable=True)
     # When busy time was last fetched from the provider: the freshness of slot answers.
     busy_synced_at: datetime | None = timestamp_field(nullable=True)
+    created_at: datetime = timestamp_field()
+
+
+class ConnectionAttempt(SQLModel, table=True):
+    """An OAuth connection under way: what must be kept between the redirect and the callback.
+
+    The browser carries only a signed reference to this row (the ``state``); the PKCE verifier
+    and msal's flow stay here, encrypted, and the row is deleted when the callback uses it.
+    """
+
+    __tablename__ = "connection_attempts"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    provider: CalendarProvider = enum_field()
+    verifier: bytes = Field(sa_type=LargeBinary, repr=False)
+    expires_at: datetime = timestamp_field()
     created_at: datetime = timestamp_field()

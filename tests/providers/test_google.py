@@ -62,9 +62,9 @@ async def connect(
 ) -> GoogleCredentials:
     """The whole CAL-1 dance: start, the owner allows, the callback finishes."""
     oauth = GoogleOAuth(config)
-    start = oauth.start("signed-state")
+    start = await oauth.start("signed-state")
     redirect = google.consent(start.url, account_email=OWNER, granted_scopes=granted_scopes)
-    return await oauth.finish(query_of(redirect)["code"], start.verifier)
+    return await oauth.finish(query_of(redirect), start.verifier)
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -92,7 +92,7 @@ async def test_connect_gives_the_refresh_token_and_the_account_email(
 ) -> None:
     # covers: CAL-1, OPS-3
     oauth = GoogleOAuth(config)
-    start = oauth.start("signed-state")
+    start = await oauth.start("signed-state")
     asked = query_of(start.url)
     assert start.url.startswith(f"{google.url}/o/oauth2/auth?")
     assert asked["access_type"] == "offline"
@@ -106,7 +106,7 @@ async def test_connect_gives_the_refresh_token_and_the_account_email(
     redirect = google.consent(start.url, account_email=OWNER)
     assert redirect.startswith(REDIRECT_URI)
     assert query_of(redirect)["state"] == "signed-state"
-    credentials = await oauth.finish(query_of(redirect)["code"], start.verifier)
+    credentials = await oauth.finish(query_of(redirect), start.verifier)
 
     assert credentials.account_email == OWNER
     assert credentials.refresh_token.startswith("1//")
@@ -120,10 +120,10 @@ async def test_connect_gives_the_refresh_token_and_the_account_email(
 async def test_a_wrong_pkce_verifier_is_refused(google: GoogleDouble, config: GoogleConfig) -> None:
     # covers: CAL-1
     oauth = GoogleOAuth(config)
-    start = oauth.start("signed-state")
+    start = await oauth.start("signed-state")
     code = query_of(google.consent(start.url, account_email=OWNER))["code"]
     with pytest.raises(ProviderAuthError) as refused:
-        await oauth.finish(code, {"code_verifier": "x" * 64})
+        await oauth.finish({"code": code}, {"code_verifier": "x" * 64})
     assert refused.value.code == "invalid_grant"
     assert google.access_tokens_of(OWNER) == []
 

@@ -1,0 +1,177 @@
+"""Keeps the local busy-time cache current, so slot queries never wait on a provider (rule 7).
+
+A connection's integrated calendars are fetched in one provider call for a window that covers
+every page's horizon; their cached intervals are replaced in one transaction and the owner's
+``AvailabilityChanged`` is published when anything differs. In the background each process
+claims connections whose cache is older than ``interval`` (``FOR UPDATE SKIP LOCKED`` with a
+lease, so processes share the work) and refreshes them in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from providers.errors import ProviderError
+from scheduling.clock import Clock
+from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.provider_access import ProviderAccess
+from scheduling.values import CalendarStatus
+
+logger = logging.getLogger(__name__)
+
+PAST = timedelta(days=1)
+DEFAULT_AHEAD = timedelta(days=62)  # at least every slot window a visitor may ask for
+MAX_AHEAD = timedelta(days=400)
+LEASE = timedelta(minutes=2)
+
+
+class BusySync:
+    def __init__(
+        self,
+        access: ProviderAccess,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        interval: timedelta = timedelta(minutes=5),
+        concurrency: int = 8,
+    ) -> None:
+        self._access = access
+        self._db = access.db
+        self._bus = bus
+        self._clock = clock
+        self._interval = interval
+        self._concurrency = asyncio.Semaphore(concurrency)
+
+    async def refresh(self, connection_id: uuid.UUID) -> bool:
+        """Fetch and store the connection's busy time now; False when the provider failed."""
+        async with self._db.session() as session:
+            connection = await session.get(CalendarConnection, connection_id)
+            if connection is None:
+                return False
+            calendars = list(
+                (
+                    await session.exec(
+                        select(Calendar).where(
+                            Calendar.connection_id == connection_id,
+                            col(Calendar.integrated).is_(True),
+                            col(Calendar.status) == CalendarStatus.ACTIVE,
+                        )
+                    )
+                ).all()
+            )
+            ahead = await self._horizon(session, connection.user_id)
+        if not calendars:
+            return True
+        now = self._clock()
+        start, end = now - PAST, now + ahead
+        try:
+            async with self._concurrency, self._access.client(connection) as client:
+                blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
+        except ProviderError as exc:
+            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
+            return False
+        by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
+        fetched = {
+            (by_external_id[block.calendar_id], block.start.astimezone(UTC), block.end.astimezone(UTC))
+            for block in blocks
+            if block.calendar_id in by_external_id and block.start < block.end
+        }
+        if await self._store(list(by_external_id.values()), fetched, now):
+            await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
+        return True
+
+    async def _horizon(self, session: AsyncSession, owner_id: uuid.UUID) -> timedelta:
+        """How far ahead the owner's pages let visitors book (the cache must cover all of it)."""
+        row = (
+            await session.exec(
+                select(func.max(SchedulingPage.booking_horizon_days), func.max(SchedulingPage.fixed_range_end)).where(
+                    SchedulingPage.owner_id == owner_id
+                )
+            )
+        ).first()
+        ahead = DEFAULT_AHEAD
+        if row is not None:
+            days, last_day = row
+            if days is not None:
+                ahead = max(ahead, timedelta(days=int(days) + 2))
+            if isinstance(last_day, date):
+                until = datetime.combine(last_day, time(), tzinfo=UTC) + timedelta(days=2) - self._clock()
+                ahead = max(ahead, until)
+        return min(ahead, MAX_AHEAD)
+
+    async def _store(
+        self, calendar_ids: list[uuid.UUID], fetched: set[tuple[uuid.UUID, datetime, datetime]], now: datetime
+    ) -> bool:
+        """Replace the calendars' cached intervals; True when they changed."""
+        async with self._db.transaction() as session:
+            rows = (
+                await session.exec(
+                    select(col(BusyInterval.calendar_id), col(BusyInterval.start_at), col(BusyInterval.end_at)).where(
+                        col(BusyInterval.calendar_id).in_(calendar_ids)
+                    )
+                )
+            ).all()
+            changed = {(row[0], row[1], row[2]) for row in rows} != fetched
+            if changed:
+                await session.exec(delete(BusyInterval).where(col(BusyInterval.calendar_id).in_(calendar_ids)))
+                session.add_all(
+                    BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end, updated_at=now)
+                    for calendar_id, start, end in fetched
+                )
+            for calendar_id in calendar_ids:
+                calendar = await session.get(Calendar, calendar_id)
+                if calendar is not None:
+                    calendar.busy_synced_at = now
+                    session.add(calendar)
+        return changed
+
+    async def run(self) -> None:
+        """Until cancelled: refresh stale connections, then wait a little."""
+        while True:
+            try:
+                claimed = await self._claim()
+                await asyncio.gather(*(self.refresh(connection_id) for connection_id in claimed))
+            except Exception:
+                logger.exception("busy-time sync: a pass failed; trying again")
+            await asyncio.sleep(min(self._interval.total_seconds() / 5, 30.0))
+
+    async def _claim(self) -> list[uuid.UUID]:
+        now = self._clock()
+        stale = now - self._interval
+        async with self._db.transaction(write=True) as session:
+            synced = (
+                select(col(Calendar.connection_id))
+                .where(
+                    col(Calendar.integrated).is_(True),
+                    col(Calendar.status) == CalendarStatus.ACTIVE,
+                    or_(col(Calendar.busy_synced_at).is_(None), col(Calendar.busy_synced_at) < stale),
+                )
+                .distinct()
+            )
+            connections = (
+                await session.exec(
+                    select(CalendarConnection)
+                    .where(
+                        col(CalendarConnection.id).in_(synced),
+                        col(CalendarConnection.credentials).is_not(None),
+                        or_(
+                            col(CalendarConnection.sync_lease_until).is_(None),
+                            col(CalendarConnection.sync_lease_until) < now,
+                        ),
+                    )
+                    .limit(50)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for connection in connections:
+                connection.sync_lease_until = now + LEASE
+                session.add(connection)
+            return [connection.id for connection in connections]

@@ -1,0 +1,447 @@
+"""Connecting and disconnecting calendars (CAL-1 to CAL-8).
+
+Google and Microsoft connect through OAuth: ``start_oauth`` keeps the flow's secrets in an
+encrypted ``ConnectionAttempt`` row and hands the browser a signed ``state`` naming it;
+``finish_oauth`` (the callback) redeems the code. Exchange and CalDAV connect with a form that
+is tested against the server before anything is saved. Either way the account's calendars are
+listed (only those whose details the owner can read, CAL-6), the primary one is integrated, and
+busy time is fetched at once. Connecting the same account again replaces its credentials and
+makes its calendars active again: that is how an inactive calendar is repaired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Calendar, CalendarConnection, ConnectionAttempt, User
+from providers.base import CalendarClient, ConnectedAccount, ProviderCalendar
+from providers.caldav import CalDAVForm
+from providers.caldav import connect as connect_caldav_server
+from providers.errors import ProviderAuthError, ProviderError, ProviderUnavailable, ProviderUnsupported
+from providers.exchange import VERSION_BUILDS, ExchangeForm
+from providers.exchange import connect as connect_exchange_server
+from scheduling import validation
+from scheduling.busy_sync import BusySync
+from scheduling.calendars import ConnectionView
+from scheduling.clock import Clock
+from scheduling.errors import (
+    ConnectionFailed,
+    ConnectionLimitReached,
+    InvalidInput,
+    NotFound,
+    PermissionRequired,
+    ProviderNotConfigured,
+    Refused,
+    ValidationFailed,
+)
+from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.links_signing import LinkSigner
+from scheduling.provider_access import ProviderAccess
+from scheduling.provider_clients import OAUTH_PROVIDERS
+from scheduling.values import CalendarProvider, CalendarStatus, ConnectionFailure
+
+logger = logging.getLogger(__name__)
+
+ONE_CONNECTION_CUTOVER = datetime(2023, 3, 13, tzinfo=UTC)  # CAL-5
+ATTEMPT_LIFETIME = timedelta(minutes=15)
+STATE_PURPOSE = "calendar-connection"
+
+
+@dataclass(frozen=True)
+class AuthorizationUrl:
+    url: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    connection_id: uuid.UUID
+    calendar_ids: tuple[uuid.UUID, ...]
+
+
+StartResult = (
+    AuthorizationUrl
+    | PermissionRequired
+    | ProviderNotConfigured
+    | ConnectionLimitReached
+    | ConnectionFailed
+    | InvalidInput
+)
+ConnectResult = ConnectionView | PermissionRequired | ConnectionLimitReached | ConnectionFailed | InvalidInput
+
+
+def failure_of(error: ProviderError) -> ConnectionFailed:
+    """A provider's refusal as the typed error the owner sees, with what to do about it."""
+    if isinstance(error, ProviderAuthError):
+        return ConnectionFailed(message=error.message, reason=ConnectionFailure.AUTHENTICATION_FAILED)
+    if isinstance(error, ProviderUnsupported):
+        return ConnectionFailed(message=error.message, reason=ConnectionFailure.VERSION_UNSUPPORTED)
+    if isinstance(error, ProviderUnavailable):
+        return ConnectionFailed(message=error.message, reason=ConnectionFailure.UNREACHABLE)
+    return ConnectionFailed(message=error.message, reason=ConnectionFailure.REFUSED)
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        access: ProviderAccess,
+        busy: BusySync,
+        bus: EventBus,
+        signer: LinkSigner,
+        clock: Clock,
+        *,
+        dashboard_url: str,
+    ) -> None:
+        self._access = access
+        self._db = access.db
+        self._vault = access.vault
+        self._clients = access.clients
+        self._busy = busy
+        self._bus = bus
+        self._signer = signer
+        self._clock = clock
+        self._dashboard_url = dashboard_url
+
+    # -- OAuth ----------------------------------------------------------------------------------
+
+    async def start_oauth(self, owner: User, provider: CalendarProvider) -> StartResult:
+        """CAL-1, CAL-2: the consent URL to send the owner to."""
+        if provider not in OAUTH_PROVIDERS:
+            message = "use connectExchangeCalendar or connectCalDAVCalendar for this provider"
+            return InvalidInput(message=message, field="provider")
+        problem = await self._may_connect(owner, provider)
+        if problem is not None:
+            return problem
+        flow = self._clients.oauth(provider)
+        if flow is None:
+            return ProviderNotConfigured(
+                message=f"{provider.value.title()} calendars are not configured on this server", provider=provider
+            )
+        now = self._clock()
+        attempt_id = uuid.uuid4()
+        state = self._signer.sign(STATE_PURPOSE, f"{provider.value}:{attempt_id.hex}", now + ATTEMPT_LIFETIME)
+        try:
+            start = await flow.start(state)
+        except ProviderError as exc:
+            return failure_of(exc)
+        async with self._db.transaction() as session:
+            session.add(
+                ConnectionAttempt(
+                    id=attempt_id,
+                    user_id=owner.id,
+                    provider=provider,
+                    verifier=self._vault.seal(json.dumps(start.verifier)),
+                    expires_at=now + ATTEMPT_LIFETIME,
+                    created_at=now,
+                )
+            )
+        return AuthorizationUrl(url=start.url)
+
+    async def finish_oauth(self, provider: CalendarProvider, params: dict[str, str]) -> str:
+        """The callback: where to send the browser (the dashboard, with ``connected`` or ``error``)."""
+        attempt = await self._take_attempt(provider, params.get("state", ""))
+        if attempt is None:
+            return self._dashboard(error="invalid_state")
+        flow = self._clients.oauth(provider)
+        if flow is None:
+            return self._dashboard(error="not_configured")
+        try:
+            account = await flow.finish(params, json.loads(self._vault.open(attempt.verifier)))
+        except ProviderError as exc:
+            logger.info("%s connection not finished: %s", provider.value, exc.message)
+            return self._dashboard(error=exc.code or "connection_failed")
+        async with self._db.session() as session:
+            owner = await session.get(User, attempt.user_id)
+        if owner is None:
+            return self._dashboard(error="invalid_state")
+        result = await self._save(owner, provider, account)
+        if isinstance(result, ConnectionView):
+            return self._dashboard(connected=provider.value.lower())
+        if isinstance(result, ConnectionLimitReached):
+            return self._dashboard(error="connection_limit")
+        return self._dashboard(error=getattr(result, "reason", "connection_failed").lower())
+
+    async def _take_attempt(self, provider: CalendarProvider, state: str) -> ConnectionAttempt | None:
+        """The attempt the signed state names, deleted so a state works once."""
+        now = self._clock()
+        subject = self._signer.verify(STATE_PURPOSE, state, now)
+        if subject is None:
+            return None
+        named_provider, _, attempt_hex = subject.partition(":")
+        if named_provider != provider.value:
+            return None
+        try:
+            attempt_id = uuid.UUID(hex=attempt_hex)
+        except ValueError:
+            return None
+        async with self._db.transaction() as session:
+            attempt = await session.get(ConnectionAttempt, attempt_id)
+            if attempt is None:
+                return None
+            await session.delete(attempt)
+        return attempt if attempt.expires_at > now else None
+
+    def _dashboard(self, *, connected: str | None = None, error: str | None = None) -> str:
+        separator = "&" if "?" in self._dashboard_url else "?"
+        query = f"connected={connected}" if connected else f"error={error}"
+        return f"{self._dashboard_url}{separator}{query}"
+
+    # -- forms ------------------------------------------------------------------------------------
+
+    async def connect_exchange(self, owner: User, form: ExchangeForm) -> ConnectResult:
+        """CAL-3: tested against the server before anything is saved."""
+        try:
+            form = _checked_exchange(form)
+        except ValidationFailed as failure:
+            return failure.as_result()
+        problem = await self._may_connect(owner, CalendarProvider.EXCHANGE)
+        if problem is not None:
+            return problem
+        try:
+            account = await connect_exchange_server(form, self._clients.settings.exchange)
+        except ProviderError as exc:
+            return failure_of(exc)
+        return await self._save(owner, CalendarProvider.EXCHANGE, account)
+
+    async def connect_caldav(self, owner: User, form: CalDAVForm) -> ConnectResult:
+        try:
+            form = CalDAVForm(
+                url=validation.web_url("url", form.url),
+                username=validation.text("username", form.username, max_length=254),
+                password=_password(form.password),
+            )
+        except ValidationFailed as failure:
+            return failure.as_result()
+        problem = await self._may_connect(owner, CalendarProvider.CALDAV)
+        if problem is not None:
+            return problem
+        try:
+            account = await connect_caldav_server(form, self._clients.settings.caldav)
+        except ProviderError as exc:
+            return failure_of(exc)
+        return await self._save(owner, CalendarProvider.CALDAV, account)
+
+    # -- the rules and the saving -----------------------------------------------------------------
+
+    async def _may_connect(
+        self, owner: User, provider: CalendarProvider
+    ) -> PermissionRequired | ConnectionLimitReached | None:
+        if not owner.personal_email_access:  # CAL-4
+            return PermissionRequired(
+                message="turn on personal email access in your settings before connecting a calendar",
+                setting="personalEmailAccess",
+            )
+        async with self._db.session() as session:
+            connections = (
+                await session.exec(select(CalendarConnection).where(CalendarConnection.user_id == owner.id))
+            ).all()
+        if len(connections) < connection_limit(owner) or any(c.provider == provider for c in connections):
+            return None  # room for one more, or perhaps reconnecting an account of this provider
+        return _limit_reached(owner)
+
+    async def _save(self, owner: User, provider: CalendarProvider, account: ConnectedAccount) -> ConnectResult:
+        try:
+            async with self._clients_for(provider, account) as client:
+                calendars = await client.list_calendars()
+        except ProviderError as exc:
+            return failure_of(exc)
+        sealed = self._vault.seal(account.to_json())
+        try:
+            async with self._db.transaction(write=True) as session:
+                connection = await self._connection_for(session, owner, provider, account.account_email, sealed)
+                await _store_calendars(session, connection, calendars)
+                connection_id = connection.id
+        except Refused as refused:
+            result = refused.result
+            assert isinstance(result, ConnectionLimitReached)
+            return result
+        await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="calendar_connected"))
+        await self._busy.refresh(connection_id)
+        return await self._view(connection_id)
+
+    @asynccontextmanager
+    async def _clients_for(
+        self, provider: CalendarProvider, account: ConnectedAccount
+    ) -> AsyncIterator[CalendarClient]:
+        """A client for credentials not stored yet (so nothing is marked inactive if they fail)."""
+        client = self._clients.client(provider, account.to_json())
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+    async def _connection_for(
+        self, session: AsyncSession, owner: User, provider: CalendarProvider, email: str, sealed: bytes
+    ) -> CalendarConnection:
+        """The account's existing connection (reconnecting), or a new one if the rules allow it."""
+        existing = (
+            await session.exec(
+                select(CalendarConnection).where(
+                    CalendarConnection.user_id == owner.id,
+                    CalendarConnection.provider == provider,
+                    func.lower(CalendarConnection.account_email) == email.lower(),
+                )
+            )
+        ).first()
+        if existing is not None:
+            existing.credentials = sealed
+            session.add(existing)
+            return existing
+        count = (
+            await session.exec(
+                select(func.count()).select_from(CalendarConnection).where(CalendarConnection.user_id == owner.id)
+            )
+        ).one()
+        fresh = await session.get(User, owner.id)
+        if fresh is None or count >= connection_limit(fresh):
+            raise Refused(_limit_reached(owner))
+        connection = CalendarConnection(
+            user_id=owner.id,
+            provider=provider,
+            account_email=email,
+            credentials=sealed,
+            calendar_sync=provider in OAUTH_PROVIDERS,  # CAL-7 defaults
+            scheduling_pages=True,
+            created_at=self._clock(),
+        )
+        session.add(connection)
+        await session.flush()
+        return connection
+
+    async def _view(self, connection_id: uuid.UUID) -> ConnectionView:
+        async with self._db.session() as session:
+            connection = await session.get(CalendarConnection, connection_id)
+            assert connection is not None
+            calendars = (
+                await session.exec(
+                    select(Calendar).where(Calendar.connection_id == connection_id).order_by(col(Calendar.name))
+                )
+            ).all()
+        return ConnectionView(connection=connection, calendars=tuple(calendars))
+
+    # -- choosing and removing ------------------------------------------------------------------
+
+    async def set_integrated(
+        self, owner_id: uuid.UUID, calendar_id: uuid.UUID, integrated: bool
+    ) -> Calendar | NotFound:
+        """CAL-6: whether the calendar's busy time counts against the owner's availability."""
+        async with self._db.transaction() as session:
+            calendar = await _owned_calendar(session, owner_id, calendar_id)
+            if calendar is None:
+                return NotFound(message="calendar not found")
+            calendar.integrated = integrated
+            session.add(calendar)
+        if integrated:
+            await self._busy.refresh(calendar.connection_id)
+        await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="integrated_calendars"))
+        return calendar
+
+    async def disconnect(self, owner_id: uuid.UUID, calendar_id: uuid.UUID) -> Disconnected | NotFound:
+        """CAL-8: the calendar's connection and its credentials are deleted at once.
+
+        Its calendars and cached busy time go with it; pages fall back to offline when no other
+        connection takes bookings. An account allowed two connections (CAL-5) keeps one from then on.
+        """
+        now = self._clock()
+        async with self._db.transaction() as session:
+            calendar = await _owned_calendar(session, owner_id, calendar_id)
+            if calendar is None:
+                return NotFound(message="calendar not found")
+            connection = await session.get(CalendarConnection, calendar.connection_id)
+            assert connection is not None
+            calendar_ids = (
+                await session.exec(select(Calendar.id).where(Calendar.connection_id == connection.id))
+            ).all()
+            owner = await session.get(User, owner_id)
+            if (
+                owner is not None
+                and owner.created_at < ONE_CONNECTION_CUTOVER
+                and owner.single_connection_since is None
+            ):
+                owner.single_connection_since = now
+                session.add(owner)
+            connection.credentials = None  # gone even if a delete cascade were to fail
+            await session.delete(connection)
+        await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="calendar_disconnected"))
+        return Disconnected(connection_id=connection.id, calendar_ids=tuple(calendar_ids))
+
+
+def _password(value: str) -> str:
+    if not value or len(value) > 1_000:
+        raise ValidationFailed("password", "password must be 1 to 1,000 characters")
+    return value
+
+
+def _checked_exchange(form: ExchangeForm) -> ExchangeForm:
+    if form.version is not None and form.version not in VERSION_BUILDS:
+        raise ValidationFailed("version", f"version must be one of {', '.join(VERSION_BUILDS)}")
+    return ExchangeForm(
+        email=validation.email("email", form.email),
+        password=_password(form.password),
+        username=validation.text("username", form.username, max_length=254) if form.username else None,
+        ews_url=validation.web_url("ewsUrl", form.ews_url) if form.ews_url else None,
+        version=form.version,
+    )
+
+
+def connection_limit(owner: User) -> int:
+    """CAL-5: accounts from before 2023-03-13 may hold two, until they disconnect one."""
+    legacy = owner.created_at < ONE_CONNECTION_CUTOVER and owner.single_connection_since is None
+    return 2 if legacy else 1
+
+
+def _limit_reached(owner: User) -> ConnectionLimitReached:
+    limit = connection_limit(owner)
+    noun = "connection" if limit == 1 else "connections"
+    return ConnectionLimitReached(
+        message=f"this account may hold {limit} calendar {noun}; remove one before connecting another"
+    )
+
+
+async def _owned_calendar(session: AsyncSession, owner_id: uuid.UUID, calendar_id: uuid.UUID) -> Calendar | None:
+    calendar = await session.get(Calendar, calendar_id)
+    if calendar is None:
+        return None
+    connection = await session.get(CalendarConnection, calendar.connection_id)
+    return calendar if connection is not None and connection.user_id == owner_id else None
+
+
+async def _store_calendars(
+    session: AsyncSession, connection: CalendarConnection, listed: list[ProviderCalendar]
+) -> None:
+    """CAL-6: calendars whose details the owner can read; the primary is integrated by default.
+
+    On a reconnect, known calendars keep the owner's choices and become active again; calendars
+    the account no longer offers are removed with their busy time.
+    """
+    known = {
+        calendar.external_id: calendar
+        for calendar in (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
+    }
+    offered = [calendar for calendar in listed if calendar.access.may_integrate]
+    for item in offered:
+        calendar = known.pop(item.external_id, None)
+        if calendar is None:
+            calendar = Calendar(
+                connection_id=connection.id,
+                external_id=item.external_id,
+                integrated=item.primary,
+            )
+        calendar.name = item.name[:300]
+        calendar.access_role = item.access.value.lower()
+        calendar.is_primary = item.primary
+        calendar.status = CalendarStatus.ACTIVE
+        calendar.inactive_reason = None
+        calendar.inactive_since = None
+        session.add(calendar)
+    for gone in known.values():
+        await session.delete(gone)

@@ -1,0 +1,103 @@
+"""Connecting calendars over the API: documents, an owner allowed to connect, polling helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from db.models import Booking
+from tests.api.booking_helpers import Owner, create_intro_page
+from tests.conftest import make_owner
+from tests.live_server import LiveServer
+
+T = TypeVar("T")
+
+CONNECTION_FIELDS = """
+fragment ConnectionFields on CalendarConnection {
+  id provider accountEmail calendarSync schedulingPages
+  calendars { id name isPrimary integrated status inactiveReason accessRole }
+}
+"""
+START = """
+mutation($provider: CalendarProvider!) {
+  startCalendarConnection(provider: $provider) {
+    __typename
+    ... on AuthorizationUrl { url }
+    ... on Error { message }
+    ... on PermissionRequired { setting }
+    ... on CalendarConnectionFailed { reason }
+    ... on InvalidInput { field }
+  }
+}
+"""
+CONNECT_RESULT = """
+    __typename
+    ...ConnectionFields
+    ... on Error { message }
+    ... on PermissionRequired { setting }
+    ... on CalendarConnectionFailed { reason }
+    ... on InvalidInput { field }
+"""
+CONNECT_EXCHANGE = (
+    "mutation($input: ExchangeConnectionInput!) { connectExchangeCalendar(input: $input) {"
+    + CONNECT_RESULT
+    + "} }"
+    + CONNECTION_FIELDS
+)
+CONNECT_CALDAV = (
+    "mutation($input: CalDAVConnectionInput!) { connectCalDAVCalendar(input: $input) {"
+    + CONNECT_RESULT
+    + "} }"
+    + CONNECTION_FIELDS
+)
+CONNECTIONS = "query { me { connections { ...ConnectionFields } } }" + CONNECTION_FIELDS
+SET_INTEGRATED = """
+mutation($id: ID!, $on: Boolean!) {
+  setCalendarIntegrated(calendarId: $id, integrated: $on) {
+    __typename ... on Calendar { id integrated } ... on NotFound { message }
+  }
+}
+"""
+REMOVE = """
+mutation($id: ID!) {
+  removeCalendar(calendarId: $id) {
+    __typename ... on RemovedCalendar { connectionId calendarIds } ... on NotFound { message }
+  }
+}
+"""
+ALLOW_EMAIL_ACCESS = "mutation { updateUserSettings(input: {personalEmailAccess: true}) { personalEmailAccess } }"
+
+
+async def owner_allowed_to_connect(server: LiveServer, *, with_page: bool = True) -> Owner:
+    """An owner with personal email access on (CAL-4) and, unless told otherwise, the intro page."""
+    user, token = await make_owner(server.services, f"owner-{uuid.uuid4().hex[:6]}@example.com")
+    allowed = await server.graphql(ALLOW_EMAIL_ACCESS, token=token)
+    assert allowed["data"]["updateUserSettings"]["personalEmailAccess"] is True, allowed
+    page_id = await create_intro_page(server, token) if with_page else ""
+    return Owner(user=user, token=token, page_id=page_id)
+
+
+async def connections(server: LiveServer, token: str) -> list[dict[str, Any]]:
+    result = await server.graphql(CONNECTIONS, token=token)
+    assert "errors" not in result, result
+    return list(result["data"]["me"]["connections"])
+
+
+async def booking_row(server: LiveServer, booking_id: str) -> Booking:
+    async with server.services.db.session() as session:
+        row = await session.get(Booking, uuid.UUID(booking_id))
+    assert row is not None
+    return row
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str) -> T:
+    """Poll ``probe`` until ``accept`` likes its value (10 s at most); fail with the last value seen."""
+    value = await probe()
+    for _ in range(200):
+        if accept(value):
+            return value
+        await asyncio.sleep(0.05)
+        value = await probe()
+    raise AssertionError(f"{what}: not reached within 10 s; last seen {value!r}")

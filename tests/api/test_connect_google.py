@@ -1,0 +1,188 @@
+"""Google end to end over HTTP: consent, callback, calendars, busy time, the booking's event.
+
+The server's real Google adapter talks to the Google double (OAuth and Calendar v3 over
+loopback); the test plays the owner's browser between the two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlmodel import select
+
+from db.models import CalendarConnection
+from server.settings import Settings
+from tests.api.booking_helpers import NOW, Owner, book, slots
+from tests.api.connect_helpers import (
+    REMOVE,
+    SET_INTEGRATED,
+    START,
+    booking_row,
+    connections,
+    eventually,
+    owner_allowed_to_connect,
+)
+from tests.doubles.google import GoogleDouble
+from tests.live_server import LiveServer, start_live_server
+
+ACCOUNT = "owner.google@example.com"
+TEAM = "team@group.calendar.google.com"
+BOSS = "boss@example.com"
+CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"
+DASHBOARD = "http://127.0.0.1:8000/dashboard"
+TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleDouble]:
+    with GoogleDouble() as double:
+        double.add_account(ACCOUNT, time_zone="Europe/Helsinki")
+        double.add_calendar(ACCOUNT, TEAM, summary="Team", access_role="reader")
+        double.add_calendar(ACCOUNT, BOSS, summary="Boss", access_role="freeBusyReader")
+        yield double
+
+
+@pytest.fixture
+async def server(settings: Settings, google: GoogleDouble) -> AsyncIterator[LiveServer]:
+    config = google.config_for(CALLBACK)
+    configured = settings.model_copy(
+        update={
+            "google_client_id": config["client_id"],
+            "google_client_secret": config["client_secret"],
+            "google_auth_uri": config["auth_uri"],
+            "google_token_uri": config["token_uri"],
+            "google_api_endpoint": config["api_endpoint"],
+        }
+    )
+    async with start_live_server(configured, clock=lambda: NOW) as live:
+        yield live
+
+
+async def callback(server: LiveServer, redirect: str) -> str:
+    """The owner's browser following Google's redirect to our callback: where it is sent next."""
+    parts = urlsplit(redirect)
+    response = await server.http.get(f"{parts.path}?{parts.query}")
+    assert response.status_code == 302, response.text
+    return response.headers["location"]
+
+
+async def connect(server: LiveServer, google: GoogleDouble, owner: Owner) -> str:
+    started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
+    result = started["data"]["startCalendarConnection"]
+    assert result["__typename"] == "AuthorizationUrl", result
+    return await callback(server, google.consent(result["url"], account_email=ACCOUNT))
+
+
+async def test_connect_list_calendars_drop_busy_slots_and_write_the_booking(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: CAL-1, CAL-6, BOOK-1, BOOK-2, OPS-3
+    owner = await owner_allowed_to_connect(server)
+    google.add_busy(ACCOUNT, datetime(2026, 12, 1, 8, tzinfo=UTC), datetime(2026, 12, 1, 9, tzinfo=UTC))
+    google.add_busy(TEAM, datetime(2026, 12, 1, 12, tzinfo=UTC), datetime(2026, 12, 1, 13, tzinfo=UTC))
+
+    assert await connect(server, google, owner) == f"{DASHBOARD}?connected=google"
+
+    (connection,) = await connections(server, owner.token)
+    assert (connection["provider"], connection["accountEmail"]) == ("GOOGLE", ACCOUNT)
+    assert (connection["calendarSync"], connection["schedulingPages"]) == (True, True)
+    listed = {calendar["name"]: calendar for calendar in connection["calendars"]}
+    assert set(listed) == {ACCOUNT, "Team"}  # free/busy access shows no details: not offered
+    assert (listed[ACCOUNT]["isPrimary"], listed[ACCOUNT]["integrated"]) == (True, True)
+    assert (listed["Team"]["isPrimary"], listed["Team"]["integrated"]) == (False, False)
+
+    free = await slots(server, TUESDAY, WEDNESDAY)
+    assert "2026-12-01T10:00:00+02:00" not in free  # busy on the primary calendar
+    assert "2026-12-01T10:30:00+02:00" not in free
+    assert "2026-12-01T14:00:00+02:00" in free  # the Team calendar is not integrated (yet)
+
+    on = await server.graphql(SET_INTEGRATED, {"id": listed["Team"]["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"] == {
+        "__typename": "Calendar",
+        "id": listed["Team"]["id"],
+        "integrated": True,
+    }
+    assert "2026-12-01T14:00:00+02:00" not in await slots(server, TUESDAY, WEDNESDAY)
+
+    booked = await book(server, "2026-12-01T11:00:00+02:00")
+    assert (booked["__typename"], booked["calendarWrite"]) == ("Booking", "PENDING")
+    (event,) = await eventually(lambda: _events(google, ACCOUNT), lambda events: len(events) == 1, "one event")
+    assert [attendee["email"] for attendee in event["attendees"]] == ["visitor@example.com"]
+    assert event["start"]["dateTime"].startswith("2026-12-01T11:00:00")
+    assert google.events_on(TEAM) == []  # bookings go to the primary calendar only (CAL-6)
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "done")
+    assert row.calendar_event_id == event["id"]
+    insert = google.requests_to("POST /calendar/v3/calendars/")
+    assert all("sendUpdates=all" in request.query for request in insert)
+
+
+async def _events(google: GoogleDouble, calendar_id: str) -> list[dict[str, object]]:
+    return google.events_on(calendar_id)
+
+
+async def test_declined_consent_and_forged_state_change_nothing(server: LiveServer, google: GoogleDouble) -> None:
+    # covers: CAL-1
+    owner = await owner_allowed_to_connect(server)
+    started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
+    state = parse_qs(urlsplit(started["data"]["startCalendarConnection"]["url"]).query)["state"][0]
+
+    declined = await server.http.get(f"/oauth/google/callback?error=access_denied&state={state}")
+    assert declined.headers["location"] == f"{DASHBOARD}?error=access_denied"
+    forged = await server.http.get("/oauth/google/callback?code=abc&state=v1.forged.state")
+    assert forged.headers["location"] == f"{DASHBOARD}?error=invalid_state"
+    replayed = await server.http.get(f"/oauth/google/callback?code=abc&state={state}")  # a state works once
+    assert replayed.headers["location"] == f"{DASHBOARD}?error=invalid_state"
+    assert await connections(server, owner.token) == []
+
+
+async def test_connecting_needs_personal_email_access_and_a_configured_provider(server: LiveServer) -> None:
+    # covers: CAL-4, CAL-2, OPS-3
+    owner = await owner_allowed_to_connect(server)
+    microsoft = await server.graphql(START, {"provider": "MICROSOFT"}, token=owner.token)
+    assert microsoft["data"]["startCalendarConnection"]["__typename"] == "ProviderNotConfigured"
+
+    off = "mutation { updateUserSettings(input: {personalEmailAccess: false}) { personalEmailAccess } }"
+    await server.graphql(off, token=owner.token)
+    refused = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
+    assert refused["data"]["startCalendarConnection"] == {
+        "__typename": "PermissionRequired",
+        "message": "turn on personal email access in your settings before connecting a calendar",
+        "setting": "personalEmailAccess",
+    }
+
+
+async def test_credentials_are_encrypted_and_removing_deletes_them(server: LiveServer, google: GoogleDouble) -> None:
+    # covers: CAL-8, PAGE-4
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    async with server.services.db.session() as session:
+        (stored,) = (await session.exec(select(CalendarConnection))).all()
+    assert stored.credentials is not None
+    assert b"refresh_token" not in stored.credentials  # sealed, not JSON
+    status = 'query { schedulingPage(slug: "intro") { status } }'
+    assert (await server.graphql(status))["data"]["schedulingPage"]["status"] == "ONLINE"
+
+    (connection,) = await connections(server, owner.token)
+    removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
+    assert removed["data"]["removeCalendar"]["connectionId"] == connection["id"]
+    async with server.services.db.session() as session:
+        assert (await session.exec(select(CalendarConnection))).all() == []
+    assert (await server.graphql(status))["data"]["schedulingPage"]["status"] == "OFFLINE"
+    assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "BookingRequest"
+
+
+async def test_a_revoked_grant_turns_the_calendars_inactive(server: LiveServer, google: GoogleDouble) -> None:
+    # covers: INACT-1, INACT-2, BOOK-7
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    google.revoke(ACCOUNT)
+    google.expire_access_tokens()
+    assert not await server.services.busy_sync.refresh(uuid.UUID((await connections(server, owner.token))[0]["id"]))
+    (connection,) = await connections(server, owner.token)
+    statuses = {(calendar["status"], calendar["inactiveReason"]) for calendar in connection["calendars"]}
+    assert statuses == {("INACTIVE", "invalid_grant")}
+    assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "CalendarInactive"
