@@ -88,6 +88,32 @@ class BusySync:
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
         return True
 
+    async def fill_unsynced(self, owner_id: uuid.UUID) -> None:
+        """Fetch, in parallel, every integrated calendar of the owner that was never fetched.
+
+        A slot answer must not show a calendar's time as free just because its busy time is not
+        here yet; this is the one moment a visitor waits on providers (bar B3: about as long as
+        the slowest of them). If a provider fails, its calendar stays unsynced and the answer
+        says so through ``asOf``.
+        """
+        async with self._db.session() as session:
+            connection_ids = (
+                await session.exec(
+                    select(col(Calendar.connection_id))
+                    .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                    .where(
+                        col(CalendarConnection.user_id) == owner_id,
+                        col(CalendarConnection.credentials).is_not(None),
+                        col(Calendar.integrated).is_(True),
+                        col(Calendar.status) == CalendarStatus.ACTIVE,
+                        col(Calendar.busy_synced_at).is_(None),
+                    )
+                    .distinct()
+                )
+            ).all()
+        if connection_ids:
+            await asyncio.gather(*(self.refresh(connection_id) for connection_id in connection_ids))
+
     async def _horizon(self, session: AsyncSession, owner_id: uuid.UUID) -> timedelta:
         """How far ahead the owner's pages let visitors book (the cache must cover all of it)."""
         row = (

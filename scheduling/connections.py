@@ -48,6 +48,7 @@ from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.links_signing import LinkSigner
 from scheduling.provider_access import ProviderAccess
 from scheduling.provider_clients import OAUTH_PROVIDERS
+from scheduling.public_urls import points_inside
 from scheduling.values import CalendarProvider, CalendarStatus, ConnectionFailure
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,9 @@ class ConnectionService:
             form = _checked_exchange(form)
         except ValidationFailed as failure:
             return failure.as_result()
-        problem = await self._may_connect(owner, CalendarProvider.EXCHANGE)
+        problem = await self._may_connect(owner, CalendarProvider.EXCHANGE) or await self._outside_only(
+            "ewsUrl", form.ews_url
+        )
         if problem is not None:
             return problem
         try:
@@ -221,7 +224,7 @@ class ConnectionService:
             )
         except ValidationFailed as failure:
             return failure.as_result()
-        problem = await self._may_connect(owner, CalendarProvider.CALDAV)
+        problem = await self._may_connect(owner, CalendarProvider.CALDAV) or await self._outside_only("url", form.url)
         if problem is not None:
             return problem
         try:
@@ -231,6 +234,11 @@ class ConnectionService:
         return await self._save(owner, CalendarProvider.CALDAV, account)
 
     # -- the rules and the saving -----------------------------------------------------------------
+
+    async def _outside_only(self, field: str, url: str | None) -> InvalidInput | None:
+        if url is None or self._clients.settings.allow_private_urls or not await points_inside(url):
+            return None
+        return InvalidInput(message=f"{field} must be a server on the internet, not a private address", field=field)
 
     async def _may_connect(
         self, owner: User, provider: CalendarProvider

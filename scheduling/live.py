@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from db.engine import Database
 from scheduling import validation
 from scheduling.availability import AvailabilityService
+from scheduling.busy_sync import BusySync
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, ValidationFailed
 from scheduling.events import AvailabilityChanged, Event, EventBus, owner_channel_key
@@ -225,8 +226,15 @@ class PageWatch:
 
 class LiveService:
     def __init__(
-        self, db: Database, pages: PageService, availability: AvailabilityService, bus: EventBus, clock: Clock
+        self,
+        db: Database,
+        pages: PageService,
+        availability: AvailabilityService,
+        bus: EventBus,
+        clock: Clock,
+        busy_sync: BusySync | None = None,
     ) -> None:
+        self.busy_sync = busy_sync
         self.db = db
         self.pages = pages
         self.availability = availability
@@ -274,6 +282,8 @@ class LiveService:
         return await self._compute(view, key)
 
     async def _compute(self, view: PageView, key: FeedKey) -> SlotSnapshot:
+        if self.busy_sync is not None:
+            await self.busy_sync.fill_unsynced(view.page.owner_id)
         now = self.clock()
         async with self.db.session() as session:
             free = await self.availability.free_slots(

@@ -25,6 +25,8 @@ class ProviderSettings:
     microsoft: MicrosoftConfig | None = None
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     caldav: CalDAVConfig = field(default_factory=CalDAVConfig)
+    # Owners type Exchange and CalDAV URLs; in production they may not point into our own network.
+    allow_private_urls: bool = True
 
 
 class ProviderClients:

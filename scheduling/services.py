@@ -88,7 +88,7 @@ class Services:
             users=UserService(db, bus, links, clock),
             pages=pages,
             domains=DomainService(db, clock),
-            live=LiveService(db, pages, availability, bus, clock),
+            live=LiveService(db, pages, availability, bus, clock, busy_sync),
             calendars=CalendarService(db, bus),
             bookings=BookingQueries(db),
             booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check),

@@ -43,4 +43,5 @@ def provider_settings(settings: Settings) -> ProviderSettings:
         microsoft=microsoft,
         exchange=ExchangeConfig(ca_bundle=ca_bundle),
         caldav=CalDAVConfig(ca_bundle=ca_bundle),
+        allow_private_urls=not settings.production,
     )

@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
 
-from db.migrate import DatabaseNotMigrated
+import db.models  # noqa: F401  (every table on SQLModel.metadata)
+from db.engine import Database
+from db.migrate import DatabaseNotMigrated, migrate
 from server.app import create_app
 from tests.conftest import sqlite_settings
 
@@ -80,3 +85,22 @@ def test_cli_commands(tmp_path: Path) -> None:
     demo_again = kokous("demo")
     assert demo_again.returncode == 0, demo_again.stderr
     assert demo_again.stdout.strip().splitlines()[-1] != lines[-1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_migrations_build_exactly_the_tables_the_models_describe(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # covers: OPS-2
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    if backend == "sqlite":
+        await migrate(url)
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), SQLModel.metadata)
+            )
+    finally:
+        await database.dispose()
+    assert differences == []
