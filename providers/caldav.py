@@ -347,9 +347,14 @@ def _calendar(home: str, href: str, properties: dict[str, Any]) -> ProviderCalen
 
 
 def _with_primary(calendars: list[ProviderCalendar], default_url: str | None) -> list[ProviderCalendar]:
-    """Mark the server's default calendar as primary, else the first one the owner can write to."""
+    """Mark the server's default calendar as primary, else the writable one with the first URL.
+
+    Servers list calendars in no promised order; sorting keeps the choice the same on every
+    connect, so bookings keep going to the same calendar.
+    """
     chosen = next((c for c in calendars if c.external_id == default_url), None)
-    chosen = chosen or next((c for c in calendars if c.access.may_write), None)
+    writable = sorted((c for c in calendars if c.access.may_write), key=lambda c: c.external_id)
+    chosen = chosen or next(iter(writable), None)
     return [ProviderCalendar(c.external_id, c.name, c.access, c is chosen, c.timezone) for c in calendars]
 
 

@@ -16,6 +16,7 @@ times in UTC. The idempotency key lives in a PublicStrings extended property on 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import ssl
@@ -163,6 +164,15 @@ class _TrustAdapter(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
+@functools.lru_cache(maxsize=8)
+def _trust(ca_bundle: str) -> ssl.SSLContext:
+    """The system trust store plus the bundle. Loading them costs ~16 ms on the event loop for every
+    client, so one context per bundle path is kept for the process; contexts are safe to share."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
 @dataclass(frozen=True)
 class _Transport:
     timeout: float
@@ -170,11 +180,7 @@ class _Transport:
 
     @classmethod
     def from_config(cls, config: ExchangeConfig) -> _Transport:
-        context = None
-        if config.ca_bundle:
-            context = ssl.create_default_context()
-            context.load_verify_locations(cafile=config.ca_bundle)
-        return cls(config.timeout, context)
+        return cls(config.timeout, _trust(config.ca_bundle) if config.ca_bundle else None)
 
     def mount(self, session: requests.Session, prefix: str) -> requests.Session:
         """Replace exchangelib's adapter (one connection, no urllib3 retries) by ours with the same pool."""
@@ -373,12 +379,27 @@ def _connect(form: ExchangeForm, config: ExchangeConfig, transport: _Transport) 
     version = Version(build=VERSION_BUILDS[form.version]) if form.version else None  # None: probe the server
     pending = ExchangeCredentials(form.email, username, form.password, ews_url, form.version or "")
     account = _open_account(pending, version, transport)
-    calendar = Calendar.get_distinguished(root=Root(account=account))  # the connection test
-    build = account.version.build  # from the server's answer, even when the form named a version
-    name = _version_name(build)
-    _check_version(name, build)
-    log.info("Connected Exchange mailbox at %s (%s, build %s, calendar %s)", ews_url, name, build, calendar.name)
-    return ExchangeCredentials(form.email, username, form.password, ews_url, name, account.protocol.auth_type)
+    try:
+        calendar = Calendar.get_distinguished(root=Root(account=account))  # the connection test
+        build = account.version.build  # from the server's answer, even when the form named a version
+        name = _version_name(build)
+        _check_version(name, build)
+        log.info("Connected Exchange mailbox at %s (%s, build %s, calendar %s)", ews_url, name, build, calendar.name)
+        return ExchangeCredentials(form.email, username, form.password, ews_url, name, account.protocol.auth_type)
+    finally:
+        _close_test_protocol(account.protocol)
+
+
+def _close_test_protocol(protocol: Any) -> None:
+    """Close the connection test's sessions and drop it from exchangelib's cache, passed or failed.
+
+    Otherwise every attempt (a wrong password too) would stay cached for the process's life,
+    holding its credentials and a kept-alive connection to the server.
+    """
+    with suppress(KeyError):
+        if Protocol[protocol.config][0] is protocol:
+            del Protocol[protocol.config]
+    protocol.close()
 
 
 def _autodiscover(email: str, credentials: Any, config: ExchangeConfig, transport: _Transport) -> str:

@@ -1,4 +1,4 @@
-"""Subscriptions: a visitor's live slots, and an owner's new bookings."""
+"""Subscriptions: a visitor's live slots, an owner's new bookings and calendar status changes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from scheduling.booking import BookingView
 from scheduling.errors import InvalidInput
-from scheduling.events import BookingCreated, owner_channel_key
+from scheduling.events import BookingCreated, CalendarStatusChanged, Event, owner_channel_key
 from scheduling.live import SlotSnapshot, SlotWindow
 from scheduling.pubsub import PubSubUnavailable
 
@@ -40,13 +40,26 @@ async def slots_changed(
 async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]:
     """SUB-3: the owner's new bookings and requests, as they are stored."""
     user = require_user(context)
-    services = context.services
+    async for event in _owner_events(context):
+        if isinstance(event, BookingCreated):
+            view = await context.services.lifecycle.get(event.booking_id, owner_id=user.id)
+            if view is not None:
+                yield view
+
+
+async def calendar_status_changed(context: RequestContext) -> AsyncIterator[CalendarStatusChanged]:
+    """SUB-2: the owner's calendars turning inactive, active again, or removed; nobody else's."""
+    async for event in _owner_events(context):
+        if isinstance(event, CalendarStatusChanged):
+            yield event
+
+
+async def _owner_events(context: RequestContext) -> AsyncIterator[Event]:
+    user = require_user(context)
     try:
-        async with services.bus.subscribe(owner_channel_key(user.id)) as events:
+        async with context.services.bus.subscribe(owner_channel_key(user.id)) as events:
             async for event in events:
-                if isinstance(event, BookingCreated):
-                    view = await services.lifecycle.get(event.booking_id, owner_id=user.id)
-                    if view is not None:
-                        yield view
+                if getattr(event, "owner_id", None) == user.id:
+                    yield event
     except PubSubUnavailable:
         raise _interrupted() from None

@@ -26,7 +26,7 @@ from scheduling.engine import (
     free_slots,
     stable_until,
 )
-from scheduling.values import BLOCKING_STATUSES, Weekday
+from scheduling.values import BLOCKING_STATUSES, CalendarStatus, Weekday
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,11 @@ class AvailabilityService:
         if bookable is None or bookable.end <= start or bookable.start >= end:
             return FreeSlots(slots=[], as_of=now, stable_until=stable_until(rules, rules_for_duration, now, []))
         margin = timedelta(minutes=duration + page.buffer_minutes)
-        busy, as_of = await self.busy_time(
+        busy, as_of, blocked = await self.busy_time(
             session, page.owner_id, max(start, bookable.start) - margin, min(end, bookable.end) + margin, now
         )
+        if blocked:  # INACT-2: an inactive integrated calendar leaves no time bookable
+            return FreeSlots(slots=[], as_of=as_of, stable_until=None)
         intervals = [interval for interval, booking_id in busy if booking_id is None or booking_id != ignore_booking]
         slots = free_slots(rules, rules_for_duration, intervals, start, end, now)
         return FreeSlots(slots=slots, as_of=as_of, stable_until=stable_until(rules, rules_for_duration, now, slots))
@@ -105,8 +107,9 @@ class AvailabilityService:
     @staticmethod
     async def busy_time(
         session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, now: datetime
-    ) -> tuple[list[tuple[Interval, uuid.UUID | None]], datetime]:
-        """Busy intervals overlapping [start, end), each with its booking id if it is a booking.
+    ) -> tuple[list[tuple[Interval, uuid.UUID | None]], datetime, bool]:
+        """Busy intervals overlapping [start, end), each with its booking id if it is a booking;
+        the oldest sync of the calendars; whether one of them is inactive.
 
         Plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
         in UTC (SQLite compares the stored text), so bounds are converted first.
@@ -133,12 +136,15 @@ class AvailabilityService:
             )
         )
         synced = await session.exec(
-            select(func.min(col(Calendar.busy_synced_at))).where(col(Calendar.id).in_(calendars))
+            select(
+                func.min(col(Calendar.busy_synced_at)),
+                func.count().filter(col(Calendar.status) == CalendarStatus.INACTIVE),
+            ).where(col(Calendar.id).in_(calendars))
         )
-        oldest_sync = synced.first()
+        oldest_sync, inactive = synced.one()
         intervals: list[tuple[Interval, uuid.UUID | None]] = [
             (Interval(row[0], row[1]), None) for row in busy_rows.all()
         ]
         intervals.extend((Interval(row[0], row[1]), row[2]) for row in booking_rows.all())
         as_of = min(now, oldest_sync) if oldest_sync is not None else now
-        return intervals, as_of
+        return intervals, as_of, bool(inactive)

@@ -23,6 +23,7 @@ from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMess
 from scheduling import outbox
 from scheduling.availability import AvailabilityService
 from scheduling.booking_rules import BookingDraft, CheckedBooking, check
+from scheduling.calendar_status import InactiveNotices
 from scheduling.clock import Clock
 from scheduling.engine import nearest_free
 from scheduling.errors import (
@@ -64,6 +65,7 @@ class BookingWork:
         clock: Clock,
         wake_outbox: Callable[[], None] = lambda: None,
         live_check: LiveBusyCheck | None = None,
+        inactive_notices: InactiveNotices | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -72,6 +74,7 @@ class BookingWork:
         self._clock = clock
         self._wake_outbox = wake_outbox
         self._live_check = live_check
+        self._inactive_notices = inactive_notices
 
 
 class BookingService(BookingWork):
@@ -90,11 +93,11 @@ class BookingService(BookingWork):
             if earlier is not None:
                 return earlier
         if await self._has_inactive_calendar(page.owner_id):
-            return _INACTIVE
+            return await self._refused_while_inactive(page.owner_id)
         if not checked.request_only:
             verdict = await self._confirm_with_providers(page, checked)
             if verdict is Verdict.INACTIVE:
-                return _INACTIVE
+                return await self._refused_while_inactive(page.owner_id)
             if verdict is not Verdict.FREE:
                 return await self._with_alternatives(page, checked)
         try:
@@ -161,6 +164,12 @@ class BookingService(BookingWork):
             for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
+
+    async def _refused_while_inactive(self, owner_id: uuid.UUID) -> CalendarInactive:
+        """INACT-2: nobody books while a calendar is inactive; the owner hears of it once per incident."""
+        if self._inactive_notices is not None:
+            await self._inactive_notices.someone_tried_to_book(owner_id)
+        return _INACTIVE
 
     async def _confirm_with_providers(self, page: SchedulingPage, checked: CheckedBooking) -> Verdict:
         """The owner's calendars asked about this interval (with the page's buffers) right now."""

@@ -32,6 +32,7 @@ from providers.exchange import VERSION_BUILDS, ExchangeForm
 from providers.exchange import connect as connect_exchange_server
 from scheduling import validation
 from scheduling.busy_sync import BusySync
+from scheduling.calendar_status import status_changed
 from scheduling.calendars import ConnectionView
 from scheduling.clock import Clock
 from scheduling.errors import (
@@ -44,7 +45,7 @@ from scheduling.errors import (
     Refused,
     ValidationFailed,
 )
-from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.events import AvailabilityChanged, CalendarStatusChanged, EventBus
 from scheduling.links_signing import LinkSigner
 from scheduling.provider_access import ProviderAccess
 from scheduling.provider_clients import OAUTH_PROVIDERS
@@ -266,13 +267,15 @@ class ConnectionService:
         try:
             async with self._db.transaction(write=True) as session:
                 connection = await self._connection_for(session, owner, provider, account.account_email, sealed)
-                await _store_calendars(session, connection, calendars)
+                changes = await _store_calendars(session, connection, calendars)
                 connection_id = connection.id
         except Refused as refused:
             result = refused.result
             assert isinstance(result, ConnectionLimitReached)
             return result
         await self._bus.publish(AvailabilityChanged(owner_id=owner.id, reason="calendar_connected"))
+        for change in changes:
+            await self._bus.publish(change)
         await self._busy.refresh(connection_id)
         return await self._view(connection_id)
 
@@ -366,9 +369,8 @@ class ConnectionService:
                 return NotFound(message="calendar not found")
             connection = await session.get(CalendarConnection, calendar.connection_id)
             assert connection is not None
-            calendar_ids = (
-                await session.exec(select(Calendar.id).where(Calendar.connection_id == connection.id))
-            ).all()
+            removed = (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
+            changes = [status_changed(owner_id, each, CalendarStatus.REMOVED) for each in removed]
             owner = await session.get(User, owner_id)
             if (
                 owner is not None
@@ -380,7 +382,9 @@ class ConnectionService:
             connection.credentials = None  # gone even if a delete cascade were to fail
             await session.delete(connection)
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="calendar_disconnected"))
-        return Disconnected(connection_id=connection.id, calendar_ids=tuple(calendar_ids))
+        for change in changes:
+            await self._bus.publish(change)
+        return Disconnected(connection_id=connection.id, calendar_ids=tuple(change.calendar_id for change in changes))
 
 
 def _password(value: str) -> str:
@@ -425,12 +429,14 @@ async def _owned_calendar(session: AsyncSession, owner_id: uuid.UUID, calendar_i
 
 async def _store_calendars(
     session: AsyncSession, connection: CalendarConnection, listed: list[ProviderCalendar]
-) -> None:
+) -> list[CalendarStatusChanged]:
     """CAL-6: calendars whose details the owner can read; the primary is integrated by default.
 
     On a reconnect, known calendars keep the owner's choices and become active again; calendars
-    the account no longer offers are removed with their busy time.
+    the account no longer offers are removed with their busy time. Returns the status changes
+    to announce (INACT-4).
     """
+    changes: list[CalendarStatusChanged] = []
     known = {
         calendar.external_id: calendar
         for calendar in (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
@@ -447,9 +453,14 @@ async def _store_calendars(
         calendar.name = item.name[:300]
         calendar.access_role = item.access.value.lower()
         calendar.is_primary = item.primary
+        was_inactive = calendar.status == CalendarStatus.INACTIVE
         calendar.status = CalendarStatus.ACTIVE
         calendar.inactive_reason = None
         calendar.inactive_since = None
         session.add(calendar)
+        if was_inactive:
+            changes.append(status_changed(connection.user_id, calendar))
     for gone in known.values():
+        changes.append(status_changed(connection.user_id, gone, CalendarStatus.REMOVED))
         await session.delete(gone)
+    return changes

@@ -70,10 +70,57 @@ class BookingCreated:
         return cls(owner_id=uuid.UUID(data["owner_id"]), booking_id=uuid.UUID(data["booking_id"]))
 
 
-Event = AvailabilityChanged | BookingCreated
-_EVENT_TYPES: dict[str, type[AvailabilityChanged] | type[BookingCreated]] = {
+@dataclass(frozen=True)
+class CalendarStatusChanged:
+    """A calendar of the owner turned inactive, active again, or was removed (SUB-2, INACT-4).
+
+    It carries the calendar as it was, so a removed one can still be shown.
+    """
+
+    kind: ClassVar[str] = "calendar_status_changed"
+    owner_id: uuid.UUID
+    calendar_id: uuid.UUID
+    name: str
+    is_primary: bool
+    integrated: bool
+    access_role: str
+    status: str
+    reason: str | None = None
+
+    def channel_keys(self) -> tuple[str, ...]:
+        return (owner_channel_key(self.owner_id),)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "owner_id": self.owner_id.hex,
+            "calendar_id": self.calendar_id.hex,
+            "name": self.name,
+            "is_primary": self.is_primary,
+            "integrated": self.integrated,
+            "access_role": self.access_role,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CalendarStatusChanged:
+        return cls(
+            owner_id=uuid.UUID(data["owner_id"]),
+            calendar_id=uuid.UUID(data["calendar_id"]),
+            name=str(data["name"]),
+            is_primary=bool(data["is_primary"]),
+            integrated=bool(data["integrated"]),
+            access_role=str(data["access_role"]),
+            status=str(data["status"]),
+            reason=None if data["reason"] is None else str(data["reason"]),
+        )
+
+
+Event = AvailabilityChanged | BookingCreated | CalendarStatusChanged
+_EVENT_TYPES: dict[str, type[AvailabilityChanged] | type[BookingCreated] | type[CalendarStatusChanged]] = {
     AvailabilityChanged.kind: AvailabilityChanged,
     BookingCreated.kind: BookingCreated,
+    CalendarStatusChanged.kind: CalendarStatusChanged,
 }
 
 

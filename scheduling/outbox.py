@@ -5,6 +5,10 @@ claims due rows by pushing their ``available_at`` forward by a lease (on Postgre
 ``FOR UPDATE SKIP LOCKED``, so several processes share the work), runs the handler for the
 row's kind and marks it done, or schedules a retry with exponential backoff. Kinds without a
 handler in this process are left for a process that has one.
+
+The lease is short and renewed while the worker holds the rows: a live worker keeps them for
+as long as a provider takes to answer, and the rows of a worker that died (``kill -9``, a lost
+machine) are free for the next worker within ``LEASE`` rather than after a long fixed wait.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from db.engine import Database
@@ -34,8 +39,10 @@ EMAIL_REQUEST_RECEIVED = "email.request_received"
 EMAIL_REQUEST_DECLINED = "email.request_declined"
 EMAIL_OWNER_NEW_BOOKING = "email.owner_new_booking"
 EMAIL_OWNER_NEW_REQUEST = "email.owner_new_request"
+EMAIL_OWNER_CALENDAR_INACTIVE = "email.owner_calendar_inactive"
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=10)
+RENEW_EVERY = LEASE / 3  # leaves two renewals' slack for a slow database write
 MAX_BACKOFF = timedelta(hours=1)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -96,13 +103,47 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many rows it processed."""
         claimed = await self._claim()
+        if not claimed:
+            return 0
         # Rows of one booking in order (create before cancel); different bookings side by side,
         # so a slow calendar provider does not hold back everyone's emails.
         by_booking: dict[object, list[OutboxMessage]] = {}
         for message in claimed:
             by_booking.setdefault(message.payload.get("booking_id", message.id), []).append(message)
-        await asyncio.gather(*(self._process_in_order(messages) for messages in by_booking.values()))
+        keeper = asyncio.create_task(self._keep_leased(claimed))
+        try:
+            await asyncio.gather(*(self._process_in_order(messages) for messages in by_booking.values()))
+        finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])
         return len(claimed)
+
+    async def _keep_leased(self, claimed: list[OutboxMessage]) -> None:
+        """Renew the lease of the pass's unfinished rows until cancelled.
+
+        Only rows still carrying this pass's lease are renewed: a row finished meanwhile (done, or
+        given its retry time) keeps what ``_finish`` wrote.
+        """
+        ids = [message.id for message in claimed]
+        lease = claimed[0].available_at
+        while True:
+            await asyncio.sleep(RENEW_EVERY.total_seconds())
+            renewed = self._clock() + LEASE
+            try:
+                async with self._db.transaction(write=True) as session:
+                    await session.exec(
+                        update(OutboxMessage)
+                        .where(
+                            col(OutboxMessage.id).in_(ids),
+                            col(OutboxMessage.done_at).is_(None),
+                            col(OutboxMessage.available_at) == lease,
+                        )
+                        .values(available_at=renewed)
+                    )
+            except Exception:
+                logger.warning("outbox: renewing the lease of %d rows failed; trying again", len(ids), exc_info=True)
+                continue
+            lease = renewed
 
     async def _process_in_order(self, messages: list[OutboxMessage]) -> None:
         for message in messages:

@@ -18,13 +18,16 @@ from db.engine import Database
 from db.models import Calendar, CalendarConnection
 from providers.base import CalendarClient
 from providers.errors import ProviderAuthError, ProviderError
+from scheduling.calendar_status import status_changed
 from scheduling.clock import Clock
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.provider_clients import ProviderClients
-from scheduling.values import CalendarStatus
+from scheduling.values import CalendarProvider, CalendarStatus
 from scheduling.vault import CredentialsUnreadable, CredentialVault
 
 logger = logging.getLogger(__name__)
+
+EXCHANGE_AUTH_FAILURES = 2  # a single EWS 401 can be a fluke of NTLM negotiation
 
 
 class ProviderAccess:
@@ -49,11 +52,32 @@ class ProviderAccess:
         try:
             yield client
         except ProviderAuthError as exc:
-            await self.lose_access(connection, exc)
+            await self._auth_failed(connection, exc)
             raise
+        else:
+            if connection.auth_failures:
+                await self._set_auth_failures(connection.id, 0)
         finally:
             await self._keep_refreshed(connection.id, stored, client)
             await client.aclose()
+
+    async def _auth_failed(self, connection: CalendarConnection, error: ProviderAuthError) -> None:
+        """Lost access, except that Exchange's first 401 in a row is only counted (INACT-1: twice)."""
+        failures = await self._set_auth_failures(connection.id, None)
+        if connection.provider == CalendarProvider.EXCHANGE and failures < EXCHANGE_AUTH_FAILURES:
+            logger.info("Exchange connection %s refused a login (%d in a row)", connection.id, failures)
+            return
+        await self.lose_access(connection, error)
+
+    async def _set_auth_failures(self, connection_id: uuid.UUID, value: int | None) -> int:
+        """Set the count (None: add one); returns the new count."""
+        async with self.db.transaction() as session:
+            row = await session.get(CalendarConnection, connection_id)
+            if row is None:
+                return 0
+            row.auth_failures = row.auth_failures + 1 if value is None else value
+            session.add(row)
+            return row.auth_failures
 
     def _credentials(self, connection: CalendarConnection) -> str:
         if connection.credentials is None:
@@ -95,3 +119,5 @@ class ProviderAccess:
         if calendars:
             logger.warning("calendar connection %s lost access: %s", connection.id, reason)
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="calendar_inactive"))
+            for calendar in calendars:
+                await self._bus.publish(status_changed(connection.user_id, calendar))

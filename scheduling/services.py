@@ -12,6 +12,7 @@ from scheduling.booking import BookingService
 from scheduling.booking_lifecycle import BookingLifecycle
 from scheduling.bookings import BookingService as BookingQueries
 from scheduling.busy_sync import BusySync
+from scheduling.calendar_status import InactiveNotices
 from scheduling.calendar_writes import CalendarWrites
 from scheduling.calendars import CalendarService
 from scheduling.clock import Clock, system_clock
@@ -79,7 +80,9 @@ class Services:
         access = ProviderAccess(db, CredentialVault(secret_keys), clients, bus, clock)
         busy_sync = BusySync(access, bus, clock)
         live_check = LiveBusyCheck(access, clock)
-        worker = OutboxWorker(db, {**emails.handlers(), **CalendarWrites(access, clock).handlers()}, clock)
+        notices = InactiveNotices(db, mailer, clock, settings_url=dashboard, wake_outbox=lambda: worker.wake())
+        handlers = {**emails.handlers(), **CalendarWrites(access, clock).handlers(), **notices.handlers()}
+        worker = OutboxWorker(db, handlers, clock)
         return cls(
             db=db,
             bus=bus,
@@ -91,7 +94,7 @@ class Services:
             live=LiveService(db, pages, availability, bus, clock, busy_sync),
             calendars=CalendarService(db, bus),
             bookings=BookingQueries(db),
-            booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check),
+            booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check, notices),
             lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake),
             outbox=worker,
             answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),

@@ -15,6 +15,7 @@ class CalendarProvider(StrEnum):
 class CalendarStatus(StrEnum):
     ACTIVE = "ACTIVE"
     INACTIVE = "INACTIVE"
+    REMOVED = "REMOVED"  # only in calendarStatusChanged: the calendar was disconnected
 
 
 class ConnectionFailure(StrEnum):

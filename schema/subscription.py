@@ -11,7 +11,7 @@ from scheduling.live import SlotWindow
 from schema.booking_types import Booking, BookingRequest, booking_from_view
 from schema.scalars import DateTime
 from schema.slot_types import SlotList
-from schema.types import Ctx
+from schema.types import CalendarStatusEvent, Ctx
 
 
 @strawberry.type
@@ -30,6 +30,11 @@ class Subscription:
         window = SlotWindow(start=start, end=end, timezone=timezone, duration=duration)
         async for snapshot in live_resolvers.slots_changed(info.context, slug, domain, window):
             yield SlotList.from_domain(snapshot, timezone)
+
+    @strawberry.subscription(description="The owner's calendars turning inactive, active again or removed (SUB-2).")
+    async def calendar_status_changed(self, info: Ctx) -> AsyncGenerator[CalendarStatusEvent, None]:
+        async for event in live_resolvers.calendar_status_changed(info.context):
+            yield CalendarStatusEvent.from_domain(event)
 
     @strawberry.subscription(description="The owner's new bookings and requests as they are stored (SUB-3).")
     async def booking_created(self, info: Ctx) -> AsyncGenerator[Booking | BookingRequest, None]:

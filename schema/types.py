@@ -16,6 +16,7 @@ from resolvers import slots as slot_resolvers
 from resolvers import users as user_resolvers
 from resolvers.context import RequestContext
 from scheduling.calendars import ConnectionView
+from scheduling.events import CalendarStatusChanged
 from scheduling.live import SlotWindow
 from scheduling.pages import PageView
 from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
@@ -180,6 +181,27 @@ class Calendar:
             inactive_reason=row.inactive_reason,
             access_role=row.access_role,
         )
+
+
+@strawberry.type(description="A calendar's status changed (SUB-2); `calendar` is as it was then.")
+class CalendarStatusEvent:
+    calendar: Calendar
+    status: CalendarStatus
+    reason: str | None
+
+    @classmethod
+    def from_domain(cls, event: CalendarStatusChanged) -> CalendarStatusEvent:
+        status = CalendarStatus(event.status)
+        calendar = Calendar(
+            id=strawberry.ID(str(event.calendar_id)),
+            name=event.name,
+            is_primary=event.is_primary,
+            integrated=event.integrated,
+            status=status,
+            inactive_reason=event.reason,
+            access_role=event.access_role,
+        )
+        return cls(calendar=calendar, status=status, reason=event.reason)
 
 
 @strawberry.type

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
@@ -50,9 +49,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         hub = EventHub(settings.broadcast_url)
         await hub.connect()
         metrics.watch_hub(hub)
-        verify: str | bool = str(settings.ca_bundle) if settings.ca_bundle else True
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), verify=verify, trust_env=False)
-        app.state.http = http
         services = Services.build(
             db=db,
             hub=hub,
@@ -84,7 +80,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             await asyncio.gather(*tasks, return_exceptions=True)
             await services.live.close()
             await hub.disconnect()
-            await http.aclose()
             await db.dispose()
 
     graphql = graphql_app(settings)

@@ -26,6 +26,7 @@ def provider_settings(settings: Settings) -> ProviderSettings:
             token_uri=settings.google_token_uri,
             api_endpoint=settings.google_api_endpoint,
             ca_bundle=ca_bundle,
+            timeout=settings.provider_timeout,
             insecure_transport=not settings.production,
         )
     microsoft = None
@@ -37,11 +38,12 @@ def provider_settings(settings: Settings) -> ProviderSettings:
             authority=settings.microsoft_authority,
             graph_url=settings.microsoft_graph_url,
             ca_bundle=ca_bundle,
+            timeout=settings.provider_timeout,
         )
     return ProviderSettings(
         google=google,
         microsoft=microsoft,
-        exchange=ExchangeConfig(ca_bundle=ca_bundle),
-        caldav=CalDAVConfig(ca_bundle=ca_bundle),
+        exchange=ExchangeConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout),
+        caldav=CalDAVConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout),
         allow_private_urls=not settings.production,
     )

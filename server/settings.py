@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     microsoft_authority: str = "https://login.microsoftonline.com/common"
     microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
     ca_bundle: Path | None = None
+    # Seconds one provider request may take before it counts as unavailable (and is retried).
+    provider_timeout: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("secret_keys", "allowed_origins", mode="before")
     @classmethod

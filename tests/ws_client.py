@@ -41,13 +41,18 @@ async def ws_session(url: str, protocol: str, token: str | None = None) -> Async
 class Watcher:
     """Reads a subscription in the background so a test can wait for the next message."""
 
-    def __init__(self, session: AsyncClientSession, variables: dict[str, Any]) -> None:
+    def __init__(
+        self, session: AsyncClientSession, variables: dict[str, Any], document: GraphQLRequest | None = None
+    ) -> None:
         self.messages: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
-        self._task = asyncio.create_task(self._read(session, variables))
+        request = document or GraphQLRequest(SLOTS_CHANGED)
+        self._task = asyncio.create_task(
+            self._read(session, GraphQLRequest(request.document, variable_values=variables))
+        )
 
-    async def _read(self, session: AsyncClientSession, variables: dict[str, Any]) -> None:
+    async def _read(self, session: AsyncClientSession, request: GraphQLRequest) -> None:
         try:
-            async for message in session.subscribe(GraphQLRequest(SLOTS_CHANGED, variable_values=variables)):
+            async for message in session.subscribe(request):
                 await self.messages.put(message)
         except BaseException as exc:  # the test asserts on it
             await self.messages.put(exc)

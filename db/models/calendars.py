@@ -26,6 +26,8 @@ class CalendarConnection(SQLModel, table=True):
     credentials: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
     # A process refreshing this connection's busy time holds it until then (several processes share the work).
     sync_lease_until: datetime | None = timestamp_field(nullable=True)
+    # Authentication failures in a row; Exchange's first 401 may be a fluke (INACT-1 asks for two).
+    auth_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field()
 
 
@@ -43,6 +45,8 @@ class Calendar(SQLModel, table=True):
     status: CalendarStatus = enum_field(CalendarStatus.ACTIVE)
     inactive_reason: str | None = Field(default=None, max_length=200)
     inactive_since: datetime | None = timestamp_field(nullable=True)
+    # When the owner was last told someone tried to book while it was inactive (one email per incident).
+    inactive_notified_at: datetime | None = timestamp_field(nullable=True)
     # When busy time was last fetched from the provider: the freshness of slot answers.
     busy_synced_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()

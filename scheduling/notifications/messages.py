@@ -24,6 +24,7 @@ __all__ = [
     "ICS_FILENAME",
     "booking_cancelled",
     "booking_confirmation",
+    "calendar_inactive_attempt",
     "format_when",
     "mailbox",
     "owner_new_booking",
@@ -397,5 +398,40 @@ def request_declined(
         to=mailbox(invitee_name, invitee_email),
         reply_to=mailbox(owner_name, owner_email),
         subject=f"Declined: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        body=body,
+    )
+
+
+def calendar_inactive_attempt(
+    *,
+    owner_name: str,
+    owner_email: str,
+    calendars: list[tuple[str, str, str | None]],
+    settings_url: str,
+) -> EmailMessage:
+    """To the owner (INACT-2): someone tried to book, which calendars lost access, how to fix it.
+
+    ``calendars`` holds (calendar name, account, reason code) of each inactive calendar.
+    """
+    settings_url = _url(settings_url)
+    listed = [
+        f"- {one_line(name, max_length=100)} ({normalise_email(account)})" + (f": {one_line(reason)}" if reason else "")
+        for name, account, reason in calendars
+    ]
+    body = _lines(
+        f"Hello {one_line(owner_name)},",
+        "",
+        "Someone just tried to book a meeting with you, but Kokous cannot reach this calendar:",
+        *listed,
+        "",
+        "Until that is fixed nobody can book with you. Two ways to fix it:",
+        "1. Reconnect the calendar's account (or ask whoever shared the calendar to restore access).",
+        "2. Remove the inactive calendar from your calendar settings.",
+        "",
+        f"Calendar settings: {settings_url}",
+    )
+    return _message(
+        to=mailbox(owner_name, owner_email),
+        subject="Action needed: your calendar is inactive and bookings are blocked",
         body=body,
     )

@@ -6,10 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from db.models import Booking
+from server.settings import Settings
 from tests.api.booking_helpers import Owner, create_intro_page
 from tests.conftest import make_owner
+from tests.doubles.google import GoogleDouble
 from tests.live_server import LiveServer
 
 T = TypeVar("T")
@@ -101,3 +104,36 @@ async def eventually(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bo
         await asyncio.sleep(0.05)
         value = await probe()
     raise AssertionError(f"{what}: not reached within 10 s; last seen {value!r}")
+
+
+GOOGLE_CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"
+
+
+def with_google(settings: Settings, google: GoogleDouble) -> Settings:
+    """The settings with the Google adapter pointed at the double (OPS-3)."""
+    config = google.config_for(GOOGLE_CALLBACK)
+    return settings.model_copy(
+        update={
+            "google_client_id": config["client_id"],
+            "google_client_secret": config["client_secret"],
+            "google_auth_uri": config["auth_uri"],
+            "google_token_uri": config["token_uri"],
+            "google_api_endpoint": config["api_endpoint"],
+        }
+    )
+
+
+async def oauth_callback(server: LiveServer, redirect: str) -> str:
+    """The owner's browser following the provider's redirect to our callback: where it is sent next."""
+    parts = urlsplit(redirect)
+    response = await server.http.get(f"{parts.path}?{parts.query}")
+    assert response.status_code == 302, response.text
+    return str(response.headers["location"])
+
+
+async def connect_google(server: LiveServer, google: GoogleDouble, owner: Owner, account: str) -> str:
+    """CAL-1 from the start mutation to the dashboard redirect, the owner consenting as ``account``."""
+    started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
+    result = started["data"]["startCalendarConnection"]
+    assert result["__typename"] == "AuthorizationUrl", result
+    return await oauth_callback(server, google.consent(result["url"], account_email=account))

@@ -14,17 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import select
 
-from db.models import CalendarConnection
+from db.models import CalendarConnection, OutboxMessage
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, slots
+from tests.api.booking_helpers import NOW, Owner, book, change, slots
 from tests.api.connect_helpers import (
     REMOVE,
     SET_INTEGRATED,
     START,
     booking_row,
+    connect_google,
     connections,
     eventually,
     owner_allowed_to_connect,
+    with_google,
 )
 from tests.doubles.google import GoogleDouble
 from tests.live_server import LiveServer, start_live_server
@@ -32,7 +34,6 @@ from tests.live_server import LiveServer, start_live_server
 ACCOUNT = "owner.google@example.com"
 TEAM = "team@group.calendar.google.com"
 BOSS = "boss@example.com"
-CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"
 DASHBOARD = "http://127.0.0.1:8000/dashboard"
 TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"
 
@@ -48,33 +49,12 @@ def google() -> Iterator[GoogleDouble]:
 
 @pytest.fixture
 async def server(settings: Settings, google: GoogleDouble) -> AsyncIterator[LiveServer]:
-    config = google.config_for(CALLBACK)
-    configured = settings.model_copy(
-        update={
-            "google_client_id": config["client_id"],
-            "google_client_secret": config["client_secret"],
-            "google_auth_uri": config["auth_uri"],
-            "google_token_uri": config["token_uri"],
-            "google_api_endpoint": config["api_endpoint"],
-        }
-    )
-    async with start_live_server(configured, clock=lambda: NOW) as live:
+    async with start_live_server(with_google(settings, google), clock=lambda: NOW) as live:
         yield live
 
 
-async def callback(server: LiveServer, redirect: str) -> str:
-    """The owner's browser following Google's redirect to our callback: where it is sent next."""
-    parts = urlsplit(redirect)
-    response = await server.http.get(f"{parts.path}?{parts.query}")
-    assert response.status_code == 302, response.text
-    return response.headers["location"]
-
-
 async def connect(server: LiveServer, google: GoogleDouble, owner: Owner) -> str:
-    started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
-    result = started["data"]["startCalendarConnection"]
-    assert result["__typename"] == "AuthorizationUrl", result
-    return await callback(server, google.consent(result["url"], account_email=ACCOUNT))
+    return await connect_google(server, google, owner, ACCOUNT)
 
 
 async def test_connect_list_calendars_drop_busy_slots_and_write_the_booking(
@@ -186,3 +166,28 @@ async def test_a_revoked_grant_turns_the_calendars_inactive(server: LiveServer, 
     statuses = {(calendar["status"], calendar["inactiveReason"]) for calendar in connection["calendars"]}
     assert statuses == {("INACTIVE", "invalid_grant")}
     assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "CalendarInactive"
+
+
+async def test_a_request_accepted_after_connecting_becomes_one_calendar_event(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: PAGE-4, BOOK-6, BOOK-2
+    owner = await owner_allowed_to_connect(server)
+    requested = await book(server, "2026-12-01T11:00:00+02:00")  # no calendar yet: the page is offline
+    assert (requested["__typename"], requested["calendarWrite"]) == ("BookingRequest", "NONE")
+    outbox_kinds = await _outbox_kinds(server)
+    assert "email.owner_new_request" in outbox_kinds  # the owner is told
+    assert "calendar.create_event" not in outbox_kinds
+
+    await connect(server, google, owner)
+    accepted = await change(server, "acceptBookingRequest", owner.token, id=requested["id"])
+    assert (accepted["__typename"], accepted["status"]) == ("Booking", "CONFIRMED")
+    (event,) = await eventually(lambda: _events(google, ACCOUNT), lambda events: len(events) == 1, "one event")
+    assert [attendee["email"] for attendee in event["attendees"]] == ["visitor@example.com"]
+    row = await eventually(lambda: booking_row(server, requested["id"]), lambda b: b.calendar_write == "DONE", "done")
+    assert row.calendar_event_id == event["id"]
+
+
+async def _outbox_kinds(server: LiveServer) -> list[str]:
+    async with server.services.db.session() as session:
+        return [message.kind for message in (await session.exec(select(OutboxMessage))).all()]

@@ -237,7 +237,8 @@ async def test_lists_event_calendars_with_access_zone_and_one_primary(radicale: 
     assert sorted(by_url) == [home + "a-personal/", home + "b-team/"]  # the task list is left out
     assert (by_url[home + "a-personal/"].name, by_url[home + "b-team/"].name) == ("Personal", "Team")
     assert all(c.access is CalendarAccess.OWNER for c in calendars)
-    assert [c.primary for c in calendars] == [True, False]  # no default named: the first writable one
+    # No default named: the writable one with the first URL, whatever order the server lists them in.
+    assert (by_url[home + "a-personal/"].primary, by_url[home + "b-team/"].primary) == (True, False)
     assert (by_url[home + "a-personal/"].timezone, by_url[home + "b-team/"].timezone) == ("Europe/Helsinki", None)
 
 

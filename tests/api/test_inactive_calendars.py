@@ -1,0 +1,178 @@
+"""Broken calendar access is surfaced at once and nothing is booked wrongly (INACT-1 to INACT-4, SUB-2).
+
+The server's real Google adapter talks to the Google double; the owner's calendar status changes
+arrive on a real WebSocket client; emails reach a real SMTP sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from gql import GraphQLRequest, gql
+
+from server.settings import Settings
+from tests.api.booking_helpers import NOW, Owner, book, slots
+from tests.api.connect_helpers import (
+    REMOVE,
+    connect_google,
+    connections,
+    eventually,
+    owner_allowed_to_connect,
+    with_google,
+)
+from tests.doubles.google import GoogleDouble
+from tests.live_server import LiveServer, start_live_server
+from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.ws_client import Watcher, ws_session
+
+ACCOUNT = "owner.google@example.com"
+TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"
+STATUS_CHANGED = GraphQLRequest(
+    gql(
+        """
+        subscription {
+          calendarStatusChanged { status reason calendar { id name status inactiveReason isPrimary } }
+        }
+        """
+    )
+)
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleDouble]:
+    with GoogleDouble() as double:
+        double.add_account(ACCOUNT, time_zone="Europe/Helsinki")
+        yield double
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with smtp_sink() as running:
+        yield running
+
+
+@pytest.fixture
+async def server(settings: Settings, google: GoogleDouble, sink: SmtpSink) -> AsyncIterator[LiveServer]:
+    configured = with_google(settings, google).model_copy(update={"smtp_url": sink.url, "provider_timeout": 1.0})
+    async with start_live_server(configured, clock=lambda: NOW) as live:
+        yield live
+
+
+async def refresh(server: LiveServer, owner: Owner) -> bool:
+    (connection,) = await connections(server, owner.token)
+    return await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))
+
+
+def inactive_mail(sink: SmtpSink) -> list[Any]:
+    return [mail for mail in sink.messages if "calendar is inactive" in str(mail.message["Subject"])]
+
+
+async def subscribed(server: LiveServer, watcher: Watcher, count: int) -> None:
+    """The protocol does not acknowledge a subscription: wait until the hub holds ``count`` more."""
+    del watcher
+    await eventually(lambda: _subscribers(server), lambda value: value >= count, "subscriptions on the hub")
+
+
+async def _subscribers(server: LiveServer) -> int:
+    return server.services.bus.hub.stats.subscribers
+
+
+async def test_revoked_access_is_pushed_refuses_bookings_mails_once_and_reconnecting_fixes_it(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: INACT-1, INACT-2, INACT-3, INACT-4, SUB-2, SUB-1
+    owner = await owner_allowed_to_connect(server)
+    stranger = await owner_allowed_to_connect(server, with_page=False)
+    await connect_google(server, google, owner, ACCOUNT)
+    assert await slots(server, TUESDAY, WEDNESDAY)
+    before = server.services.bus.hub.stats.subscribers
+    async with (
+        ws_session(server.ws_url, "graphql-transport-ws", token=owner.token) as mine,
+        ws_session(server.ws_url, "graphql-transport-ws", token=stranger.token) as theirs,
+    ):
+        my_status, their_status = Watcher(mine, {}, STATUS_CHANGED), Watcher(theirs, {}, STATUS_CHANGED)
+        await subscribed(server, my_status, before + 2)
+
+        google.revoke(ACCOUNT)
+        google.expire_access_tokens()
+        assert not await refresh(server, owner)
+
+        pushed = await my_status.next()
+        assert isinstance(pushed, dict), pushed
+        event = pushed["calendarStatusChanged"]
+        assert (event["status"], event["reason"]) == ("INACTIVE", "invalid_grant")
+        assert (event["calendar"]["name"], event["calendar"]["status"]) == (ACCOUNT, "INACTIVE")
+        assert await slots(server, TUESDAY, WEDNESDAY) == []  # nothing bookable while inactive
+
+        for hour in ("10", "11", "12"):
+            refused = await book(server, f"2026-12-01T{hour}:00:00+02:00")
+            assert refused["__typename"] == "CalendarInactive"
+        requested = await book(server, "2026-12-01T13:00:00+02:00", request=True)
+        assert requested["__typename"] == "CalendarInactive"  # no request stored by mistake either
+        (mail,) = await eventually(lambda: _mail(sink), lambda found: len(found) >= 1, "the owner's email")
+        assert mail.rcpt_tos == [owner.user.email]
+        text = mail.message.get_body(preferencelist=("plain",)).get_content()
+        assert ACCOUNT in text
+        assert "Reconnect" in text
+        assert "Remove" in text
+
+        google.add_account(ACCOUNT, time_zone="Europe/Helsinki")  # the owner allows access again
+        await connect_google(server, google, owner, ACCOUNT)
+        again = await my_status.next()
+        assert isinstance(again, dict), again
+        assert again["calendarStatusChanged"]["status"] == "ACTIVE"
+        assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] == "Booking"
+        await asyncio.sleep(0.2)  # anything meant for the stranger would have arrived by now
+        assert their_status.messages.empty()
+        await my_status.close()
+        await their_status.close()
+    assert len(inactive_mail(sink)) == 1  # one incident, one email, however many attempts
+
+
+async def _mail(sink: SmtpSink) -> list[Any]:
+    return inactive_mail(sink)
+
+
+async def test_removing_the_inactive_calendar_restores_booking_and_is_pushed(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: INACT-3, INACT-4, SUB-2, CAL-8, PAGE-4
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    google.revoke(ACCOUNT)
+    google.expire_access_tokens()
+    assert not await refresh(server, owner)
+    (connection,) = await connections(server, owner.token)
+    before = server.services.bus.hub.stats.subscribers
+    async with ws_session(server.ws_url, "graphql-transport-ws", token=owner.token) as mine:
+        status = Watcher(mine, {}, STATUS_CHANGED)
+        await subscribed(server, status, before + 1)
+        removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
+        assert removed["data"]["removeCalendar"]["__typename"] == "RemovedCalendar"
+        pushed = await status.next()
+        assert isinstance(pushed, dict), pushed
+        assert pushed["calendarStatusChanged"]["status"] == "REMOVED"
+        await status.close()
+    # No calendar any more: the page is offline and takes requests again (PAGE-4).
+    assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] == "BookingRequest"
+
+
+async def test_a_storm_of_transient_failures_marks_nothing_inactive(server: LiveServer, google: GoogleDouble) -> None:
+    # covers: INACT-1, BOOK-7
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    google.expire_access_tokens()
+    google.fail("POST /token", status=500, times=2)
+    google.fail("POST /calendar/v3/freeBusy", status=503, times=3)
+    google.fail("POST /calendar/v3/freeBusy", status=429, headers={"Retry-After": "30"}, times=3)
+    google.fail("POST /calendar/v3/freeBusy", delay=1.5, times=2)  # longer than the provider timeout
+    outcomes = [await refresh(server, owner) for _ in range(10)]
+    assert outcomes.count(False) >= 4, outcomes  # the storm was felt ...
+    assert outcomes[-1] is True  # ... and passed
+    (connection,) = await connections(server, owner.token)
+    assert {calendar["status"] for calendar in connection["calendars"]} == {"ACTIVE"}
+    assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] in ("Booking", "SlotUnavailable")
