@@ -27,6 +27,7 @@ MODULES = [
     "benchmarks.b0_baseline",
     "benchmarks.b1_slots",
     "benchmarks.b2_engine",
+    "benchmarks.b3_providers",
     "benchmarks.b4_fanout",
     "benchmarks.b5_race",
     "benchmarks.b6_scale_out",

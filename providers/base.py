@@ -130,6 +130,10 @@ class CalendarClient(Protocol):
         """The connection's credentials as they are now (tokens may have been refreshed), to store encrypted."""
         ...
 
+    async def revoke(self) -> None:
+        """End the app's access at the provider where it allows that (CAL-8); else nothing."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections the client keeps open."""
         ...

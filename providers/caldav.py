@@ -500,6 +500,9 @@ class CalDAVCalendarClient:
         username = self._credentials.username
         return draft.organizer_email or (username if "@" in username else None)
 
+    async def revoke(self) -> None:
+        """CalDAV logs in with a password; there is no grant to revoke."""
+
     async def aclose(self) -> None:
         """Nothing stays open between calls: each call makes and closes its own connection."""
 

@@ -468,6 +468,9 @@ class ExchangeCalendarClient:
         self._account = _open_account(credentials, version, _Transport.from_config(config))
         self._root = Root(account=self._account)  # a handle for folder ids; fetches nothing
 
+    async def revoke(self) -> None:
+        """Exchange logs in with a password; there is no grant to revoke."""
+
     async def aclose(self) -> None:
         """Close the kept-alive HTTP sessions of this mailbox's connection."""
         await _in_thread(self._account.protocol.close)

@@ -265,6 +265,12 @@ class GoogleCalendarClient:
         except ProviderNotFound:
             log.info("Google event %s on %s was already gone", event_id, calendar_id)
 
+    async def revoke(self) -> None:
+        """CAL-8: tell Google to end the grant (the refresh token and every access token of it)."""
+        refresh_token = self._google.refresh_token
+        if refresh_token:
+            await anyio.to_thread.run_sync(_revoke, self._config, refresh_token)
+
     async def aclose(self) -> None:
         """Nothing stays open between calls: each call makes and closes its own connection."""
 
@@ -368,6 +374,24 @@ def _token_request(config: GoogleConfig, fields: dict[str, str]) -> dict[str, An
     if status == 200 and isinstance(data.get("access_token"), str):
         return data
     raise _from_token_error(status, data)
+
+
+def _revoke(config: GoogleConfig, token: str) -> None:
+    """POST the token to the revocation endpoint beside the token endpoint; an unknown token is gone already."""
+    http = _new_http(config)
+    try:
+        with _provider_errors():
+            response, content = http.request(
+                config.token_uri.rsplit("/", 1)[0] + "/revoke",
+                "POST",
+                body=urlencode({"token": token}),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+    finally:
+        http.close()
+    status = int(response.status)
+    if status != 200 and _json_object(content).get("error") != "invalid_token":
+        raise ProviderUnavailable(f"Google did not revoke the grant (HTTP {status})")
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ import json
 import logging
 import re
 import ssl
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -81,6 +83,14 @@ _OAUTH_TRANSIENT = frozenset({"temporarily_unavailable", "server_error"})
 _AADSTS = re.compile(r"AADSTS\d+")
 _CALENDAR_FIELDS = "id,name,isDefaultCalendar,canEdit,owner"
 _BUSY_FIELDS = "start,end,showAs,isCancelled"
+_EVENTS_PER_PAGE = 500
+# The authority's OpenID configuration: msal fetches it whenever an application is built, and one is
+# built per connection client, so without this every busy-time fetch waited one more round trip
+# (bar B3). Kept per (CA bundle, URL) for a day, as msal's own http_cache keeps it for a long-lived app.
+_DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
+_DISCOVERY_TTL = 24 * 3600.0
+_discovered: dict[tuple[str | None, str], tuple[float, requests.Response]] = {}
+_discovered_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -147,17 +157,38 @@ class _TrustAdapter(HTTPAdapter):
 
 
 class _IdentitySession(requests.Session):
-    """msal's HTTP client: our trust, our timeout, and no say for the environment (REQUESTS_CA_BUNDLE)."""
+    """msal's HTTP client: our trust, our timeout, the discovery document kept, and no say for the
+    environment (REQUESTS_CA_BUNDLE)."""
 
     def __init__(self, config: MicrosoftConfig) -> None:
         super().__init__()
         self.trust_env = False
         self._timeout = config.timeout
+        self._ca_bundle = config.ca_bundle
         self.mount("https://", _TrustAdapter(_trust(config.ca_bundle)))
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
+        address = url.decode() if isinstance(url, bytes) else url
+        if method.upper() != "GET" or not address.endswith(_DISCOVERY_SUFFIX):
+            return super().request(method, url, *args, **kwargs)
+        key = (self._ca_bundle, address)
+        with _discovered_lock:
+            kept = _discovered.get(key)
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
+        response = super().request(method, url, *args, **kwargs)
+        if response.status_code == 200 and _json_object(response):  # a broken answer is not kept
+            with _discovered_lock:
+                _discovered[key] = (time.monotonic() + _DISCOVERY_TTL, response)
+        return response
+
+
+def _json_object(response: requests.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
 
 
 @contextlib.contextmanager
@@ -174,7 +205,7 @@ def _identity_failures() -> Iterator[None]:
 
 
 def _application(config: MicrosoftConfig, session: requests.Session, cache: msal.SerializableTokenCache) -> Any:
-    """A msal application; building it fetches the authority's OpenID configuration (blocking)."""
+    """A msal application; building it reads the authority's OpenID configuration (fetched once a day)."""
     try:
         return msal.ConfidentialClientApplication(
             config.client_id,
@@ -392,6 +423,9 @@ class MicrosoftCalendarClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(verify=_trust(config.ca_bundle), timeout=config.timeout)
 
+    async def revoke(self) -> None:
+        """Microsoft offers no revocation of one app's grant: removing the credentials is what ends it."""
+
     async def aclose(self) -> None:
         self._session.close()
         if self._owns_http:
@@ -428,7 +462,9 @@ class MicrosoftCalendarClient:
         blocks: list[BusyBlock] = []
         for calendar_id in calendar_ids:
             url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/calendarView"
-            items = await self._collect(url, params, headers={"Prefer": 'outlook.timezone="UTC"'})
+            # Graph's default page is 10 events; a busy calendar would cost many round trips in a row.
+            prefer = f'outlook.timezone="UTC", odata.maxpagesize={_EVENTS_PER_PAGE}'
+            items = await self._collect(url, params, headers={"Prefer": prefer})
             with _readable():
                 blocks.extend(
                     BusyBlock(calendar_id, _graph_time(item["start"]), _graph_time(item["end"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
@@ -42,7 +43,8 @@ async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]
     user = require_user(context)
     async for event in _owner_events(context):
         if isinstance(event, BookingCreated):
-            view = await context.services.lifecycle.get(event.booking_id, owner_id=user.id)
+            # Shielded: a client leaving mid-read must not abandon a database connection half-way.
+            view = await asyncio.shield(context.services.lifecycle.get(event.booking_id, owner_id=user.id))
             if view is not None:
                 yield view
 

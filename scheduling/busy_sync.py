@@ -10,6 +10,7 @@ lease, so processes share the work) and refreshes them in parallel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
@@ -49,27 +50,33 @@ class BusySync:
         self._clock = clock
         self._interval = interval
         self._concurrency = asyncio.Semaphore(concurrency)
+        self._stopping = asyncio.Event()
 
     async def refresh(self, connection_id: uuid.UUID) -> bool:
-        """Fetch and store the connection's busy time now; False when the provider failed."""
+        """Fetch and store the connection's busy time now; False when the provider failed.
+
+        A connection with no integrated calendar is still asked for its calendar list, so lost
+        access shows up within one interval for every connection (INACT-1's health probe).
+        """
         async with self._db.session() as session:
             connection = await session.get(CalendarConnection, connection_id)
             if connection is None:
                 return False
-            calendars = list(
+            active = list(
                 (
                     await session.exec(
                         select(Calendar).where(
-                            Calendar.connection_id == connection_id,
-                            col(Calendar.integrated).is_(True),
-                            col(Calendar.status) == CalendarStatus.ACTIVE,
+                            Calendar.connection_id == connection_id, col(Calendar.status) == CalendarStatus.ACTIVE
                         )
                     )
                 ).all()
             )
             ahead = await self._horizon(session, connection.user_id)
-        if not calendars:
+        calendars = [calendar for calendar in active if calendar.integrated]
+        if not active:
             return True
+        if not calendars:
+            return await self._probe(connection)
         now = self._clock()
         start, end = now - PAST, now + ahead
         try:
@@ -84,8 +91,22 @@ class BusySync:
             for block in blocks
             if block.calendar_id in by_external_id and block.start < block.end
         }
-        if await self._store(list(by_external_id.values()), fetched, now):
+        if await self._store(connection_id, list(by_external_id.values()), fetched, now):
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
+        return True
+
+    async def _probe(self, connection: CalendarConnection) -> bool:
+        try:
+            async with self._concurrency, self._access.client(connection) as client:
+                await client.list_calendars()
+        except ProviderError as exc:
+            logger.warning("health probe of connection %s failed: %s", connection.id, exc.message)
+            return False
+        async with self._db.transaction() as session:
+            row = await session.get(CalendarConnection, connection.id)
+            if row is not None:
+                row.checked_at = self._clock()
+                session.add(row)
         return True
 
     async def fill_unsynced(self, owner_id: uuid.UUID) -> None:
@@ -134,7 +155,11 @@ class BusySync:
         return min(ahead, MAX_AHEAD)
 
     async def _store(
-        self, calendar_ids: list[uuid.UUID], fetched: set[tuple[uuid.UUID, datetime, datetime]], now: datetime
+        self,
+        connection_id: uuid.UUID,
+        calendar_ids: list[uuid.UUID],
+        fetched: set[tuple[uuid.UUID, datetime, datetime]],
+        now: datetime,
     ) -> bool:
         """Replace the calendars' cached intervals; True when they changed."""
         async with self._db.transaction() as session:
@@ -157,37 +182,41 @@ class BusySync:
                 if calendar is not None:
                     calendar.busy_synced_at = now
                     session.add(calendar)
+            connection = await session.get(CalendarConnection, connection_id)
+            if connection is not None:
+                connection.checked_at = now
+                session.add(connection)
         return changed
 
     async def run(self) -> None:
-        """Until cancelled: refresh stale connections, then wait a little."""
-        while True:
+        """Until ``stop``: refresh stale connections, then wait a little."""
+        while not self._stopping.is_set():
             try:
                 claimed = await self._claim()
                 await asyncio.gather(*(self.refresh(connection_id) for connection_id in claimed))
             except Exception:
                 logger.exception("busy-time sync: a pass failed; trying again")
-            await asyncio.sleep(min(self._interval.total_seconds() / 5, 30.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(self._interval.total_seconds() / 5, 30.0))
+
+    def stop(self) -> None:
+        """Finish the pass under way (its transactions complete), then leave ``run``."""
+        self._stopping.set()
 
     async def _claim(self) -> list[uuid.UUID]:
         now = self._clock()
         stale = now - self._interval
         async with self._db.transaction(write=True) as session:
-            synced = (
-                select(col(Calendar.connection_id))
-                .where(
-                    col(Calendar.integrated).is_(True),
-                    col(Calendar.status) == CalendarStatus.ACTIVE,
-                    or_(col(Calendar.busy_synced_at).is_(None), col(Calendar.busy_synced_at) < stale),
-                )
-                .distinct()
+            with_active_calendars = (
+                select(col(Calendar.connection_id)).where(col(Calendar.status) == CalendarStatus.ACTIVE).distinct()
             )
             connections = (
                 await session.exec(
                     select(CalendarConnection)
                     .where(
-                        col(CalendarConnection.id).in_(synced),
+                        col(CalendarConnection.id).in_(with_active_calendars),
                         col(CalendarConnection.credentials).is_not(None),
+                        or_(col(CalendarConnection.checked_at).is_(None), col(CalendarConnection.checked_at) < stale),
                         or_(
                             col(CalendarConnection.sync_lease_until).is_(None),
                             col(CalendarConnection.sync_lease_until) < now,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +51,7 @@ from scheduling.provider_access import ProviderAccess
 from scheduling.provider_clients import OAUTH_PROVIDERS
 from scheduling.public_urls import points_inside
 from scheduling.values import CalendarProvider, CalendarStatus, ConnectionFailure
+from scheduling.vault import CredentialsUnreadable
 
 logger = logging.getLogger(__name__)
 
@@ -202,37 +203,47 @@ class ConnectionService:
     async def connect_exchange(self, owner: User, form: ExchangeForm) -> ConnectResult:
         """CAL-3: tested against the server before anything is saved."""
         try:
-            form = _checked_exchange(form)
+            checked = _checked_exchange(form)
         except ValidationFailed as failure:
             return failure.as_result()
-        problem = await self._may_connect(owner, CalendarProvider.EXCHANGE) or await self._outside_only(
-            "ewsUrl", form.ews_url
+        config = self._clients.settings.exchange
+        return await self._connect_with_form(
+            owner,
+            CalendarProvider.EXCHANGE,
+            ("ewsUrl", checked.ews_url),
+            lambda: connect_exchange_server(checked, config),
         )
-        if problem is not None:
-            return problem
-        try:
-            account = await connect_exchange_server(form, self._clients.settings.exchange)
-        except ProviderError as exc:
-            return failure_of(exc)
-        return await self._save(owner, CalendarProvider.EXCHANGE, account)
 
     async def connect_caldav(self, owner: User, form: CalDAVForm) -> ConnectResult:
         try:
-            form = CalDAVForm(
+            checked = CalDAVForm(
                 url=validation.web_url("url", form.url),
                 username=validation.text("username", form.username, max_length=254),
                 password=_password(form.password),
             )
         except ValidationFailed as failure:
             return failure.as_result()
-        problem = await self._may_connect(owner, CalendarProvider.CALDAV) or await self._outside_only("url", form.url)
+        config = self._clients.settings.caldav
+        return await self._connect_with_form(
+            owner, CalendarProvider.CALDAV, ("url", checked.url), lambda: connect_caldav_server(checked, config)
+        )
+
+    async def _connect_with_form(
+        self,
+        owner: User,
+        provider: CalendarProvider,
+        typed_url: tuple[str, str | None],
+        test_connection: Callable[[], Awaitable[ConnectedAccount]],
+    ) -> ConnectResult:
+        """The rules first, then the server is tried; only a working account is saved."""
+        problem = await self._may_connect(owner, provider) or await self._outside_only(*typed_url)
         if problem is not None:
             return problem
         try:
-            account = await connect_caldav_server(form, self._clients.settings.caldav)
+            account = await test_connection()
         except ProviderError as exc:
             return failure_of(exc)
-        return await self._save(owner, CalendarProvider.CALDAV, account)
+        return await self._save(owner, provider, account)
 
     # -- the rules and the saving -----------------------------------------------------------------
 
@@ -259,7 +270,7 @@ class ConnectionService:
 
     async def _save(self, owner: User, provider: CalendarProvider, account: ConnectedAccount) -> ConnectResult:
         try:
-            async with self._clients_for(provider, account) as client:
+            async with self._unsaved_client(provider, account.to_json()) as client:
                 calendars = await client.list_calendars()
         except ProviderError as exc:
             return failure_of(exc)
@@ -280,11 +291,9 @@ class ConnectionService:
         return await self._view(connection_id)
 
     @asynccontextmanager
-    async def _clients_for(
-        self, provider: CalendarProvider, account: ConnectedAccount
-    ) -> AsyncIterator[CalendarClient]:
-        """A client for credentials not stored yet (so nothing is marked inactive if they fail)."""
-        client = self._clients.client(provider, account.to_json())
+    async def _unsaved_client(self, provider: CalendarProvider, credentials_json: str) -> AsyncIterator[CalendarClient]:
+        """A client for credentials that are not (or no longer) stored: failures mark nothing inactive."""
+        client = self._clients.client(provider, credentials_json)
         try:
             yield client
         finally:
@@ -341,6 +350,18 @@ class ConnectionService:
 
     # -- choosing and removing ------------------------------------------------------------------
 
+    async def _revoke(self, provider: CalendarProvider, sealed: bytes) -> None:
+        """Best effort, after the credentials are already gone here: a failure is only logged."""
+        try:
+            async with self._unsaved_client(provider, self._vault.open(sealed)) as client:
+                await client.revoke()
+        except (ProviderError, CredentialsUnreadable, ValueError) as exc:
+            logger.info("%s grant not revoked at the provider: %s", provider.value, exc)
+
+    async def reseal_credentials(self) -> tuple[int, int]:
+        """After a key rotation: every stored credential sealed with the newest key (see ``ProviderAccess``)."""
+        return await self._access.reseal_all()
+
     async def set_integrated(
         self, owner_id: uuid.UUID, calendar_id: uuid.UUID, integrated: bool
     ) -> Calendar | NotFound:
@@ -379,11 +400,14 @@ class ConnectionService:
             ):
                 owner.single_connection_since = now
                 session.add(owner)
+            provider, sealed = CalendarProvider(connection.provider), connection.credentials
             connection.credentials = None  # gone even if a delete cascade were to fail
             await session.delete(connection)
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="calendar_disconnected"))
         for change in changes:
             await self._bus.publish(change)
+        if sealed is not None:
+            await self._revoke(provider, sealed)
         return Disconnected(connection_id=connection.id, calendar_ids=tuple(change.calendar_id for change in changes))
 
 

@@ -192,7 +192,9 @@ class SlotFeed:
 
     async def _refresh(self) -> bool:
         """Recompute; tell watchers if it changed. False when the page is gone."""
-        snapshot = await self._service.snapshot(self._slug, self._host, self._key)
+        # Shielded: a feed stopped mid-refresh (its last watcher left) lets the read finish and
+        # close its database connection instead of abandoning it half-way.
+        snapshot = await asyncio.shield(self._service.snapshot(self._slug, self._host, self._key))
         if snapshot is None:
             self._end(None)
             return False

@@ -83,22 +83,30 @@ class OutboxWorker:
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         """Called after a commit that added rows, so they go out at once rather than at the next poll."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Until cancelled: work through due rows, then wait for a wake-up or the poll interval."""
-        while True:
+        """Until ``stop``: work through due rows, then wait for a wake-up or the poll interval."""
+        while not self._stopping.is_set():
             try:
-                while await self.run_once():
+                while await self.run_once() and not self._stopping.is_set():
                     pass
             except Exception:
                 logger.exception("outbox: a pass failed; trying again")
             self._wakeup.clear()
+            if self._stopping.is_set():
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    def stop(self) -> None:
+        """Finish the pass under way (its transactions complete), then leave ``run``."""
+        self._stopping.set()
+        self._wakeup.set()
 
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many rows it processed."""
@@ -110,16 +118,17 @@ class OutboxWorker:
         by_booking: dict[object, list[OutboxMessage]] = {}
         for message in claimed:
             by_booking.setdefault(message.payload.get("booking_id", message.id), []).append(message)
-        keeper = asyncio.create_task(self._keep_leased(claimed))
+        finished = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_leased(claimed, finished))
         try:
             await asyncio.gather(*(self._process_in_order(messages) for messages in by_booking.values()))
         finally:
-            keeper.cancel()
+            finished.set()  # not cancel(): a renewal under way completes its transaction first
             await asyncio.wait([keeper])
         return len(claimed)
 
-    async def _keep_leased(self, claimed: list[OutboxMessage]) -> None:
-        """Renew the lease of the pass's unfinished rows until cancelled.
+    async def _keep_leased(self, claimed: list[OutboxMessage], finished: asyncio.Event) -> None:
+        """Renew the lease of the pass's unfinished rows until the pass is ``finished``.
 
         Only rows still carrying this pass's lease are renewed: a row finished meanwhile (done, or
         given its retry time) keeps what ``_finish`` wrote.
@@ -127,7 +136,10 @@ class OutboxWorker:
         ids = [message.id for message in claimed]
         lease = claimed[0].available_at
         while True:
-            await asyncio.sleep(RENEW_EVERY.total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), RENEW_EVERY.total_seconds())
+            if finished.is_set():
+                return
             renewed = self._clock() + LEASE
             try:
                 async with self._db.transaction(write=True) as session:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from sqlmodel import col, select
 
 from db.engine import Database
-from db.models import Calendar, CalendarConnection
+from db.models import Calendar, CalendarConnection, ConnectionAttempt
 from providers.base import CalendarClient
 from providers.errors import ProviderAuthError, ProviderError
 from scheduling.calendar_status import status_changed
@@ -98,6 +98,35 @@ class ProviderAccess:
             if row is not None and row.credentials is not None:  # not disconnected meanwhile
                 row.credentials = self.vault.seal(current)
                 session.add(row)
+
+    async def reseal_all(self) -> tuple[int, int]:
+        """Re-encrypt every stored credential with the newest key; (re-sealed, unreadable).
+
+        Run after putting a new key first in ``KOKOUS_SECRET_KEYS``; once it reports nothing
+        unreadable, the old key can be dropped. Unreadable values are left as they are.
+        """
+        resealed = unreadable = 0
+        async with self.db.transaction() as session:
+            rows: list[CalendarConnection | ConnectionAttempt] = [
+                *(await session.exec(select(CalendarConnection))).all(),
+                *(await session.exec(select(ConnectionAttempt))).all(),
+            ]
+            for row in rows:
+                sealed = row.credentials if isinstance(row, CalendarConnection) else row.verifier
+                if sealed is None:
+                    continue
+                try:
+                    fresh = self.vault.rotate(sealed)
+                except CredentialsUnreadable:
+                    unreadable += 1
+                    continue
+                if isinstance(row, CalendarConnection):
+                    row.credentials = fresh
+                else:
+                    row.verifier = fresh
+                session.add(row)
+                resealed += 1
+        return resealed, unreadable
 
     async def lose_access(self, connection: CalendarConnection, error: ProviderError) -> None:
         """INACT-1: every calendar of the connection turns inactive, with the reason and the time."""

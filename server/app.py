@@ -28,6 +28,8 @@ from server.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE = 5.0  # seconds background workers get to finish their pass when the server stops
+
 
 def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bool = False) -> Starlette:
     """A fresh app; nothing is connected until its lifespan starts.
@@ -63,9 +65,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         )
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
-        tasks = [
+        follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
+        workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
-            asyncio.create_task(services.answers.run(), name="kokous-answer-cache"),
             asyncio.create_task(services.busy_sync.run(), name="kokous-busy-sync"),
         ]
         if freeze_gc:
@@ -75,9 +77,16 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         try:
             yield
         finally:
-            for task in tasks:
+            # The answer cache only follows events (it runs until cancelled): nothing to finish.
+            follower.cancel()
+            # Workers finish the pass under way, so no transaction is cut off; whatever is still
+            # running after the grace period (a slow provider call) is cancelled.
+            services.outbox.stop()
+            services.busy_sync.stop()
+            _, running = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(follower, *workers, return_exceptions=True)
             await services.live.close()
             await hub.disconnect()
             await db.dispose()

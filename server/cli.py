@@ -1,4 +1,4 @@
-"""The ``kokous`` command: serve, migrate, users create, domains add, demo."""
+"""The ``kokous`` command: serve, migrate, users create, domains add, demo, secrets rotate."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     add = domains.add_parser("add", help="connect a domain that may serve pages")
     add.add_argument("host")
     commands.add_parser("demo", help="seed a demo owner and page, and print the owner's token")
+    secrets = commands.add_parser("secrets", help="encryption keys").add_subparsers(dest="action", required=True)
+    secrets.add_parser("rotate", help="re-encrypt stored credentials with the first KOKOUS_SECRET_KEYS key")
     return parser
 
 
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "domains":
             return asyncio.run(_with_services(settings, lambda s: _add_domain(s, args.host)))
+        if args.command == "secrets":
+            return asyncio.run(_with_services(settings, _rotate_secrets))
         return asyncio.run(_with_services(settings, _demo))
     except (CommandFailed, DatabaseNotMigrated) as exc:
         sys.stderr.write(f"kokous: {exc}\n")
@@ -153,6 +157,16 @@ async def _add_domain(services: Services, host: str) -> int:
     if isinstance(result, InvalidInput):
         raise CommandFailed(result.message)
     _out(f"connected domain {result.host}")
+    return 0
+
+
+async def _rotate_secrets(services: Services) -> int:
+    resealed, unreadable = await services.connections.reseal_credentials()
+    _out(f"re-encrypted {resealed} stored credentials with the newest key")
+    if unreadable:
+        raise CommandFailed(
+            f"{unreadable} stored credentials match no configured key; keep the old key until they are reconnected"
+        )
     return 0
 
 

@@ -26,6 +26,8 @@ class CalendarConnection(SQLModel, table=True):
     credentials: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
     # A process refreshing this connection's busy time holds it until then (several processes share the work).
     sync_lease_until: datetime | None = timestamp_field(nullable=True)
+    # When the provider last answered for this connection (busy time, or the health probe).
+    checked_at: datetime | None = timestamp_field(nullable=True)
     # Authentication failures in a row; Exchange's first 401 may be a fluke (INACT-1 asks for two).
     auth_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field()

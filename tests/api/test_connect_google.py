@@ -151,6 +151,8 @@ async def test_credentials_are_encrypted_and_removing_deletes_them(server: LiveS
     assert removed["data"]["removeCalendar"]["connectionId"] == connection["id"]
     async with server.services.db.session() as session:
         assert (await session.exec(select(CalendarConnection))).all() == []
+    assert len(google.requests_to("POST /revoke")) == 1  # the grant is ended at Google too
+    assert google.access_tokens_of(ACCOUNT) == []
     assert (await server.graphql(status))["data"]["schedulingPage"]["status"] == "OFFLINE"
     assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "BookingRequest"
 

@@ -18,6 +18,7 @@ from server.settings import Settings
 from tests.api.booking_helpers import NOW, Owner, book, slots
 from tests.api.connect_helpers import (
     REMOVE,
+    SET_INTEGRATED,
     connect_google,
     connections,
     eventually,
@@ -176,3 +177,25 @@ async def test_a_storm_of_transient_failures_marks_nothing_inactive(server: Live
     (connection,) = await connections(server, owner.token)
     assert {calendar["status"] for calendar in connection["calendars"]} == {"ACTIVE"}
     assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] in ("Booking", "SlotUnavailable")
+
+
+async def test_a_connection_without_integrated_calendars_is_probed_too(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: INACT-1
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    primary = connection["calendars"][0]["id"]
+    off = await server.graphql(SET_INTEGRATED, {"id": primary, "on": False}, token=owner.token)
+    assert off["data"]["setCalendarIntegrated"]["integrated"] is False
+    google.clear_requests()
+    assert await refresh(server, owner)
+    assert google.requests_to("GET /calendar/v3/users/me/calendarList")  # the probe
+    assert not google.requests_to("POST /calendar/v3/freeBusy")  # no busy time is wanted
+
+    google.revoke(ACCOUNT)
+    google.expire_access_tokens()
+    assert not await refresh(server, owner)
+    (connection,) = await connections(server, owner.token)
+    assert {calendar["status"] for calendar in connection["calendars"]} == {"INACTIVE"}

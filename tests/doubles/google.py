@@ -220,6 +220,7 @@ class GoogleDouble(DoubleServer):
             routes=[
                 Route("/o/oauth2/auth", self._authorize, methods=["GET"]),
                 Route("/token", self._token, methods=["POST"]),
+                Route("/revoke", self._revoke, methods=["POST"]),
                 Route("/calendar/v3/users/me/calendarList", self._calendar_list, methods=["GET"]),
                 Route("/calendar/v3/calendars/{calendar_id}", self._calendar_get, methods=["GET"]),
                 Route("/calendar/v3/freeBusy", self._free_busy, methods=["POST"]),
@@ -271,6 +272,16 @@ class GoogleDouble(DoubleServer):
         if grant_type == "refresh_token":
             return self._refresh(fields)
         return JSONResponse(token_error("unsupported_grant_type", f"Invalid grant_type: {grant_type}"), status_code=400)
+
+    async def _revoke(self, request: Request) -> Response:
+        """Revoking a refresh (or access) token ends the whole grant, as at Google."""
+        token = parse_qs((await request.body()).decode()).get("token", [""])[-1]
+        with self._state_lock:
+            access = self._refresh_tokens.get(token) or self._access_tokens.get(token)
+        if access is None:
+            return JSONResponse(token_error("invalid_token", "Token expired or revoked"), status_code=400)
+        self.revoke(access.email)
+        return JSONResponse({})
 
     def _exchange_code(self, fields: dict[str, str]) -> Response:
         with self._state_lock:

@@ -71,9 +71,21 @@ class RadicaleServer:
         """The user's principal, which is also their calendar home on Radicale."""
         return f"{self.url}{user}/"
 
+    def set_password(self, user: str, password: str) -> None:
+        """Change (or add) a user's password while Radicale runs.
+
+        Radicale reads the htpasswd file on every login (``htpasswd_cache`` and ``cache_logins``
+        are off by default), so the next request is checked against the new password.
+        """
+        self.users[user] = password
+        self._write_htpasswd()
+
     def _write_htpasswd(self) -> Path:
+        """Written beside and moved into place, so a login never reads a half-written file."""
         path = self.folder / "htpasswd"
-        path.write_text("".join(f"{name}:{password}\n" for name, password in self.users.items()))
+        written = path.with_suffix(".new")
+        written.write_text("".join(f"{name}:{password}\n" for name, password in self.users.items()))
+        written.replace(path)
         return path
 
     def _command(self, htpasswd: Path) -> list[str]:

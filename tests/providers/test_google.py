@@ -484,3 +484,14 @@ def test_event_ids_are_valid_for_google_and_stable() -> None:
 
 def parse(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+async def test_revoking_ends_the_grant(google: GoogleDouble, client: GoogleCalendarClient) -> None:
+    # covers: CAL-8
+    await client.list_calendars()
+    await client.revoke()
+    assert google.access_tokens_of(OWNER) == []
+    google.expire_access_tokens()
+    with pytest.raises(ProviderAuthError):
+        await client.list_calendars()
+    await client.revoke()  # a grant already gone is not an error

@@ -194,7 +194,7 @@ async def test_busy_time_is_paged_and_leaves_out_free_and_cancelled(
     ]
     views = double.requests_to("calendarView")
     assert len(views) == 4  # six events at two a page on the primary calendar, one page on the other
-    assert all(view.headers["prefer"] == 'outlook.timezone="UTC"' for view in views)
+    assert all(view.headers["prefer"] == 'outlook.timezone="UTC", odata.maxpagesize=500' for view in views)
 
 
 async def test_times_in_a_windows_zone_are_converted(double: MicrosoftDouble, client: MicrosoftCalendarClient) -> None:

@@ -59,6 +59,20 @@ class ServerProcess:
                 self.process.wait(timeout=10)
 
 
+def spawn_server(port: int, env: dict[str, str], log: Path, cwd: Path, *, workers: int = 1) -> ServerProcess:
+    """``kokous serve`` on ``port`` with the environment extended by ``env``, output appended to ``log``."""
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
+            env={**os.environ, **env},
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return ServerProcess(process=process, port=port, log=log)
+
+
 @contextmanager
 def kokous_servers(
     count: int, env: dict[str, str], log_dir: Path, *, workers: int = 1
@@ -67,19 +81,7 @@ def kokous_servers(
     with ExitStack() as stack:
         servers = []
         for index in range(count):
-            port = free_port()
-            log = log_dir / f"server-{index}.log"
-            handle = log.open("wb")
-            stack.callback(handle.close)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
-                env={**os.environ, **env},
-                cwd=log_dir,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-            server = ServerProcess(process=process, port=port, log=log)
+            server = spawn_server(free_port(), env, log_dir / f"server-{index}.log", log_dir, workers=workers)
             stack.callback(server.stop)
             servers.append(server)
         for server in servers:

@@ -53,6 +53,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("calendar_connections", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sync_lease_until", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("auth_failures", sa.Integer(), nullable=False, server_default="0"))
 
     with op.batch_alter_table("calendars", schema=None) as batch_op:
@@ -64,6 +65,7 @@ def downgrade() -> None:
         batch_op.drop_column("inactive_notified_at")
     with op.batch_alter_table("calendar_connections", schema=None) as batch_op:
         batch_op.drop_column("auth_failures")
+        batch_op.drop_column("checked_at")
         batch_op.drop_column("sync_lease_until")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("single_connection_since")
