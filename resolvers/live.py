@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
@@ -44,7 +43,9 @@ async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]
     async for event in _owner_events(context):
         if isinstance(event, BookingCreated):
             # Shielded: a client leaving mid-read must not abandon a database connection half-way.
-            view = await asyncio.shield(context.services.lifecycle.get(event.booking_id, owner_id=user.id))
+            view = await context.services.live.unabandoned(
+                context.services.lifecycle.get(event.booking_id, owner_id=user.id)
+            )
             if view is not None:
                 yield view
 

@@ -35,6 +35,16 @@ class FreeSlots:
     as_of: datetime
     # When the passing of time alone changes the answer (None: never); see ``stable_until``.
     stable_until: datetime | None
+    # An integrated calendar's busy time was never fetched: the answer may show its time as free.
+    unsynced: bool = False
+
+
+@dataclass(frozen=True)
+class BusyTime:
+    intervals: list[tuple[Interval, uuid.UUID | None]]  # each with its booking id if it is a booking
+    as_of: datetime  # the oldest fetch of the calendars' busy time
+    inactive: bool  # an integrated calendar lost access
+    unsynced: bool  # an integrated calendar's busy time was never fetched
 
 
 def weekly_rules(page: SchedulingPage) -> WeeklyRules:
@@ -95,21 +105,27 @@ class AvailabilityService:
         if bookable is None or bookable.end <= start or bookable.start >= end:
             return FreeSlots(slots=[], as_of=now, stable_until=stable_until(rules, rules_for_duration, now, []))
         margin = timedelta(minutes=duration + page.buffer_minutes)
-        busy, as_of, blocked = await self.busy_time(
+        busy = await self.busy_time(
             session, page.owner_id, max(start, bookable.start) - margin, min(end, bookable.end) + margin, now
         )
-        if blocked:  # INACT-2: an inactive integrated calendar leaves no time bookable
-            return FreeSlots(slots=[], as_of=as_of, stable_until=None)
-        intervals = [interval for interval, booking_id in busy if booking_id is None or booking_id != ignore_booking]
+        if busy.inactive:  # INACT-2: an inactive integrated calendar leaves no time bookable
+            return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None)
+        intervals = [
+            interval for interval, booking_id in busy.intervals if booking_id is None or booking_id != ignore_booking
+        ]
         slots = free_slots(rules, rules_for_duration, intervals, start, end, now)
-        return FreeSlots(slots=slots, as_of=as_of, stable_until=stable_until(rules, rules_for_duration, now, slots))
+        return FreeSlots(
+            slots=slots,
+            as_of=busy.as_of,
+            stable_until=stable_until(rules, rules_for_duration, now, slots),
+            unsynced=busy.unsynced,
+        )
 
     @staticmethod
     async def busy_time(
         session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, now: datetime
-    ) -> tuple[list[tuple[Interval, uuid.UUID | None]], datetime, bool]:
-        """Busy intervals overlapping [start, end), each with its booking id if it is a booking;
-        the oldest sync of the calendars; whether one of them is inactive.
+    ) -> BusyTime:
+        """Busy intervals overlapping [start, end), and the state of the calendars they come from.
 
         Plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
         in UTC (SQLite compares the stored text), so bounds are converted first.
@@ -135,16 +151,23 @@ class AvailabilityService:
                 col(Booking.end_at) > start,
             )
         )
-        synced = await session.exec(
+        state = await session.exec(
             select(
                 func.min(col(Calendar.busy_synced_at)),
                 func.count().filter(col(Calendar.status) == CalendarStatus.INACTIVE),
-            ).where(col(Calendar.id).in_(calendars))
+                func.count().filter(
+                    col(Calendar.status) == CalendarStatus.ACTIVE,
+                    col(Calendar.busy_synced_at).is_(None),
+                    col(CalendarConnection.credentials).is_not(None),
+                ),
+            )
+            .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+            .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
         )
-        oldest_sync, inactive = synced.one()
+        oldest_sync, inactive, unsynced = state.one()
         intervals: list[tuple[Interval, uuid.UUID | None]] = [
             (Interval(row[0], row[1]), None) for row in busy_rows.all()
         ]
         intervals.extend((Interval(row[0], row[1]), row[2]) for row in booking_rows.all())
         as_of = min(now, oldest_sync) if oldest_sync is not None else now
-        return intervals, as_of, bool(inactive)
+        return BusyTime(intervals=intervals, as_of=as_of, inactive=bool(inactive), unsynced=bool(unsynced))

@@ -19,6 +19,10 @@ from scheduling.pubsub import EventHub
 logger = logging.getLogger(__name__)
 
 
+# AvailabilityChanged reasons that change busy time only, never a page's rules or state.
+BUSY_TIME_REASONS = frozenset({"booking", "booking_changed", "busy_time"})
+
+
 @dataclass(frozen=True)
 class AvailabilityChanged:
     """An owner's free time or page state may have changed (page edit, booking, calendar)."""
@@ -30,6 +34,11 @@ class AvailabilityChanged:
 
     def affects(self, page_id: uuid.UUID) -> bool:
         return not self.page_ids or page_id in self.page_ids
+
+    @property
+    def changes_pages(self) -> bool:
+        """False when only busy time changed (a booking, a calendar's events): pages stay as they were."""
+        return self.reason not in BUSY_TIME_REASONS
 
     def channel_keys(self) -> tuple[str, ...]:
         """The owner's channel, and the one every process's answer cache listens to."""

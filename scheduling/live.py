@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from db.engine import Database
 from scheduling import validation
-from scheduling.availability import AvailabilityService
+from scheduling.availability import AvailabilityService, FreeSlots
 from scheduling.busy_sync import BusySync
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, ValidationFailed
@@ -27,6 +28,8 @@ from scheduling.pubsub import PubSubUnavailable
 from scheduling.values import PageStatus
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_WINDOW = timedelta(days=62)
 
@@ -115,6 +118,7 @@ class SlotFeed:
         self._service = service
         self._key = key
         self._slug = view.page.slug
+        self._view = view
         self._owner_id = view.page.owner_id
         self._host = host
         self._mailboxes: set[_Mailbox] = set()
@@ -170,7 +174,7 @@ class SlotFeed:
             while True:
                 done, _ = await asyncio.wait({upcoming}, timeout=self._seconds_until_stale())
                 if not done:
-                    if not await self._refresh():
+                    if not await self._refresh(reload_page=False):
                         return
                     continue
                 try:
@@ -178,8 +182,11 @@ class SlotFeed:
                 except StopAsyncIteration:
                     return
                 upcoming = asyncio.ensure_future(anext(events))
-                relevant = isinstance(event, AvailabilityChanged) and event.affects(self._key.page_id)
-                if relevant and not await self._refresh():
+                if (
+                    isinstance(event, AvailabilityChanged)
+                    and event.affects(self._key.page_id)
+                    and not await self._refresh(reload_page=event.changes_pages)
+                ):
                     return
         finally:
             upcoming.cancel()
@@ -190,14 +197,21 @@ class SlotFeed:
             return None
         return max((stable_until - self._service.clock()).total_seconds(), 0.0)
 
-    async def _refresh(self) -> bool:
-        """Recompute; tell watchers if it changed. False when the page is gone."""
-        # Shielded: a feed stopped mid-refresh (its last watcher left) lets the read finish and
-        # close its database connection instead of abandoning it half-way.
-        snapshot = await asyncio.shield(self._service.snapshot(self._slug, self._host, self._key))
-        if snapshot is None:
-            self._end(None)
-            return False
+    async def _refresh(self, *, reload_page: bool = True) -> bool:
+        """Recompute; tell watchers if it changed. False when the page is gone.
+
+        The page itself is read again only when the change may have touched it; a booking
+        changes busy time alone, and a thousand widgets wait on this recompute.
+        """
+        # Shielded: a feed stopped mid-refresh (its last watcher left) lets the reads finish and
+        # close their database connections instead of abandoning them half-way.
+        if reload_page:
+            view = await self._service.unabandoned(self._service.current_view(self._slug, self._host, self._key))
+            if view is None:
+                self._end(None)
+                return False
+            self._view = view
+        snapshot = await self._service.unabandoned(self._service.compute(self._view, self._key))
         changed = self._latest is None or not snapshot.same_as(self._latest)
         self._latest = snapshot  # even when unchanged: its stable_until has moved on
         if changed:
@@ -243,6 +257,7 @@ class LiveService:
         self.bus = bus
         self.clock = clock
         self._feeds: dict[FeedKey, SlotFeed] = {}
+        self._inflight: set[asyncio.Future[Any]] = set()
 
     async def _resolve(
         self, slug: str, host: str | None, window: SlotWindow
@@ -259,7 +274,7 @@ class LiveService:
     async def query_slots(self, view: PageView, window: SlotWindow) -> SlotSnapshot | InvalidInput:
         """BOOK-1: the free slots of a page the visitor already sees, for a one-off query."""
         key = check_window(window) or feed_key(view, window)
-        return key if isinstance(key, InvalidInput) else await self._compute(view, key)
+        return key if isinstance(key, InvalidInput) else await self.compute(view, key)
 
     async def watch_page(self, slug: str, host: str | None, window: SlotWindow) -> PageWatch | InvalidInput | None:
         """A watch on a visible page, the problem with the window, or None when not found."""
@@ -276,21 +291,18 @@ class LiveService:
         if self._feeds.get(key) is feed:
             del self._feeds[key]
 
-    async def snapshot(self, slug: str, host: str | None, key: FeedKey) -> SlotSnapshot | None:
-        """The page's free slots for the key's window now, or None if the page is gone."""
+    async def current_view(self, slug: str, host: str | None, key: FeedKey) -> PageView | None:
+        """The page as visitors see it now, or None if it is gone (or is another page now)."""
         view = await self.pages.public_page(slug, host)
-        if view is None or view.page.id != key.page_id:
-            return None
-        return await self._compute(view, key)
+        return None if view is None or view.page.id != key.page_id else view
 
-    async def _compute(self, view: PageView, key: FeedKey) -> SlotSnapshot:
-        if self.busy_sync is not None:
+    async def compute(self, view: PageView, key: FeedKey) -> SlotSnapshot:
+        """The page's free slots for the key's window now."""
+        free = await self._free_slots(view, key)
+        if free.unsynced and self.busy_sync is not None:
+            # A calendar never fetched would show its time as free: fetch it (all in parallel), then answer.
             await self.busy_sync.fill_unsynced(view.page.owner_id)
-        now = self.clock()
-        async with self.db.session() as session:
-            free = await self.availability.free_slots(
-                session, view.page, duration=key.duration, start=key.start, end=key.end, now=now
-            )
+            free = await self._free_slots(view, key)
         return SlotSnapshot(
             slots=tuple((slot.start, slot.end) for slot in free.slots),
             as_of=free.as_of,
@@ -298,9 +310,24 @@ class LiveService:
             stable_until=free.stable_until,
         )
 
+    async def _free_slots(self, view: PageView, key: FeedKey) -> FreeSlots:
+        async with self.db.session() as session:
+            return await self.availability.free_slots(
+                session, view.page, duration=key.duration, start=key.start, end=key.end, now=self.clock()
+            )
+
+    async def unabandoned(self, work: Awaitable[T]) -> T:
+        """``work`` runs to its end even if the caller is cancelled (a feed whose last watcher
+        left mid-read): its database connection is closed properly, and ``close`` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
     async def close(self) -> None:
         feeds, self._feeds = list(self._feeds.values()), {}
         for feed in feeds:
             feed._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feed._task
+        await asyncio.gather(*self._inflight, return_exceptions=True)

@@ -44,6 +44,7 @@ EMAIL_OWNER_CALENDAR_INACTIVE = "email.owner_calendar_inactive"
 LEASE = timedelta(seconds=10)
 RENEW_EVERY = LEASE / 3  # leaves two renewals' slack for a slow database write
 MAX_BACKOFF = timedelta(hours=1)
+WAKE_SETTLE = 0.1  # seconds
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -102,6 +103,9 @@ class OutboxWorker:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                # Woken by a commit: its live updates go out first (rendering emails is CPU work
+                # that would hold up a fan-out to many subscribers), the rows a moment later.
+                await asyncio.sleep(WAKE_SETTLE)
 
     def stop(self) -> None:
         """Finish the pass under way (its transactions complete), then leave ``run``."""
