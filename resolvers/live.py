@@ -62,7 +62,6 @@ async def _owner_events(context: RequestContext) -> AsyncIterator[Event]:
     try:
         async with context.services.bus.subscribe(owner_channel_key(user.id)) as events:
             async for event in events:
-                if getattr(event, "owner_id", None) == user.id:
-                    yield event
+                yield event
     except PubSubUnavailable:
         raise _interrupted() from None

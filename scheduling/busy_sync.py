@@ -15,7 +15,7 @@ import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -103,10 +103,7 @@ class BusySync:
             logger.warning("health probe of connection %s failed: %s", connection.id, exc.message)
             return False
         async with self._db.transaction() as session:
-            row = await session.get(CalendarConnection, connection.id)
-            if row is not None:
-                row.checked_at = self._clock()
-                session.add(row)
+            await _mark_checked(session, connection.id, self._clock())
         return True
 
     async def fill_unsynced(self, owner_id: uuid.UUID) -> None:
@@ -177,15 +174,8 @@ class BusySync:
                     BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end, updated_at=now)
                     for calendar_id, start, end in fetched
                 )
-            for calendar_id in calendar_ids:
-                calendar = await session.get(Calendar, calendar_id)
-                if calendar is not None:
-                    calendar.busy_synced_at = now
-                    session.add(calendar)
-            connection = await session.get(CalendarConnection, connection_id)
-            if connection is not None:
-                connection.checked_at = now
-                session.add(connection)
+            await session.exec(update(Calendar).where(col(Calendar.id).in_(calendar_ids)).values(busy_synced_at=now))
+            await _mark_checked(session, connection_id, now)
         return changed
 
     async def run(self) -> None:
@@ -230,3 +220,10 @@ class BusySync:
                 connection.sync_lease_until = now + LEASE
                 session.add(connection)
             return [connection.id for connection in connections]
+
+
+async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime) -> None:
+    """The provider answered for this connection: the health probe is satisfied until ``now + interval``."""
+    await session.exec(
+        update(CalendarConnection).where(col(CalendarConnection.id) == connection_id).values(checked_at=now)
+    )

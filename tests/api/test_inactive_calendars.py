@@ -72,9 +72,8 @@ def inactive_mail(sink: SmtpSink) -> list[Any]:
     return [mail for mail in sink.messages if "calendar is inactive" in str(mail.message["Subject"])]
 
 
-async def subscribed(server: LiveServer, watcher: Watcher, count: int) -> None:
-    """The protocol does not acknowledge a subscription: wait until the hub holds ``count`` more."""
-    del watcher
+async def subscribed(server: LiveServer, count: int) -> None:
+    """The protocol does not acknowledge a subscription: wait until the hub holds ``count``."""
     await eventually(lambda: _subscribers(server), lambda value: value >= count, "subscriptions on the hub")
 
 
@@ -96,7 +95,7 @@ async def test_revoked_access_is_pushed_refuses_bookings_mails_once_and_reconnec
         ws_session(server.ws_url, "graphql-transport-ws", token=stranger.token) as theirs,
     ):
         my_status, their_status = Watcher(mine, {}, STATUS_CHANGED), Watcher(theirs, {}, STATUS_CHANGED)
-        await subscribed(server, my_status, before + 2)
+        await subscribed(server, before + 2)
 
         google.revoke(ACCOUNT)
         google.expire_access_tokens()
@@ -151,7 +150,7 @@ async def test_removing_the_inactive_calendar_restores_booking_and_is_pushed(
     before = server.services.bus.hub.stats.subscribers
     async with ws_session(server.ws_url, "graphql-transport-ws", token=owner.token) as mine:
         status = Watcher(mine, {}, STATUS_CHANGED)
-        await subscribed(server, status, before + 1)
+        await subscribed(server, before + 1)
         removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
         assert removed["data"]["removeCalendar"]["__typename"] == "RemovedCalendar"
         pushed = await status.next()

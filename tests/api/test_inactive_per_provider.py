@@ -297,7 +297,7 @@ async def test_lost_access_is_pushed_refuses_bookings_mails_once_and_reconnectin
         ws_session(server.ws_url, "graphql-transport-ws", token=stranger.token) as theirs,
     ):
         my_status, their_status = Watcher(mine, {}, STATUS_CHANGED), Watcher(theirs, {}, STATUS_CHANGED)
-        await subscribed(server, my_status, before + 2)
+        await subscribed(server, before + 2)
 
         case.break_access()
         assert await refresh_until_inactive(server, owner) == case.refreshes

@@ -245,14 +245,20 @@ async def assert_complete(database_url: str, google: GoogleDouble, booking_ids: 
         ]
 
 
+async def a_server_and_an_owner(
+    database_url: str, tmp_path: Path, google: GoogleDouble
+) -> tuple[int, dict[str, str], str, str]:
+    """A port and environment for the server (kept across its restart), and a new owner: email and token."""
+    port = free_port()
+    owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    return port, server_env(database_url, tmp_path, port, google), owner, await create_owner(database_url, owner)
+
+
 async def test_a_kill_while_google_holds_the_event_insert_loses_nothing(
     database_url: str, google: GoogleDouble, tmp_path: Path
 ) -> None:
     # covers: BOOK-7, BOOK-2, BOOK-1
-    port = free_port()
-    env = server_env(database_url, tmp_path, port, google)
-    owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
-    token = await create_owner(database_url, owner)
+    port, env, owner, token = await a_server_and_an_owner(database_url, tmp_path, google)
     with kokous_serve(port, env, tmp_path / "first.log") as first:
         async with httpx.AsyncClient(base_url=first.base_url, timeout=10) as http:
             await owner_with_google_calendar(http, google, token)
@@ -281,9 +287,7 @@ async def test_a_kill_after_google_wrote_the_event_before_it_was_recorded_makes_
     # PostgreSQL only, for the module's time budget: its row lock stops the DONE write and no
     # other; the killed process's blocked UPDATE must then be rolled back, never committed.
     database_url = postgres_url
-    port = free_port()
-    env = server_env(database_url, tmp_path, port, google)
-    token = await create_owner(database_url, f"owner-{uuid.uuid4().hex[:6]}@example.com")
+    port, env, _, token = await a_server_and_an_owner(database_url, tmp_path, google)
     with kokous_serve(port, env, tmp_path / "first.log") as first:
         async with httpx.AsyncClient(base_url=first.base_url, timeout=10) as http:
             await owner_with_google_calendar(http, google, token)
@@ -309,10 +313,7 @@ async def test_a_kill_after_the_commit_before_the_worker_took_the_booking_loses_
     database_url: str, google: GoogleDouble, tmp_path: Path
 ) -> None:
     # covers: BOOK-7, BOOK-2, BOOK-1
-    port = free_port()
-    env = server_env(database_url, tmp_path, port, google)
-    owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
-    token = await create_owner(database_url, owner)
+    port, env, owner, token = await a_server_and_an_owner(database_url, tmp_path, google)
     with kokous_serve(port, env, tmp_path / "first.log") as first:
         async with httpx.AsyncClient(base_url=first.base_url, timeout=10) as http:
             await owner_with_google_calendar(http, google, token)
