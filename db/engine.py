@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
@@ -12,7 +13,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+logger = logging.getLogger(__name__)
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+CLOSE_GRACE = 5.0  # seconds ``dispose`` waits for sessions still open (a cancelled task cleaning up)
 _WRITE_OPTION = "kokous_write"
 
 
@@ -45,8 +49,16 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class DatabaseClosed(RuntimeError):
+    """A session was asked for after ``dispose``: a task outlived the server's shutdown."""
+
+
 class Database:
-    """Owns the engine; hands out sessions and transactions."""
+    """Owns the engine; hands out sessions and transactions.
+
+    It counts the sessions that are open, so ``dispose`` can wait for the last one: a
+    connection given back after the pool was disposed is never closed, only dropped.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -62,11 +74,28 @@ class Database:
             class_=AsyncSession,
             expire_on_commit=False,
         )
+        self._open = 0
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._disposed = False
+
+    @asynccontextmanager
+    async def _counted(self) -> AsyncIterator[None]:
+        if self._disposed:
+            raise DatabaseClosed("the database was closed")
+        self._open += 1
+        self._all_closed.clear()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            if not self._open:
+                self._all_closed.set()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; its transaction is rolled back at the end."""
-        async with self._sessions() as session:
+        async with self._counted(), self._sessions() as session:
             yield session
 
     @asynccontextmanager
@@ -79,16 +108,22 @@ class Database:
         turn: AbstractAsyncContextManager[object] = (
             self._write_turn if write and self._write_turn is not None else nullcontext()
         )
-        async with turn, factory() as session, session.begin():
+        async with self._counted(), turn, factory() as session, session.begin():
             yield session
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
+            async with self._counted(), self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
             return False
         return True
 
     async def dispose(self) -> None:
+        """Close every connection, once the sessions still open (at most ``CLOSE_GRACE``) ended."""
+        self._disposed = True
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), CLOSE_GRACE)
+        except TimeoutError:
+            logger.warning("closing the database with %d sessions still open", self._open)
         await self.engine.dispose()

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
 from providers.errors import ProviderError
 from scheduling.clock import Clock
+from scheduling.concurrency import run_all
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.provider_access import ProviderAccess
 from scheduling.values import CalendarStatus
@@ -130,7 +131,7 @@ class BusySync:
                 )
             ).all()
         if connection_ids:
-            await asyncio.gather(*(self.refresh(connection_id) for connection_id in connection_ids))
+            await run_all(self.refresh(connection_id) for connection_id in connection_ids)
 
     async def _horizon(self, session: AsyncSession, owner_id: uuid.UUID) -> timedelta:
         """How far ahead the owner's pages let visitors book (the cache must cover all of it)."""
@@ -183,7 +184,7 @@ class BusySync:
         while not self._stopping.is_set():
             try:
                 claimed = await self._claim()
-                await asyncio.gather(*(self.refresh(connection_id) for connection_id in claimed))
+                await run_all(self.refresh(connection_id) for connection_id in claimed)
             except Exception:
                 logger.exception("busy-time sync: a pass failed; trying again")
             with contextlib.suppress(TimeoutError):

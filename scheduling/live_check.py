@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from db.models import Calendar, CalendarConnection
 from providers.errors import ProviderAuthError, ProviderError
 from scheduling.clock import Clock
+from scheduling.concurrency import run_all
 from scheduling.provider_access import ProviderAccess
 from scheduling.values import CalendarStatus
 
@@ -64,8 +65,8 @@ class LiveBusyCheck:
         by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[Calendar]]] = {}
         for connection, calendar in rows:
             by_connection.setdefault(connection.id, (connection, []))[1].append(calendar)
-        verdicts = await asyncio.gather(
-            *(self._ask(connection, calendars, start, end) for connection, calendars in by_connection.values())
+        verdicts = await run_all(
+            self._ask(connection, calendars, start, end) for connection, calendars in by_connection.values()
         )
         for worst in (Verdict.INACTIVE, Verdict.BUSY, Verdict.UNKNOWN):
             if worst in verdicts:

@@ -26,6 +26,7 @@ from sqlmodel import col, select
 from db.engine import Database
 from db.models import OutboxMessage
 from scheduling.clock import Clock
+from scheduling.concurrency import run_all
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class OutboxWorker:
         finished = asyncio.Event()
         keeper = asyncio.create_task(self._keep_leased(claimed, finished))
         try:
-            await asyncio.gather(*(self._process_in_order(messages) for messages in by_booking.values()))
+            await run_all(self._process_in_order(messages) for messages in by_booking.values())
         finally:
             finished.set()  # not cancel(): a renewal under way completes its transaction first
             await asyncio.wait([keeper])
