@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 _DATA_MESSAGE_TYPES = ("next", "data")  # graphql-transport-ws and the legacy graphql-ws
@@ -27,8 +28,13 @@ class DataFrameEncoder:
         payload = message.get("payload")
         if not isinstance(payload, dict) or set(payload) != {"data"}:
             return _dumps(message)
-        head = _dumps({key: value for key, value in message.items() if key != "payload"})
-        return f'{head[:-1]},"payload":{{"data":{self._data(payload["data"])}}}}}'
+        operation_id = message.get("id")
+        if set(message) == {"id", "type", "payload"} and isinstance(operation_id, str):
+            # A thousand frames per change: the head is built directly, not by json.dumps.
+            head = f'{{"id":{encode_basestring_ascii(operation_id)},"type":"{message["type"]}"'
+        else:
+            head = _dumps({key: value for key, value in message.items() if key != "payload"})[:-1]
+        return f'{head},"payload":{{"data":{self._data(payload["data"])}}}}}'
 
     def _data(self, data: object) -> str:
         key = id(data)
