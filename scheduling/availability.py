@@ -25,6 +25,7 @@ from scheduling.engine import (
     bookable_range,
     free_slots,
     stable_until,
+    subtract,
 )
 from scheduling.values import BLOCKING_STATUSES, CalendarStatus, Weekday
 
@@ -45,6 +46,19 @@ class BusyTime:
     as_of: datetime  # the oldest fetch of the calendars' busy time
     inactive: bool  # an integrated calendar lost access
     unsynced: bool  # an integrated calendar's busy time was never fetched
+
+    def without(self, booking_id: uuid.UUID | None) -> list[Interval]:
+        """Busy time with one booking freed (it is being moved): its row, and its own event.
+
+        Once written, a booking's event comes back from the calendar as busy time of its own, and
+        would stop the booking from moving to a time that overlaps where it is now.
+        """
+        if booking_id is None:
+            return [interval for interval, _ in self.intervals]
+        own = [interval for interval, row_id in self.intervals if row_id == booking_id]
+        calendars = [interval for interval, row_id in self.intervals if row_id is None]
+        bookings = [interval for interval, row_id in self.intervals if row_id not in (None, booking_id)]
+        return [*subtract(calendars, own), *bookings] if own else [*calendars, *bookings]
 
 
 def weekly_rules(page: SchedulingPage) -> WeeklyRules:
@@ -110,10 +124,7 @@ class AvailabilityService:
         )
         if busy.inactive:  # INACT-2: an inactive integrated calendar leaves no time bookable
             return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None)
-        intervals = [
-            interval for interval, booking_id in busy.intervals if booking_id is None or booking_id != ignore_booking
-        ]
-        slots = free_slots(rules, rules_for_duration, intervals, start, end, now)
+        slots = free_slots(rules, rules_for_duration, busy.without(ignore_booking), start, end, now)
         return FreeSlots(
             slots=slots,
             as_of=busy.as_of,

@@ -25,7 +25,7 @@ from scheduling.availability import AvailabilityService
 from scheduling.booking_rules import BookingDraft, CheckedBooking, check
 from scheduling.calendar_status import InactiveNotices
 from scheduling.clock import Clock
-from scheduling.engine import nearest_free
+from scheduling.engine import Interval, nearest_free
 from scheduling.errors import (
     CalendarInactive,
     InvalidInput,
@@ -76,6 +76,19 @@ class BookingWork:
         self._live_check = live_check
         self._inactive_notices = inactive_notices
 
+    async def _ask_providers(
+        self, page: SchedulingPage, start: datetime, end: datetime, *, moving: Booking | None = None
+    ) -> Verdict:
+        """The owner's calendars asked about this interval (with the page's buffers) right now.
+
+        ``moving``: a booking being moved, whose own calendar event is not in its way.
+        """
+        if self._live_check is None:
+            return Verdict.FREE
+        buffer = timedelta(minutes=page.buffer_minutes)
+        now_at = Interval(moving.start_at, moving.end_at) if moving is not None else None
+        return await self._live_check.verdict(page.owner_id, start - buffer, end + buffer, moving=now_at)
+
 
 class BookingService(BookingWork):
     async def book(self, draft: BookingDraft, *, request_only: bool = False) -> BookResult:
@@ -95,7 +108,7 @@ class BookingService(BookingWork):
         if await self._has_inactive_calendar(page.owner_id):
             return await self._refused_while_inactive(page.owner_id)
         if not checked.request_only:
-            verdict = await self._confirm_with_providers(page, checked)
+            verdict = await self._ask_providers(page, checked.start, checked.end)
             if verdict is Verdict.INACTIVE:
                 return await self._refused_while_inactive(page.owner_id)
             if verdict is not Verdict.FREE:
@@ -170,13 +183,6 @@ class BookingService(BookingWork):
         if self._inactive_notices is not None:
             await self._inactive_notices.someone_tried_to_book(owner_id)
         return _INACTIVE
-
-    async def _confirm_with_providers(self, page: SchedulingPage, checked: CheckedBooking) -> Verdict:
-        """The owner's calendars asked about this interval (with the page's buffers) right now."""
-        if self._live_check is None:
-            return Verdict.FREE
-        buffer = timedelta(minutes=page.buffer_minutes)
-        return await self._live_check.verdict(page.owner_id, checked.start - buffer, checked.end + buffer)
 
     async def _is_free(
         self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime

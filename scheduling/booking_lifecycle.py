@@ -18,10 +18,13 @@ from scheduling import outbox
 from scheduling.booking import BookingView, BookingWork, lock_owner
 from scheduling.errors import InvalidInput, NotFound, Refused, SlotUnavailable
 from scheduling.events import AvailabilityChanged
+from scheduling.live_check import Verdict
 from scheduling.values import BookingStatus, CalendarWrite, PageStatus
 
 ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable
 _NOT_FOUND = NotFound(message="booking not found")
+_TAKEN = SlotUnavailable(message="that time is not available")
+_MOVABLE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
 
 
 class BookingLifecycle(BookingWork):
@@ -48,10 +51,18 @@ class BookingLifecycle(BookingWork):
         return await self._change(booking_id, owner_id, change)
 
     async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
-        """Move a confirmed booking (or a pending request) to another free start, same length."""
+        """Move a confirmed booking (or a pending request) to another free start, same length.
+
+        The owner's calendars are asked about the new time first, as for a new booking (BOOK-7).
+        """
+        view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None and view.booking.status in _MOVABLE and start.tzinfo is not None:
+            length = view.booking.end_at - view.booking.start_at
+            if await self._ask_providers(view.page, start, start + length, moving=view.booking) is not Verdict.FREE:
+                return _TAKEN
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
-            if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+            if booking.status not in _MOVABLE:
                 raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be rescheduled"))
             if start.tzinfo is None:
                 raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
@@ -73,6 +84,11 @@ class BookingLifecycle(BookingWork):
             public = await self._pages.get_page(owner_id, view.page.id)
             if not isinstance(public, NotFound) and public.status is PageStatus.OFFLINE:
                 return InvalidInput(message="connect a calendar before accepting requests")
+            if (
+                view.booking.status == BookingStatus.REQUESTED
+                and await self._ask_providers(view.page, view.booking.start_at, view.booking.end_at) is not Verdict.FREE
+            ):
+                return _TAKEN
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
             if booking.status != BookingStatus.REQUESTED:
@@ -108,7 +124,7 @@ class BookingLifecycle(BookingWork):
             ignore_booking=booking.id,
         )
         if not any(slot.start == start for slot in free.slots):
-            raise Refused(SlotUnavailable(message="that time is not available"))
+            raise Refused(_TAKEN)
 
     async def _change(
         self,

@@ -20,6 +20,7 @@ from db.models import Calendar, CalendarConnection
 from providers.errors import ProviderAuthError, ProviderError
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
+from scheduling.engine import Interval, subtract
 from scheduling.provider_access import ProviderAccess
 from scheduling.values import CalendarStatus
 
@@ -48,7 +49,11 @@ class LiveBusyCheck:
         self._timeout = timeout
         self._fresh = fresh
 
-    async def verdict(self, owner_id: uuid.UUID, start: datetime, end: datetime) -> Verdict:
+    async def verdict(
+        self, owner_id: uuid.UUID, start: datetime, end: datetime, *, moving: Interval | None = None
+    ) -> Verdict:
+        """What the owner's calendars say of [start, end) now; ``moving`` is where a booking being
+        moved is now, whose own event does not count as busy."""
         async with self._db.session() as session:
             rows = (
                 await session.exec(
@@ -66,7 +71,7 @@ class LiveBusyCheck:
         for connection, calendar in rows:
             by_connection.setdefault(connection.id, (connection, []))[1].append(calendar)
         verdicts = await run_all(
-            self._ask(connection, calendars, start, end) for connection, calendars in by_connection.values()
+            self._ask(connection, calendars, start, end, moving) for connection, calendars in by_connection.values()
         )
         for worst in (Verdict.INACTIVE, Verdict.BUSY, Verdict.UNKNOWN):
             if worst in verdicts:
@@ -74,7 +79,12 @@ class LiveBusyCheck:
         return Verdict.FREE
 
     async def _ask(
-        self, connection: CalendarConnection, calendars: list[Calendar], start: datetime, end: datetime
+        self,
+        connection: CalendarConnection,
+        calendars: list[Calendar],
+        start: datetime,
+        end: datetime,
+        moving: Interval | None,
     ) -> Verdict:
         try:
             async with asyncio.timeout(self._timeout), self._access.client(connection) as client:
@@ -91,4 +101,5 @@ class LiveBusyCheck:
                 "trusting the fresh cache" if fresh else "refusing: the cache is stale",
             )
             return Verdict.FREE if fresh else Verdict.UNKNOWN
-        return Verdict.BUSY if any(block.start < end and start < block.end for block in blocks) else Verdict.FREE
+        busy = subtract([Interval(block.start, block.end) for block in blocks], [moving] if moving else [])
+        return Verdict.BUSY if any(block.start < end and start < block.end for block in busy) else Verdict.FREE

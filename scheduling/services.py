@@ -95,7 +95,7 @@ class Services:
             calendars=CalendarService(db, bus),
             bookings=BookingQueries(db),
             booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check, notices),
-            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake),
+            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake, live_check),
             outbox=worker,
             answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),
             connections=ConnectionService(access, busy_sync, bus, signer, clock, dashboard_url=dashboard),

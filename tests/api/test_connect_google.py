@@ -193,3 +193,45 @@ async def test_a_request_accepted_after_connecting_becomes_one_calendar_event(
 async def _outbox_kinds(server: LiveServer) -> list[str]:
     async with server.services.db.session() as session:
         return [message.kind for message in (await session.exec(select(OutboxMessage))).all()]
+
+
+async def test_a_booking_moves_over_its_own_event_but_not_onto_new_busy_time(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: BOOK-5, BOOK-7
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    booked = await book(server, "2026-12-01T11:00:00+02:00", duration=60)
+    await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "written")
+    (connection,) = await connections(server, owner.token)
+    assert await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))  # the event is busy time now
+
+    # Half an hour later overlaps where it is: its own event is not in its way.
+    moved = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T11:30:00+02:00")
+    assert (moved["__typename"], moved["start"]) == ("Booking", "2026-12-01T11:30:00+02:00")
+    (event,) = await eventually(
+        lambda: _events(google, ACCOUNT),
+        lambda events: len(events) == 1 and str(events[0]["start"]["dateTime"]).startswith("2026-12-01T11:30:00"),
+        "the event moved",
+    )
+
+    # Busy at Google since the last refresh: the cache cannot know, the live check does.
+    google.add_busy(ACCOUNT, datetime(2026, 12, 1, 12, tzinfo=UTC), datetime(2026, 12, 1, 13, tzinfo=UTC))
+    refused = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T14:00:00+02:00")
+    assert refused["__typename"] == "SlotUnavailable"
+    assert (await booking_row(server, booked["id"])).start_at == datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert google.events_on(ACCOUNT)[0]["start"] == event["start"]
+
+
+async def test_a_request_is_not_accepted_onto_time_busy_in_the_calendar(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: BOOK-6, BOOK-7
+    owner = await owner_allowed_to_connect(server)
+    requested = await book(server, "2026-12-01T11:00:00+02:00")  # no calendar yet: a request
+    await connect(server, google, owner)
+    google.add_busy(ACCOUNT, datetime(2026, 12, 1, 9, tzinfo=UTC), datetime(2026, 12, 1, 10, tzinfo=UTC))
+    refused = await change(server, "acceptBookingRequest", owner.token, id=requested["id"])
+    assert refused["__typename"] == "SlotUnavailable"
+    assert (await booking_row(server, requested["id"])).status == "REQUESTED"
+    assert google.events_on(ACCOUNT) == []
