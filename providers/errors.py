@@ -33,6 +33,15 @@ class ProviderUnavailable(ProviderError):
     """Timeout, network failure or a server error: worth retrying with backoff."""
 
 
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider refuses this server's own client (wrong or expired client secret).
+
+    Not the owner's lost access: every owner's calls fail alike, and only an operator can fix
+    the settings. Retried like an outage, so calendars stay active and nobody is told to
+    reconnect.
+    """
+
+
 class ProviderNotFound(ProviderError):
     """The calendar or event does not exist (any more)."""
 

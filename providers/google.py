@@ -47,6 +47,7 @@ from providers.base import (
 from providers.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderMisconfigured,
     ProviderNotFound,
     ProviderRateLimited,
     ProviderRefused,
@@ -78,6 +79,8 @@ _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "
 # revoked): the owner must act, as for a 401 (INACT-1). Any other 403 (forbiddenForNonOrganizer,
 # accessNotConfigured, ...) refuses this one request and is final.
 _ACCESS_LOST_REASONS = frozenset({"requiredAccessLevel", "insufficientPermissions"})
+# Token endpoint errors about this server's OAuth client, not about the owner's grant.
+_CLIENT_REFUSED = frozenset({"invalid_client", "unauthorized_client", "deleted_client"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,7 +435,14 @@ def _from_refresh_error(error: RefreshError) -> ProviderError:
     code = data.get("error") if isinstance(data.get("error"), str) else None
     if error.retryable:
         return ProviderUnavailable("Google's token service failed; try again later", code=code)
+    if code in _CLIENT_REFUSED:
+        return _client_refused(code)
     return ProviderAuthError("Google no longer accepts this connection's authorization; reconnect it", code=code)
+
+
+def _client_refused(code: str) -> ProviderMisconfigured:
+    log.error("Google refuses this server's OAuth client (%s): check the client id and secret settings", code)
+    return ProviderMisconfigured(f"Google refuses this server's OAuth client ({code})", code=code)
 
 
 def _from_token_error(status: int, data: dict[str, Any]) -> ProviderError:
@@ -443,6 +453,8 @@ def _from_token_error(status: int, data: dict[str, Any]) -> ProviderError:
         return ProviderRateLimited(f"Google's token service: {description}", code=code)
     if status >= 500 or status == 200:
         return ProviderUnavailable(f"Google's token service failed: {description}", code=code)
+    if code in _CLIENT_REFUSED:
+        return _client_refused(code)
     return ProviderAuthError(f"Google refused the authorization: {description}", code=code)
 
 

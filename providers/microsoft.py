@@ -60,6 +60,7 @@ from providers.base import (
 from providers.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderMisconfigured,
     ProviderNotFound,
     ProviderRateLimited,
     ProviderRefused,
@@ -229,6 +230,9 @@ def _oauth_error(result: Json) -> ProviderError:
     logger.info("microsoft sign-in refused: %s (%s)", error, code)
     if error in _OAUTH_TRANSIENT:
         return ProviderUnavailable("The Microsoft sign-in service is temporarily unavailable", code=code)
+    if error == "invalid_client":  # AADSTS7000215 / 7000222: this server's client secret is wrong or expired
+        logger.error("Microsoft refuses this server's client (%s): check the client secret setting", code)
+        return ProviderMisconfigured(f"Microsoft refuses this server's client ({code})", code=code)
     return ProviderAuthError(f"Microsoft refused the sign-in ({code}); the owner must reconnect", code=code)
 
 

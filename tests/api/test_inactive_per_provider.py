@@ -101,6 +101,11 @@ class GoogleCase:
         self.double.add_account(GOOGLE_ACCOUNT, time_zone="Europe/Helsinki")  # the owner consents again
         await self.connect(server, owner)
 
+    def refuse_client(self) -> None:
+        """The next token refresh says this server's OAuth client is unknown (a settings mistake)."""
+        self.double.expire_access_tokens()
+        self.double.fail("POST /token", status=401, body={"error": "invalid_client", "error_description": "Unknown."})
+
 
 class MicrosoftCase:
     account, reason, refreshes = MICROSOFT_ACCOUNT, "AADSTS50173", 1
@@ -131,6 +136,16 @@ class MicrosoftCase:
     async def reconnect(self, server: LiveServer, owner: Owner) -> None:
         self.double.add_account(MICROSOFT_ACCOUNT)  # a fresh grant; the mailbox's calendars stay
         await self.connect(server, owner)
+
+    def refuse_client(self) -> None:
+        """The next token refresh says this server's client secret is wrong (a settings mistake)."""
+        self.double.expire_access_tokens()
+        wrong_secret = {
+            "error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided.",
+            "error_codes": [7000215],
+        }
+        self.double.fail("POST /common/oauth2/v2.0/token", status=401, body=wrong_secret)
 
     def storm(self) -> int:
         """Token and Graph failures that say nothing about the grant: how many requests fail."""
@@ -354,6 +369,26 @@ async def test_a_storm_of_transient_failures_marks_nothing_inactive(server: Live
     assert outcomes == [False] * failing + [True]  # each failure was felt once, then the storm passed
     calendar = await the_calendar(server, owner)
     assert (calendar["status"], calendar["inactiveReason"]) == ("ACTIVE", None)
+    assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] == "Booking"
+
+
+@pytest.mark.parametrize("case", ["google", "microsoft"], indirect=True)
+async def test_a_refused_server_client_is_not_blamed_on_the_owner(
+    server: LiveServer, case: Case, sink: SmtpSink
+) -> None:
+    # covers: INACT-1
+    assert isinstance(case, GoogleCase | MicrosoftCase)
+    owner = await owner_allowed_to_connect(server)
+    await case.connect(server, owner)
+    connection_id = uuid.UUID((await the_calendar(server, owner))["connectionId"])
+    case.refuse_client()
+
+    assert not await server.services.busy_sync.refresh(connection_id)  # felt, and retried later
+
+    calendar = await the_calendar(server, owner)
+    assert (calendar["status"], calendar["inactiveReason"]) == ("ACTIVE", None)
+    assert await inactive_notices(server) == []  # nobody is told to reconnect
+    assert await server.services.busy_sync.refresh(connection_id)  # the same grant works again
     assert (await book(server, "2026-12-01T10:00:00+02:00"))["__typename"] == "Booking"
 
 

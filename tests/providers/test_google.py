@@ -13,6 +13,7 @@ import pytest
 from providers.base import Attendee, BusyBlock, CalendarAccess, EventDraft
 from providers.errors import (
     ProviderAuthError,
+    ProviderMisconfigured,
     ProviderNotFound,
     ProviderRateLimited,
     ProviderUnavailable,
@@ -332,6 +333,20 @@ async def test_a_revoked_grant_is_an_auth_error(google: GoogleDouble, client: Go
     with pytest.raises(ProviderAuthError) as lost:
         await client.list_calendars()
     assert lost.value.code == "invalid_grant"
+
+
+async def test_a_refused_server_client_is_not_the_owners_lost_access(
+    google: GoogleDouble, client: GoogleCalendarClient
+) -> None:
+    # covers: INACT-1
+    google.expire_access_tokens()
+    google.fail("POST /token", status=401, body=token_error("invalid_client", "The OAuth client was not found."))
+    with pytest.raises(ProviderMisconfigured) as refused:
+        await client.list_calendars()
+    assert refused.value.code == "invalid_client"
+    assert not isinstance(refused.value, ProviderAuthError)  # the owner cannot fix it by reconnecting
+    assert isinstance(refused.value, ProviderUnavailable)  # retried like an outage
+    assert len(await client.list_calendars()) >= 1  # the setting fixed: the same grant still works
 
 
 async def test_a_401_that_refreshing_does_not_cure_is_an_auth_error(

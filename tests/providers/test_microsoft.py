@@ -11,6 +11,7 @@ import pytest
 from providers.base import Attendee, BusyBlock, CalendarAccess, EventDraft
 from providers.errors import (
     ProviderAuthError,
+    ProviderMisconfigured,
     ProviderNotFound,
     ProviderRateLimited,
     ProviderRefused,
@@ -272,6 +273,24 @@ async def test_a_revoked_grant_is_an_auth_error_with_its_aadsts_code(
     with pytest.raises(ProviderAuthError) as caught:
         await client.busy_intervals(["cal-primary"], JULY_1, JULY_1 + timedelta(days=1))
     assert caught.value.code == "AADSTS50173"
+
+
+async def test_a_wrong_client_secret_is_not_the_owners_lost_access(
+    double: MicrosoftDouble, client: MicrosoftCalendarClient
+) -> None:
+    # covers: INACT-1
+    double.expire_access_tokens()
+    wrong_secret = {
+        "error": "invalid_client",
+        "error_description": "AADSTS7000215: Invalid client secret provided.",
+        "error_codes": [7000215],
+    }
+    double.fail(TOKEN_PATH, status=401, body=wrong_secret)
+    with pytest.raises(ProviderMisconfigured) as caught:
+        await client.busy_intervals(["cal-primary"], JULY_1, JULY_1 + timedelta(days=1))
+    assert caught.value.code == "AADSTS7000215"
+    assert not isinstance(caught.value, ProviderAuthError)
+    assert await client.busy_intervals(["cal-primary"], JULY_1, JULY_1 + timedelta(days=1)) == []
 
 
 async def test_lost_access_to_a_calendar_is_an_auth_error(
