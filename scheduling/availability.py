@@ -47,18 +47,20 @@ class BusyTime:
     inactive: bool  # an integrated calendar lost access
     unsynced: bool  # an integrated calendar's busy time was never fetched
 
-    def without(self, booking_id: uuid.UUID | None) -> list[Interval]:
-        """Busy time with one booking freed (it is being moved): its row, and its own event.
+    def without(self, booking_id: uuid.UUID | None, *, own_event: bool = False) -> list[Interval]:
+        """Busy time with one booking's row freed (it is being moved or accepted).
 
-        Once written, a booking's event comes back from the calendar as busy time of its own, and
-        would stop the booking from moving to a time that overlaps where it is now.
+        ``own_event``: the booking's event was written to the calendar, and comes back from it as
+        busy time that would stop the booking from moving to a time overlapping where it is now;
+        that time is freed too. Providers give busy time without event ids, so this also frees
+        any other event in exactly that time (which the booking already overlapped).
         """
         if booking_id is None:
             return [interval for interval, _ in self.intervals]
         own = [interval for interval, row_id in self.intervals if row_id == booking_id]
         calendars = [interval for interval, row_id in self.intervals if row_id is None]
         bookings = [interval for interval, row_id in self.intervals if row_id not in (None, booking_id)]
-        return [*subtract(calendars, own), *bookings] if own else [*calendars, *bookings]
+        return [*subtract(calendars, own), *bookings] if own and own_event else [*calendars, *bookings]
 
 
 def weekly_rules(page: SchedulingPage) -> WeeklyRules:
@@ -112,8 +114,10 @@ class AvailabilityService:
         end: datetime,
         now: datetime,
         ignore_booking: uuid.UUID | None = None,
+        own_event: bool = False,
     ) -> FreeSlots:
-        """Slots starting in [start, end); ``ignore_booking`` frees a booking being rescheduled."""
+        """Slots starting in [start, end); ``ignore_booking`` frees a booking being moved or
+        accepted, and with ``own_event`` its calendar event (see ``BusyTime.without``)."""
         rules, rules_for_duration = weekly_rules(page), slot_rules(page, duration)
         bookable = bookable_range(rules, rules_for_duration, now)
         if bookable is None or bookable.end <= start or bookable.start >= end:
@@ -124,7 +128,9 @@ class AvailabilityService:
         )
         if busy.inactive:  # INACT-2: an inactive integrated calendar leaves no time bookable
             return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None)
-        slots = free_slots(rules, rules_for_duration, busy.without(ignore_booking), start, end, now)
+        slots = free_slots(
+            rules, rules_for_duration, busy.without(ignore_booking, own_event=own_event), start, end, now
+        )
         return FreeSlots(
             slots=slots,
             as_of=busy.as_of,

@@ -81,12 +81,13 @@ class BookingWork:
     ) -> Verdict:
         """The owner's calendars asked about this interval (with the page's buffers) right now.
 
-        ``moving``: a booking being moved, whose own calendar event is not in its way.
+        ``moving``: a booking being moved, whose own calendar event (once written) is not in its way.
         """
         if self._live_check is None:
             return Verdict.FREE
         buffer = timedelta(minutes=page.buffer_minutes)
-        now_at = Interval(moving.start_at, moving.end_at) if moving is not None else None
+        written = moving is not None and moving.calendar_event_id is not None
+        now_at = Interval(moving.start_at, moving.end_at) if moving is not None and written else None
         return await self._live_check.verdict(page.owner_id, start - buffer, end + buffer, moving=now_at)
 
 

@@ -67,7 +67,8 @@ class BookingLifecycle(BookingWork):
             if start.tzinfo is None:
                 raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
             new_start = start.astimezone(UTC)
-            await self._require_free(session, page, booking, new_start)
+            written = booking.calendar_event_id is not None
+            await self._require_free(session, page, booking, new_start, now=self._clock(), own_event=written)
             duration = booking.end_at - booking.start_at
             booking.start_at, booking.end_at = new_start, new_start + duration
             kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
@@ -93,7 +94,11 @@ class BookingLifecycle(BookingWork):
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
             if booking.status != BookingStatus.REQUESTED:
                 raise Refused(InvalidInput(message="only a requested meeting can be accepted"))
-            await self._require_free(session, page, booking, booking.start_at)
+            if booking.start_at <= self._clock():
+                raise Refused(InvalidInput(message="the requested time has already passed"))
+            # The page's notice and horizon as when the visitor asked: the owner may take days to
+            # answer. Busy time and other bookings are those of now.
+            await self._require_free(session, page, booking, booking.start_at, now=booking.created_at)
             booking.status = BookingStatus.CONFIRMED
             booking.calendar_write = CalendarWrite.PENDING
             return [outbox.CALENDAR_CREATE_EVENT, outbox.EMAIL_BOOKING_CONFIRMED]
@@ -111,7 +116,14 @@ class BookingLifecycle(BookingWork):
         return await self._change(booking_id, owner_id, change)
 
     async def _require_free(
-        self, session: AsyncSession, page: SchedulingPage, booking: Booking, start: datetime
+        self,
+        session: AsyncSession,
+        page: SchedulingPage,
+        booking: Booking,
+        start: datetime,
+        *,
+        now: datetime,
+        own_event: bool = False,
     ) -> None:
         duration = int((booking.end_at - booking.start_at).total_seconds() // 60)
         free = await self._availability.free_slots(
@@ -120,8 +132,9 @@ class BookingLifecycle(BookingWork):
             duration=duration,
             start=start,
             end=start + timedelta(minutes=1),
-            now=self._clock(),
+            now=now,
             ignore_booking=booking.id,
+            own_event=own_event,
         )
         if not any(slot.start == start for slot in free.slots):
             raise Refused(_TAKEN)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
-from db.models import Booking, Contact, OutboxMessage
+from db.models import Booking, BusyInterval, Contact, OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
 from tests.api.booking_helpers import (
@@ -23,7 +24,7 @@ from tests.api.booking_helpers import (
     slots,
 )
 from tests.calendar_rows import connect_calendar, mark_inactive
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, start_live_server
 
 TUESDAY = "2026-12-01T00:00:00+02:00"
 WEDNESDAY = "2026-12-02T00:00:00+02:00"
@@ -285,3 +286,49 @@ async def test_slots_window_is_validated(server: LiveServer) -> None:
     )
     assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     assert NOW.tzinfo is UTC
+
+
+async def _add_busy(server: LiveServer, calendar_id: uuid.UUID | None, start: datetime, end: datetime) -> None:
+    assert calendar_id is not None
+    async with server.services.db.transaction() as session:
+        session.add(BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end))
+
+
+async def test_a_move_keeps_clear_of_calendar_events_overlapping_where_it_is(server: LiveServer) -> None:
+    # covers: BOOK-5
+    owner = await owner_with_page(server, online=False)
+    calendar = await connect_calendar(server.services, owner.user)
+    booked = await book(server, "2026-12-01T10:00:00+02:00", duration=60)
+    assert booked["__typename"] == "Booking"
+    # A real meeting appears in the second half of the booking's hour (the booking's own event was
+    # never written, so none of this busy time is the booking's).
+    await _add_busy(
+        server, calendar.calendar_id, datetime(2026, 12, 1, 8, 30, tzinfo=UTC), datetime(2026, 12, 1, 9, tzinfo=UTC)
+    )
+
+    onto = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T10:30:00+02:00")
+    assert onto["__typename"] == "SlotUnavailable"
+    later = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T11:00:00+02:00")
+    assert (later["__typename"], later["start"]) == ("Booking", "2026-12-01T11:00:00+02:00")
+
+
+async def test_a_request_is_accepted_days_later_but_not_after_its_time(settings: Settings) -> None:
+    # covers: BOOK-6, PAGE-4
+    now = [NOW]
+    async with start_live_server(settings, clock=lambda: now[0]) as server:
+        owner = await owner_with_page(server, online=False, minimumNoticeMinutes=24 * 60)
+        requested = await book(server, "2026-12-01T10:00:00+02:00")  # 26 hours ahead: notice kept
+        late = await book(server, "2026-12-01T12:00:00+02:00", email="late@example.com")
+        await connect_calendar(server.services, owner.user)
+
+        now[0] = NOW + timedelta(hours=3)  # the owner answers when less than a day is left
+        accepted = await change(server, "acceptBookingRequest", owner.token, id=requested["id"])
+        assert (accepted["__typename"], accepted["status"]) == ("Booking", "CONFIRMED")
+
+        now[0] = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)  # 12:30 in Helsinki: the time has passed
+        passed = await change(server, "acceptBookingRequest", owner.token, id=late["id"])
+        assert passed == {
+            "__typename": "InvalidInput",
+            "message": "the requested time has already passed",
+            "field": None,
+        }
