@@ -10,6 +10,9 @@ from strawberry.types.scalar import ScalarDefinition
 
 DateTime = NewType("DateTime", datetime)
 
+# Meetings fall in this range; outside it, adding a duration or a zone offset overflows.
+FIRST_YEAR, LAST_YEAR = 1970, 9000
+
 
 def _serialize(value: datetime) -> str:
     if value.tzinfo is None:
@@ -26,12 +29,14 @@ def _parse(value: object) -> DateTime:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{value!r} has no UTC offset; naive date-times are refused")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"{value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     return DateTime(parsed)
 
 
 DATETIME_SCALAR = strawberry.scalar(
     name="DateTime",
-    description="ISO 8601 date-time with a UTC offset, such as 2026-12-01T09:00:00+02:00.",
+    description="ISO 8601 date-time with a UTC offset, such as 2026-12-01T09:00:00+02:00; years 1970 to 9000.",
     serialize=_serialize,
     parse_value=_parse,
 )

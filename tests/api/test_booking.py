@@ -189,6 +189,19 @@ async def test_required_form_fields_and_unknown_pages(server: LiveServer) -> Non
         {"s": "2026-12-01T10:00:00"},
     )
     assert "naive date-times are refused" in str(naive["errors"])
+    for far in ("9999-12-31T23:45:00+00:00", "0001-01-01T00:30:00+01:00"):
+        refused = await server.graphql(
+            'mutation($s: DateTime!) { bookMeeting(input: {slug: "intro", start: $s, timezone: "UTC", '
+            'invitee: {name: "A", email: "a@example.com"}}) { __typename } }',
+            {"s": far},
+        )
+        assert "is outside the years 1970 to 9000" in str(refused["errors"]), refused
+    booked = await book(server, "2026-12-01T11:00:00+02:00", answers=[{"key": "company", "value": "Acme"}])
+    far_move = await server.graphql(
+        "mutation($t: String!, $s: DateTime!) { rescheduleBookingByToken(token: $t, start: $s) { __typename } }",
+        {"t": booked["manageToken"], "s": "9999-12-31T23:45:00+00:00"},
+    )
+    assert "is outside the years 1970 to 9000" in str(far_move["errors"]), far_move
 
 
 async def test_offline_page_takes_requests_the_owner_accepts_later(server: LiveServer) -> None:
