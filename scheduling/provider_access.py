@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from db.engine import Database
 from db.models import Calendar, CalendarConnection, ConnectionAttempt
 from providers.base import CalendarClient
-from providers.errors import ProviderAuthError, ProviderError
+from providers.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from scheduling.calendar_status import status_changed
 from scheduling.clock import Clock
 from scheduling.events import AvailabilityChanged, EventBus
@@ -52,8 +52,11 @@ class ProviderAccess:
         try:
             yield client
         except ProviderAuthError as exc:
-            await self._auth_failed(connection, exc)
-            raise
+            if await self._auth_failed(connection, exc):
+                raise
+            # Counted, not lost: to every caller (a write, the live check, the sync) this refusal
+            # is a passing failure, retried like an outage.
+            raise ProviderUnavailable(f"{exc.message} (once; access is lost if it repeats)", code=exc.code) from exc
         else:
             if connection.auth_failures:
                 await self._set_auth_failures(connection.id, 0)
@@ -61,13 +64,14 @@ class ProviderAccess:
             await self._keep_refreshed(connection.id, stored, client)
             await client.aclose()
 
-    async def _auth_failed(self, connection: CalendarConnection, error: ProviderAuthError) -> None:
-        """Lost access, except that Exchange's first 401 in a row is only counted (INACT-1: twice)."""
+    async def _auth_failed(self, connection: CalendarConnection, error: ProviderAuthError) -> bool:
+        """Lost access (True), except that Exchange's first 401 in a row is only counted (INACT-1: twice)."""
         failures = await self._set_auth_failures(connection.id, None)
         if connection.provider == CalendarProvider.EXCHANGE and failures < EXCHANGE_AUTH_FAILURES:
             logger.info("Exchange connection %s refused a login (%d in a row)", connection.id, failures)
-            return
+            return False
         await self.lose_access(connection, error)
+        return True
 
     async def _set_auth_failures(self, connection_id: uuid.UUID, value: int | None) -> int:
         """Set the count (None: add one); returns the new count."""

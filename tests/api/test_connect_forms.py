@@ -35,6 +35,7 @@ from tests.api.connect_helpers import (
     eventually,
     owner_allowed_to_connect,
 )
+from tests.api.test_connect_microsoft import MovableClock, create_event_row
 from tests.conftest import make_owner
 from tests.doubles.exchange import CalendarItem, ExchangeDouble
 from tests.doubles.radicale import ForwardingApp, RadicaleServer
@@ -429,3 +430,33 @@ async def test_exchange_calendars_turn_inactive_on_the_second_refused_login_in_a
     assert await statuses() == {"ACTIVE"}
     assert not await server.services.busy_sync.refresh(connection_id)
     assert await statuses() == {"INACTIVE"}
+
+
+async def test_one_refused_exchange_login_on_the_event_write_is_retried_not_given_up(
+    configured: Settings, exchange: ExchangeDouble
+) -> None:
+    # covers: INACT-1, BOOK-7, BOOK-2
+    clock = MovableClock(NOW)
+    async with start_live_server(configured, clock=clock) as server:
+        owner = await owner_allowed_to_connect(server)
+        await connect_exchange(server, owner, exchange_form(exchange))
+        exchange.fail("CreateItem", status=401)  # one refused login: maybe a fluke (INACT-1)
+
+        booked = await book(server, "2026-12-01T11:00:00+02:00")
+        assert booked["__typename"] == "Booking", booked
+        retry = await eventually(
+            lambda: create_event_row(server, booked["id"]),
+            lambda row: row.last_error is not None,
+            "first attempt failed",
+        )
+        assert retry.done_at is None  # not given up: retried after the backoff
+        assert (await booking_row(server, booked["id"])).calendar_write == "PENDING"
+        assert {calendar["status"] for calendar in (await connections(server, owner.token))[0]["calendars"]} == {
+            "ACTIVE"
+        }
+
+        clock.advance(10)
+        await server.services.outbox.run_once()
+        done = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "done")
+        (item,) = [item for item in exchange.items_on(MAILBOX) if item.attendees == [VISITOR]]
+        assert done.calendar_event_id == item.item_id
