@@ -82,9 +82,12 @@ class CalendarWrites:
         if target.booking.calendar_event_id is not None:
             return  # written already (a retry of a row whose first run succeeded)
         draft = event_for(target.booking, target.page, target.owner)
-        written = await self._call(target, lambda client: client.create_event(target.calendar.external_id, draft))
-        if written is not None:
-            await self._done(target.booking.id, target.calendar.id, written.event_id)
+        calendar_id = target.calendar.external_id
+        written = await self._call(target, lambda client: client.create_event(calendar_id, draft))
+        if written is not None and not await self._done(target.booking.id, target.calendar.id, written.event_id):
+            # Cancelled while the event was being written: its delete may have run already (on
+            # another worker) and found no event to delete, so this one goes now.
+            await self._call(target, lambda client: client.delete_event(calendar_id, written.event_id))
 
     async def _update(self, payload: dict[str, Any]) -> None:
         target = await self._target(payload)
@@ -144,16 +147,18 @@ class CalendarWrites:
             return None
         return _Target(booking, page, owner, calendar, connection)
 
-    async def _done(self, booking_id: uuid.UUID, calendar_id: uuid.UUID, event_id: str) -> None:
+    async def _done(self, booking_id: uuid.UUID, calendar_id: uuid.UUID, event_id: str) -> bool:
+        """Record the written event; False when the booking is no longer confirmed (or gone)."""
         async with self._db.transaction() as session:
             booking = await session.get(Booking, booking_id)
             if booking is None:
-                return
+                return False
             booking.calendar_event_id = event_id
             booking.calendar_event_calendar_id = calendar_id
             booking.calendar_write = CalendarWrite.DONE
             booking.calendar_write_error = None
             session.add(booking)
+            return booking.status == BookingStatus.CONFIRMED
 
     async def _failed(self, booking_id: uuid.UUID, reason: str) -> None:
         logger.warning("calendar write for booking %s failed for good: %s", booking_id, reason)

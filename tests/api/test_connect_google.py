@@ -235,3 +235,33 @@ async def test_a_request_is_not_accepted_onto_time_busy_in_the_calendar(
     assert refused["__typename"] == "SlotUnavailable"
     assert (await booking_row(server, requested["id"])).status == "REQUESTED"
     assert google.events_on(ACCOUNT) == []
+
+
+async def test_a_booking_cancelled_while_its_event_is_written_leaves_no_event(
+    server: LiveServer, google: GoogleDouble, settings: Settings
+) -> None:
+    # covers: BOOK-5, BOOK-2
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    # A second process on the same database: its outbox worker takes what the first one cannot.
+    async with start_live_server(with_google(settings, google), clock=lambda: NOW) as other:
+        google.latency = 1.0  # the event insert below takes a second
+        booked = await book(server, "2026-12-01T11:00:00+02:00")
+        await eventually(
+            lambda: _inserts(google), lambda inserts: len(inserts) == 1, "the insert under way on the first worker"
+        )
+        # The visitor cancels through the other process, whose worker runs the delete at once and
+        # finds no event yet: the first worker must remove the event it was writing.
+        cancelled = await change(other, "cancelBookingByToken", token=booked["manageToken"])
+        assert (cancelled["__typename"], cancelled["status"]) == ("Booking", "CANCELLED")
+        await eventually(
+            lambda: booking_row(server, booked["id"]), lambda b: b.calendar_event_id is not None, "written"
+        )
+        events = await eventually(lambda: _events(google, ACCOUNT), lambda events: events == [], "no event left")
+        google.latency = 0.0
+    assert events == []
+    assert google.requests_to("DELETE /calendar/v3/calendars/")  # removed, not left behind
+
+
+async def _inserts(google: GoogleDouble) -> list[object]:
+    return list(google.requests_to("POST /calendar/v3/calendars/"))
