@@ -46,6 +46,15 @@ class ProviderNotFound(ProviderError):
     """The calendar or event does not exist (any more)."""
 
 
+class CalendarGone(ProviderNotFound):
+    """One calendar of the account is gone or no longer shared with it (``calendar_id`` says
+    which): the owner must act for that calendar, while the account's others still work."""
+
+    def __init__(self, message: str, *, calendar_id: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.calendar_id = calendar_id
+
+
 class ProviderRefused(ProviderError):
     """A request the provider will never accept as sent (forbidden, invalid, unsupported)."""
 

@@ -45,6 +45,7 @@ from providers.base import (
     WrittenEvent,
 )
 from providers.errors import (
+    CalendarGone,
     ProviderAuthError,
     ProviderError,
     ProviderMisconfigured,
@@ -460,8 +461,8 @@ def _from_token_error(status: int, data: dict[str, Any]) -> ProviderError:
 
 def _from_free_busy_error(calendar_id: str, reason: str | None) -> ProviderError:
     text = f"Google could not answer free/busy for calendar {calendar_id} ({reason})"
-    if reason == "notFound":
-        return ProviderNotFound(text, code=reason)
+    if reason == "notFound":  # deleted, or no longer shared with the account
+        return CalendarGone(text, calendar_id=calendar_id, code=reason)
     if reason in ("tooManyCalendarsRequested", "groupTooBig"):
         return ProviderRefused(text, code=reason)
     return ProviderUnavailable(text, code=reason)

@@ -58,6 +58,7 @@ from providers.base import (
     WrittenEvent,
 )
 from providers.errors import (
+    CalendarGone,
     ProviderAuthError,
     ProviderError,
     ProviderMisconfigured,
@@ -468,7 +469,10 @@ class MicrosoftCalendarClient:
             url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/calendarView"
             # Graph's default page is 10 events; a busy calendar would cost many round trips in a row.
             prefer = f'outlook.timezone="UTC", odata.maxpagesize={_EVENTS_PER_PAGE}'
-            items = await self._collect(url, params, headers={"Prefer": prefer})
+            try:
+                items = await self._collect(url, params, headers={"Prefer": prefer})
+            except ProviderNotFound as exc:  # deleted, or no longer shared with the account
+                raise CalendarGone(exc.message, calendar_id=calendar_id, code=exc.code) from exc
             with _readable():
                 blocks.extend(
                     BusyBlock(calendar_id, _graph_time(item["start"]), _graph_time(item["end"]))

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
-from providers.errors import ProviderError
+from providers.errors import CalendarGone, ProviderError
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
 from scheduling.events import AvailabilityChanged, EventBus
@@ -83,6 +83,9 @@ class BusySync:
         try:
             async with self._concurrency, self._access.client(connection) as client:
                 blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
+        except CalendarGone as exc:  # INACT-1: that calendar is no longer shared; the others sync next time
+            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
+            return False
         except ProviderError as exc:
             logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
             return False

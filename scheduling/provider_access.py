@@ -132,18 +132,20 @@ class ProviderAccess:
                 resealed += 1
         return resealed, unreadable
 
-    async def lose_access(self, connection: CalendarConnection, error: ProviderError) -> None:
-        """INACT-1: every calendar of the connection turns inactive, with the reason and the time."""
+    async def lose_access(
+        self, connection: CalendarConnection, error: ProviderError, *, external_id: str | None = None
+    ) -> None:
+        """INACT-1: every calendar of the connection (or only the one named) turns inactive, with
+        the reason and the time."""
         now = self._clock()
         reason = (error.code or error.message)[:200]
         async with self.db.transaction() as session:
-            calendars = (
-                await session.exec(
-                    select(Calendar).where(
-                        Calendar.connection_id == connection.id, col(Calendar.status) == CalendarStatus.ACTIVE
-                    )
-                )
-            ).all()
+            query = select(Calendar).where(
+                Calendar.connection_id == connection.id, col(Calendar.status) == CalendarStatus.ACTIVE
+            )
+            if external_id is not None:
+                query = query.where(Calendar.external_id == external_id)
+            calendars = (await session.exec(query)).all()
             for calendar in calendars:
                 calendar.status = CalendarStatus.INACTIVE
                 calendar.inactive_reason = reason

@@ -265,3 +265,27 @@ async def test_a_booking_cancelled_while_its_event_is_written_leaves_no_event(
 
 async def _inserts(google: GoogleDouble) -> list[object]:
     return list(google.requests_to("POST /calendar/v3/calendars/"))
+
+
+async def test_a_calendar_no_longer_shared_turns_inactive_alone(server: LiveServer, google: GoogleDouble) -> None:
+    # covers: INACT-1, INACT-2, INACT-3
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    (connection,) = await connections(server, owner.token)
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+
+    google.unshare(ACCOUNT, TEAM)
+    assert not await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))
+
+    (connection,) = await connections(server, owner.token)
+    statuses = {
+        calendar["name"]: (calendar["status"], calendar["inactiveReason"]) for calendar in connection["calendars"]
+    }
+    assert statuses == {ACCOUNT: ("ACTIVE", None), "Team": ("INACTIVE", "notFound")}
+    assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "CalendarInactive"
+    # The owner stops checking it (removing it would end the whole connection): booking works again.
+    off = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": False}, token=owner.token)
+    assert off["data"]["setCalendarIntegrated"]["integrated"] is False, off
+    assert await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))  # the primary syncs again
+    assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "Booking"

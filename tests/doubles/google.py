@@ -155,6 +155,11 @@ class GoogleDouble(DoubleServer):
             self._calendars.setdefault(calendar_id, _Calendar(calendar_id, summary or calendar_id, time_zone))
             self._accounts[email][calendar_id] = access_role
 
+    def unshare(self, email: str, calendar_id: str) -> None:
+        """The calendar's owner stops sharing it with the account: it leaves the account's list."""
+        with self._state_lock:
+            self._accounts[email].pop(calendar_id, None)
+
     def add_busy(self, calendar_id: str, start: datetime, end: datetime) -> None:
         assert start.tzinfo is not None
         assert end.tzinfo is not None

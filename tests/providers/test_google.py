@@ -12,9 +12,9 @@ import pytest
 
 from providers.base import Attendee, BusyBlock, CalendarAccess, EventDraft
 from providers.errors import (
+    CalendarGone,
     ProviderAuthError,
     ProviderMisconfigured,
-    ProviderNotFound,
     ProviderRateLimited,
     ProviderUnavailable,
 )
@@ -265,10 +265,10 @@ async def test_a_calendar_google_cannot_see_any_more_is_not_found(
     google: GoogleDouble, client: GoogleCalendarClient
 ) -> None:
     # covers: INACT-1
-    with pytest.raises(ProviderNotFound) as missing:
+    with pytest.raises(CalendarGone) as missing:
         await client.busy_intervals([OWNER, "gone@example.com"], T0, T0 + timedelta(days=1))
     assert missing.value.code == "notFound"
-    assert "gone@example.com" in missing.value.message
+    assert missing.value.calendar_id == "gone@example.com"  # the account's other calendars still work
 
 
 async def test_naive_datetimes_are_refused(google: GoogleDouble, client: GoogleCalendarClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from providers.base import Attendee, BusyBlock, CalendarAccess, EventDraft
 from providers.errors import (
+    CalendarGone,
     ProviderAuthError,
     ProviderMisconfigured,
     ProviderNotFound,
@@ -307,8 +308,9 @@ async def test_lost_access_to_a_calendar_is_an_auth_error(
     double.fail("POST /v1.0/me/calendars", status=403, body=quota)
     with pytest.raises(ProviderRefused):
         await client.create_event("cal-primary", draft())
-    with pytest.raises(ProviderNotFound):
+    with pytest.raises(CalendarGone) as gone:
         await client.busy_intervals(["no-such-calendar"], JULY_1, JULY_1 + timedelta(days=1))
+    assert gone.value.calendar_id == "no-such-calendar"
 
 
 async def test_a_paging_link_to_another_host_is_not_followed(
