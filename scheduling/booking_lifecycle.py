@@ -73,6 +73,8 @@ class BookingLifecycle(BookingWork):
             booking.start_at, booking.end_at = new_start, new_start + duration
             kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
             if booking.calendar_write != CalendarWrite.NONE:
+                # The owner sees the move pending until the calendar has it (or why it failed).
+                booking.calendar_write, booking.calendar_write_error = CalendarWrite.PENDING, None
                 kinds.append(outbox.CALENDAR_UPDATE_EVENT)
             return kinds
 

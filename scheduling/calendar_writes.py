@@ -81,23 +81,37 @@ class CalendarWrites:
             return
         if target.booking.calendar_event_id is not None:
             return  # written already (a retry of a row whose first run succeeded)
+        await self._write_new(target)
+
+    async def _write_new(self, target: _Target) -> str | None:
+        """Create the event; its id, or None when nothing (any more) stands for the booking."""
         draft = event_for(target.booking, target.page, target.owner)
         calendar_id = target.calendar.external_id
         written = await self._call(target, lambda client: client.create_event(calendar_id, draft))
-        if written is not None and not await self._done(target.booking.id, target.calendar.id, written.event_id):
+        if written is None:
+            return None
+        if not await self._done(target.booking.id, target.calendar.id, written.event_id):
             # Cancelled while the event was being written: its delete may have run already (on
             # another worker) and found no event to delete, so this one goes now.
             await self._call(target, lambda client: client.delete_event(calendar_id, written.event_id))
+            return None
+        return written.event_id
 
     async def _update(self, payload: dict[str, Any]) -> None:
         target = await self._target(payload)
         if target is None:
             return
-        if target.booking.calendar_event_id is None:
-            await self._create(payload)
-            return
-        draft = event_for(target.booking, target.page, target.owner)
         event_id = target.booking.calendar_event_id
+        if event_id is None or target.booking.calendar_event_calendar_id != target.calendar.id:
+            # Never written, or the calendar it was on is gone: made where bookings go now. An
+            # earlier try may have written it with the old times (the create answers with that
+            # one), so it is updated next as well.
+            if target.booking.status != BookingStatus.CONFIRMED:
+                return
+            event_id = await self._write_new(target)
+            if event_id is None:
+                return
+        draft = event_for(target.booking, target.page, target.owner)
         written = await self._call(
             target, lambda client: client.update_event(target.calendar.external_id, event_id, draft)
         )

@@ -289,3 +289,26 @@ async def test_a_calendar_no_longer_shared_turns_inactive_alone(server: LiveServ
     assert off["data"]["setCalendarIntegrated"]["integrated"] is False, off
     assert await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))  # the primary syncs again
     assert (await book(server, "2026-12-01T11:00:00+02:00"))["__typename"] == "Booking"
+
+
+async def test_a_move_after_changing_accounts_puts_the_event_on_the_new_calendar(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: BOOK-5, BOOK-2, CAL-6
+    owner = await owner_allowed_to_connect(server)
+    await connect(server, google, owner)
+    booked = await book(server, "2026-12-01T11:00:00+02:00")
+    await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "written")
+    (connection,) = await connections(server, owner.token)
+    primary = next(calendar for calendar in connection["calendars"] if calendar["isPrimary"])
+    assert (await server.graphql(REMOVE, {"id": primary["id"]}, token=owner.token))["data"]["removeCalendar"]
+    other = "owner.other@example.com"
+    google.add_account(other, time_zone="Europe/Helsinki")
+    await connect_google(server, google, owner, other)
+
+    moved = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T14:00:00+02:00")
+    assert (moved["__typename"], moved["calendarWrite"]) == ("Booking", "PENDING")  # until the calendar has it
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "moved")
+    (event,) = google.events_on(other)
+    assert event["start"]["dateTime"].startswith("2026-12-01T14:00:00")
+    assert row.calendar_event_id == event["id"]
