@@ -99,7 +99,7 @@ class BookingService(BookingWork):
             return PageNotFound(message="scheduling page not found")
         page = view.page
         try:
-            checked = check(draft, page, request_only=request_only or view.status is PageStatus.OFFLINE)
+            checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
         except ValidationFailed as failure:
             return failure.as_result()
         if checked.idempotency_key is not None:

@@ -50,25 +50,29 @@ class CheckedBooking:
     answers: dict[str, str]
     idempotency_key: str | None
     source: BookingSource
-    request_only: bool
+    request_only: bool  # stored as a request: asked for, or the page is offline
+    asked_duration: int | None  # as sent (None: the page's first), for the fingerprint
+    asked_request: bool  # ``requestMeeting`` rather than ``bookMeeting``
 
     def fingerprint(self) -> str:
         """Identifies the request, so a reused idempotency key with another request is refused."""
+        # What was sent, not what it resolved to: a retry after the owner connected a calendar
+        # (the page is no longer offline) or reordered durations is still the same request.
         body = {
             "page": self.page_id.hex,
             "start": self.start.isoformat(),
-            "duration": self.duration,
+            "duration": self.asked_duration,
             "timezone": self.timezone,
             "name": self.invitee_name,
             "email": self.invitee_email,
             "answers": self.answers,
             "source": self.source.value,
-            "request_only": self.request_only,
+            "request": self.asked_request,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def check(draft: BookingDraft, page: SchedulingPage, *, request_only: bool) -> CheckedBooking:
+def check(draft: BookingDraft, page: SchedulingPage, *, asked_request: bool, offline: bool) -> CheckedBooking:
     """Validate a draft against its page; raises ``ValidationFailed``."""
     duration = draft.duration if draft.duration is not None else page.durations[0]
     if duration not in page.durations:
@@ -92,7 +96,9 @@ def check(draft: BookingDraft, page: SchedulingPage, *, request_only: bool) -> C
         answers=_answers(page, draft.answers),
         idempotency_key=key,
         source=draft.source,
-        request_only=request_only,
+        request_only=asked_request or offline,
+        asked_duration=draft.duration,
+        asked_request=asked_request,
     )
 
 

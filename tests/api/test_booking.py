@@ -154,6 +154,19 @@ async def test_idempotency_key_returns_the_first_result(server: LiveServer) -> N
     assert len(await stored_bookings(server)) == 2
 
 
+async def test_a_retry_after_the_page_came_online_gets_the_first_result(server: LiveServer) -> None:
+    # covers: BOOK-4, PAGE-4
+    owner = await owner_with_page(server, online=False)
+    first = await book(server, "2026-12-01T10:00:00+02:00", idempotencyKey="retry-1")
+    assert first["__typename"] == "BookingRequest"
+    await connect_calendar(server.services, owner.user)  # the page is online now
+    again = await book(server, "2026-12-01T10:00:00+02:00", idempotencyKey="retry-1")
+    assert (again["__typename"], again["id"]) == ("BookingRequest", first["id"])
+    explicit = await book(server, "2026-12-01T10:00:00+02:00", request=True, idempotencyKey="retry-1")
+    assert (explicit["__typename"], explicit["field"]) == ("InvalidInput", "idempotencyKey")  # another call
+    assert len(await stored_bookings(server)) == 1
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
