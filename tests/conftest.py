@@ -18,6 +18,7 @@ from scheduling.users import NewUser
 from server.settings import Settings
 from tests.live_server import LiveServer, start_live_server
 from tests.services_available import check_postgres, check_redis
+from tests.smtp_sink import SmtpSink, smtp_sink
 from tests.sync import run_sync
 
 TABLES = "busy_intervals, bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
@@ -83,6 +84,13 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def redis_url() -> str:
     return check_redis()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    with smtp_sink() as running:
+        yield running
 
 
 @pytest.fixture

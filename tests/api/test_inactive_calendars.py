@@ -27,7 +27,7 @@ from tests.api.connect_helpers import (
 )
 from tests.doubles.google import GoogleDouble
 from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.smtp_sink import SmtpSink
 from tests.ws_client import Watcher, ws_session
 
 ACCOUNT = "owner.google@example.com"
@@ -48,12 +48,6 @@ def google() -> Iterator[GoogleDouble]:
     with GoogleDouble() as double:
         double.add_account(ACCOUNT, time_zone="Europe/Helsinki")
         yield double
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
 
 
 @pytest.fixture

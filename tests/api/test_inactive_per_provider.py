@@ -49,7 +49,7 @@ from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
 from tests.doubles.radicale import RadicaleServer
 from tests.doubles.server import TLSFiles, make_tls_files
 from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.smtp_sink import SmtpSink
 from tests.ws_client import Watcher, ws_session
 
 # msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
@@ -242,12 +242,6 @@ def case(request: pytest.FixtureRequest) -> Iterator[Case]:
             yield ExchangeCase(stack.enter_context(ExchangeDouble(tls=tls)), tls)
         else:
             yield CalDAVCase(request.getfixturevalue("radicale"))
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as running:
-        yield running
 
 
 @pytest.fixture

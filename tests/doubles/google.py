@@ -380,15 +380,20 @@ class GoogleDouble(DoubleServer):
             entry["primary"] = True
         return entry
 
-    async def _calendar_get(self, request: Request) -> Response:
-        email = self._caller(request, READ_SCOPES)
+    def _seen(self, request: Request, scopes: set[str]) -> tuple[_Calendar, str, str] | Response:
+        """The request's calendar as its caller sees it (calendar, role, email), or Google's refusal."""
+        email = self._caller(request, scopes)
         if isinstance(email, Response):
             return email
         with self._state_lock:
             visible = self._visible(email, request.path_params["calendar_id"])
-        if visible is None:
-            return _not_found()
-        calendar = visible[0]
+        return _not_found() if visible is None else (*visible, email)
+
+    async def _calendar_get(self, request: Request) -> Response:
+        seen = self._seen(request, READ_SCOPES)
+        if isinstance(seen, Response):
+            return seen
+        calendar = seen[0]
         return JSONResponse(
             {
                 "kind": "calendar#calendar",
@@ -448,28 +453,22 @@ class GoogleDouble(DoubleServer):
 
     def _writable(self, request: Request) -> tuple[_Calendar, str] | Response:
         """The calendar of a write, or Google's refusal."""
-        email = self._caller(request, WRITE_SCOPES)
-        if isinstance(email, Response):
-            return email
-        with self._state_lock:
-            visible = self._visible(email, request.path_params["calendar_id"])
-        if visible is None:
-            return _not_found()
-        if visible[1] not in ("owner", "writer"):
+        seen = self._seen(request, WRITE_SCOPES)
+        if isinstance(seen, Response):
+            return seen
+        calendar, role, email = seen
+        if role not in ("owner", "writer"):
             message = "You need to have writer access to this calendar."
             return JSONResponse(google_error(403, "requiredAccessLevel", message, domain="calendar"), status_code=403)
-        return visible[0], email
+        return calendar, email
 
     async def _events_list(self, request: Request) -> Response:
-        email = self._caller(request, READ_SCOPES | WRITE_SCOPES)
-        if isinstance(email, Response):
-            return email
+        seen = self._seen(request, READ_SCOPES | WRITE_SCOPES)
+        if isinstance(seen, Response):
+            return seen
+        calendar = seen[0]
         show_deleted = request.query_params.get("showDeleted") == "true"
         with self._state_lock:
-            visible = self._visible(email, request.path_params["calendar_id"])
-            if visible is None:
-                return _not_found()
-            calendar = visible[0]
             items = [copy.deepcopy(e) for e in calendar.events.values() if show_deleted or e["status"] != "cancelled"]
         return JSONResponse({"kind": "calendar#events", "summary": calendar.summary, "items": items})
 
@@ -507,12 +506,11 @@ class GoogleDouble(DoubleServer):
         return JSONResponse(event)
 
     async def _event_get(self, request: Request) -> Response:
-        email = self._caller(request, READ_SCOPES | WRITE_SCOPES)
-        if isinstance(email, Response):
-            return email
+        seen = self._seen(request, READ_SCOPES | WRITE_SCOPES)
+        if isinstance(seen, Response):
+            return seen
         with self._state_lock:
-            visible = self._visible(email, request.path_params["calendar_id"])
-            event = visible[0].events.get(request.path_params["event_id"]) if visible else None
+            event = seen[0].events.get(request.path_params["event_id"])
             return JSONResponse(copy.deepcopy(event)) if event else _not_found()
 
     async def _event_update(self, request: Request) -> Response:
