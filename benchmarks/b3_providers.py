@@ -8,10 +8,10 @@ functions against the doubles and are sealed into the rows as the server would s
 rows are written straight into the database (an owner may not normally hold three connections).
 One ``kokous serve`` process (one worker) points its adapters at the doubles.
 
-* **cold**: the busy-time cache of the three calendars is emptied (``busy_synced_at`` NULL, their
+* **cold**: the busy-time cache of the three calendars is emptied (nothing fetched or covered, their
   ``busy_intervals`` deleted) and a 30-day slots query is sent for a window no earlier query used
   (so no kept answer applies). The query then fetches the three connections in parallel before
-  answering (``BusySync.fill_unsynced``). Each cold answer is checked: no slot overlaps any busy
+  answering (``BusySync.fill_uncovered``). Each cold answer is checked: no slot overlaps any busy
   event of any provider. The connections' sync lease is held during the cold samples so the
   background sync cannot fetch them first.
 * **first**: the very first query after the server started is cold too, and reported apart: it also
@@ -290,7 +290,11 @@ async def empty_cache(db: Database, owner: Owner) -> None:
     lease_until = datetime.now(UTC) + timedelta(hours=1)
     async with db.transaction() as session:
         await session.exec(delete(BusyInterval).where(col(BusyInterval.calendar_id).in_(owner.calendar_ids)))
-        await session.exec(update(Calendar).where(col(Calendar.id).in_(owner.calendar_ids)).values(busy_synced_at=None))
+        await session.exec(
+            update(Calendar)
+            .where(col(Calendar.id).in_(owner.calendar_ids))
+            .values(busy_synced_at=None, covered_from=None, covered_until=None)
+        )
         await session.exec(
             update(CalendarConnection)
             .where(col(CalendarConnection.id).in_(owner.connection_ids))

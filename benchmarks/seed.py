@@ -18,6 +18,7 @@ from typing import Any, cast
 from benchmarks.servers import BENCH_SECRET_KEY
 from db.models import BusyInterval, Calendar, CalendarConnection
 from scheduling import page_rules
+from scheduling.coverage import MAX_AHEAD, PAST
 from scheduling.pages import PageDraft, PageView
 from scheduling.services import Services
 from scheduling.users import NewUser
@@ -125,6 +126,8 @@ async def seed_busy_owner(
                         is_primary=index == 0,
                         integrated=True,
                         busy_synced_at=datetime.now(UTC),
+                        covered_from=datetime.now(UTC) - PAST,
+                        covered_until=datetime.now(UTC) + MAX_AHEAD,
                     )
                     for index in range(calendars)
                 ]

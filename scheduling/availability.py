@@ -1,7 +1,8 @@
 """Free slots of a page: its rules, minus busy time on every integrated calendar and bookings.
 
 Reads only the database (the busy-time cache and bookings), never a provider: a visitor's slot
-query must not wait on Google or Microsoft (ARCHITECTURE rule 7).
+query must not wait on Google or Microsoft. Only time whose busy time every integrated calendar
+holds is offered; the answer says when some of the asked time is not known.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from scheduling.coverage import Known, known_range
 from scheduling.engine import (
     FixedHorizon,
     Interval,
@@ -36,8 +37,10 @@ class FreeSlots:
     as_of: datetime
     # When the passing of time alone changes the answer (None: never); see ``stable_until``.
     stable_until: datetime | None
-    # An integrated calendar's busy time was never fetched: the answer may show its time as free.
-    unsynced: bool = False
+    # Every integrated calendar's busy time is known for the asked time (fetched, not failing).
+    complete: bool = True
+    # Busy time must be fetched until then before the asked time can be offered (None: held).
+    missing_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class BusyTime:
     intervals: list[tuple[Interval, uuid.UUID | None]]  # each with its booking id if it is a booking
     as_of: datetime  # the oldest fetch of the calendars' busy time
     inactive: bool  # an integrated calendar lost access
-    unsynced: bool  # an integrated calendar's busy time was never fetched
+    known: Known | None  # where every active integrated calendar's busy time is held (None: no calendar counts)
+    failing: bool  # the last fetch of some integrated calendar failed
 
     def without(self, booking_id: uuid.UUID | None, *, own_event: bool = False) -> list[Interval]:
         """Busy time with one booking's row freed (it is being moved or accepted).
@@ -115,27 +119,52 @@ class AvailabilityService:
         now: datetime,
         ignore_booking: uuid.UUID | None = None,
         own_event: bool = False,
+        known_only: bool = True,
     ) -> FreeSlots:
         """Slots starting in [start, end); ``ignore_booking`` frees a booking being moved or
-        accepted, and with ``own_event`` its calendar event (see ``BusyTime.without``)."""
+        accepted, and with ``own_event`` its calendar event (see ``BusyTime.without``).
+
+        ``known_only=False`` when the providers were just asked about this very time (a booking's
+        live check), so the cache need not hold it.
+        """
         rules, rules_for_duration = weekly_rules(page), slot_rules(page, duration)
         bookable = bookable_range(rules, rules_for_duration, now)
         if bookable is None or bookable.end <= start or bookable.start >= end:
             return FreeSlots(slots=[], as_of=now, stable_until=stable_until(rules, rules_for_duration, now, []))
         margin = timedelta(minutes=duration + page.buffer_minutes)
-        busy = await self.busy_time(
-            session, page.owner_id, max(start, bookable.start) - margin, min(end, bookable.end) + margin, now
-        )
+        needed = Interval(max(start, bookable.start) - margin, min(end, bookable.end) + margin)
+        busy = await self.busy_time(session, page.owner_id, needed.start, needed.end, now)
         if busy.inactive:  # INACT-2: an inactive integrated calendar leaves no time bookable
-            return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None)
-        slots = free_slots(
-            rules, rules_for_duration, busy.without(ignore_booking, own_event=own_event), start, end, now
+            return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None, complete=False)
+        known_start, known_end = start, end
+        missing_until = None
+        if known_only and busy.known is not None and not busy.known.covers(needed.start, needed.end):
+            # A slot is offered only if it and its buffers lie in time every calendar has fetched.
+            buffer = timedelta(minutes=page.buffer_minutes)
+            if busy.known.start is None or busy.known.end is None:
+                known_end = known_start
+            else:
+                known_start = max(start, busy.known.start + buffer)
+                known_end = min(end, busy.known.end - margin + timedelta(microseconds=1))
+            missing_until = needed.end
+        slots = (
+            free_slots(
+                rules,
+                rules_for_duration,
+                busy.without(ignore_booking, own_event=own_event),
+                known_start,
+                known_end,
+                now,
+            )
+            if known_start < known_end
+            else []
         )
         return FreeSlots(
             slots=slots,
             as_of=busy.as_of,
             stable_until=stable_until(rules, rules_for_duration, now, slots),
-            unsynced=busy.unsynced,
+            complete=missing_until is None and not busy.failing,
+            missing_until=missing_until,
         )
 
     @staticmethod
@@ -144,18 +173,20 @@ class AvailabilityService:
     ) -> BusyTime:
         """Busy intervals overlapping [start, end), and the state of the calendars they come from.
 
-        Plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
+        Busy time as plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
         in UTC (SQLite compares the stored text), so bounds are converted first.
         """
         start, end = start.astimezone(UTC), end.astimezone(UTC)
         calendars = (
-            select(col(Calendar.id))
-            .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-            .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
-        )
+            await session.exec(
+                select(Calendar)
+                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
+            )
+        ).all()
         busy_rows = await session.exec(
             select(col(BusyInterval.start_at), col(BusyInterval.end_at)).where(
-                col(BusyInterval.calendar_id).in_(calendars),
+                col(BusyInterval.calendar_id).in_([calendar.id for calendar in calendars]),
                 col(BusyInterval.start_at) < end,
                 col(BusyInterval.end_at) > start,
             )
@@ -168,23 +199,16 @@ class AvailabilityService:
                 col(Booking.end_at) > start,
             )
         )
-        state = await session.exec(
-            select(
-                func.min(col(Calendar.busy_synced_at)),
-                func.count().filter(col(Calendar.status) == CalendarStatus.INACTIVE),
-                func.count().filter(
-                    col(Calendar.status) == CalendarStatus.ACTIVE,
-                    col(Calendar.busy_synced_at).is_(None),
-                    col(CalendarConnection.credentials).is_not(None),
-                ),
-            )
-            .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-            .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
-        )
-        oldest_sync, inactive, unsynced = state.one()
         intervals: list[tuple[Interval, uuid.UUID | None]] = [
             (Interval(row[0], row[1]), None) for row in busy_rows.all()
         ]
         intervals.extend((Interval(row[0], row[1]), row[2]) for row in booking_rows.all())
-        as_of = min(now, oldest_sync) if oldest_sync is not None else now
-        return BusyTime(intervals=intervals, as_of=as_of, inactive=bool(inactive), unsynced=bool(unsynced))
+        active = [calendar for calendar in calendars if calendar.status == CalendarStatus.ACTIVE]
+        synced = [calendar.busy_synced_at for calendar in calendars if calendar.busy_synced_at is not None]
+        return BusyTime(
+            intervals=intervals,
+            as_of=min(now, *synced) if synced else now,
+            inactive=len(active) < len(calendars),
+            known=known_range([(calendar.covered_from, calendar.covered_until) for calendar in active]),
+            failing=any(calendar.busy_failed_at is not None for calendar in active),
+        )

@@ -28,6 +28,7 @@ from scheduling.clock import Clock
 from scheduling.engine import Interval, nearest_free
 from scheduling.errors import (
     CalendarInactive,
+    CalendarUnreachable,
     InvalidInput,
     PageNotFound,
     Refused,
@@ -50,7 +51,7 @@ class BookingView:
     page: SchedulingPage
 
 
-BookResult = BookingView | SlotUnavailable | CalendarInactive | PageNotFound | InvalidInput
+BookResult = BookingView | SlotUnavailable | CalendarInactive | CalendarUnreachable | PageNotFound | InvalidInput
 
 
 class BookingWork:
@@ -86,9 +87,73 @@ class BookingWork:
         if self._live_check is None:
             return Verdict.FREE
         buffer = timedelta(minutes=page.buffer_minutes)
-        written = moving is not None and moving.calendar_event_id is not None
-        now_at = Interval(moving.start_at, moving.end_at) if moving is not None and written else None
+        now_at = Interval(moving.start_at, moving.end_at) if moving is not None and event_in_place(moving) else None
         return await self._live_check.verdict(page.owner_id, start - buffer, end + buffer, moving=now_at)
+
+    async def _calendars_say(
+        self,
+        page: SchedulingPage,
+        start: datetime,
+        end: datetime,
+        *,
+        moving: Booking | None = None,
+        request: bool = False,
+    ) -> Verdict | CalendarInactive | CalendarUnreachable:
+        """The owner's calendars on a new time, as booking, moving and accepting all need it: an
+        inactive calendar refuses (the owner hears of it once), the providers' answer decides.
+        A ``request`` puts nothing on a calendar, so the providers are not asked."""
+        if await self._has_inactive_calendar(page.owner_id):
+            return await self._refused_while_inactive(page.owner_id)
+        if request:
+            return Verdict.FREE
+        verdict = await self._ask_providers(page, start, end, moving=moving)
+        if verdict is Verdict.INACTIVE:
+            return await self._refused_while_inactive(page.owner_id)
+        if verdict is Verdict.UNKNOWN:
+            return _UNREACHABLE
+        return verdict
+
+    async def _refused_while_inactive(self, owner_id: uuid.UUID) -> CalendarInactive:
+        """INACT-2: nobody books while a calendar is inactive; the owner hears of it once per incident."""
+        if self._inactive_notices is not None:
+            await self._inactive_notices.someone_tried_to_book(owner_id)
+        return _INACTIVE
+
+    async def _has_inactive_calendar(self, owner_id: uuid.UUID) -> bool:
+        """INACT-2: one inactive integrated calendar stops all booking with the owner."""
+        async with self._db.session() as session:
+            statement = (
+                select(Calendar.id)
+                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                .where(
+                    col(CalendarConnection.user_id) == owner_id,
+                    col(Calendar.integrated).is_(True),
+                    col(Calendar.status) == CalendarStatus.INACTIVE,
+                )
+                .limit(1)
+            )
+            return (await session.exec(statement)).first() is not None
+
+    async def with_alternatives(
+        self, page: SchedulingPage, start: datetime, duration: int, *, ignore_booking: Booking | None = None
+    ) -> SlotUnavailable:
+        """The refusal, with up to three free (and known) slots nearest to the wanted time."""
+        async with self._db.session() as session:
+            free = await self._availability.free_slots(
+                session,
+                page,
+                duration=duration,
+                start=start - ALTERNATIVES_SPAN,
+                end=start + ALTERNATIVES_SPAN,
+                now=self._clock(),
+                ignore_booking=ignore_booking.id if ignore_booking is not None else None,
+                own_event=ignore_booking is not None and event_in_place(ignore_booking),
+            )
+        nearest = nearest_free([slot for slot in free.slots if slot.start != start], start, limit=3)
+        return SlotUnavailable(
+            message="that time is no longer available; here are the nearest free times",
+            alternatives=tuple((slot.start, slot.end) for slot in nearest),
+        )
 
 
 class BookingService(BookingWork):
@@ -106,14 +171,11 @@ class BookingService(BookingWork):
             earlier = await self._by_idempotency_key(page, checked)
             if earlier is not None:
                 return earlier
-        if await self._has_inactive_calendar(page.owner_id):
-            return await self._refused_while_inactive(page.owner_id)
-        if not checked.request_only:
-            verdict = await self._ask_providers(page, checked.start, checked.end)
-            if verdict is Verdict.INACTIVE:
-                return await self._refused_while_inactive(page.owner_id)
-            if verdict is not Verdict.FREE:
-                return await self._with_alternatives(page, checked)
+        said = await self._calendars_say(page, checked.start, checked.end, request=checked.request_only)
+        if not isinstance(said, Verdict):
+            return said
+        if said is not Verdict.FREE:
+            return await self._with_alternatives(page, checked)
         try:
             booking = await self._insert(page, checked)
         except AlreadyBooked as existing:
@@ -179,12 +241,6 @@ class BookingService(BookingWork):
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
 
-    async def _refused_while_inactive(self, owner_id: uuid.UUID) -> CalendarInactive:
-        """INACT-2: nobody books while a calendar is inactive; the owner hears of it once per incident."""
-        if self._inactive_notices is not None:
-            await self._inactive_notices.someone_tried_to_book(owner_id)
-        return _INACTIVE
-
     async def _is_free(
         self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime
     ) -> bool:
@@ -195,6 +251,8 @@ class BookingService(BookingWork):
             start=checked.start,
             end=checked.start + timedelta(minutes=1),
             now=now,
+            # A booking's calendars were just asked about this time; a request's were not.
+            known_only=checked.request_only,
         )
         return any(slot.start == checked.start for slot in free.slots)
 
@@ -222,37 +280,8 @@ class BookingService(BookingWork):
             return InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
         return BookingView(booking=earlier, page=page)
 
-    async def _has_inactive_calendar(self, owner_id: uuid.UUID) -> bool:
-        """INACT-2: one inactive integrated calendar stops all booking with the owner."""
-        async with self._db.session() as session:
-            statement = (
-                select(Calendar.id)
-                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-                .where(
-                    col(CalendarConnection.user_id) == owner_id,
-                    col(Calendar.integrated).is_(True),
-                    col(Calendar.status) == CalendarStatus.INACTIVE,
-                )
-                .limit(1)
-            )
-            return (await session.exec(statement)).first() is not None
-
     async def _with_alternatives(self, page: SchedulingPage, checked: CheckedBooking) -> SlotUnavailable:
-        """The refusal, with up to three free slots nearest to the wanted time."""
-        async with self._db.session() as session:
-            free = await self._availability.free_slots(
-                session,
-                page,
-                duration=checked.duration,
-                start=checked.start - ALTERNATIVES_SPAN,
-                end=checked.start + ALTERNATIVES_SPAN,
-                now=self._clock(),
-            )
-        nearest = nearest_free(free.slots, checked.start, limit=3)
-        return SlotUnavailable(
-            message="that time is no longer available; here are the nearest free times",
-            alternatives=tuple((slot.start, slot.end) for slot in nearest),
-        )
+        return await self.with_alternatives(page, checked.start, checked.duration)
 
 
 class AlreadyBooked(Exception):
@@ -266,12 +295,21 @@ class AlreadyBooked(Exception):
 _INACTIVE = CalendarInactive(
     message="this calendar cannot take bookings right now; the owner has been asked to reconnect it"
 )
+_UNREACHABLE = CalendarUnreachable(
+    message="the owner's calendar could not be checked just now; nothing was booked, please try again in a minute"
+)
 _KEY_REUSED = InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
 
 
 async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Booking | None:
     statement = select(Booking).where(Booking.page_id == page.id, Booking.idempotency_key == key)
     return (await session.exec(statement)).first()
+
+
+def event_in_place(booking: Booking) -> bool:
+    """The booking's calendar event exists and sits at the booking's time (no move is pending),
+    so its interval in the calendars' busy time is the booking itself."""
+    return booking.calendar_event_id is not None and booking.calendar_write == CalendarWrite.DONE
 
 
 async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:

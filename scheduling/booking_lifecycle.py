@@ -15,13 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Booking, OutboxMessage, SchedulingPage
 from scheduling import outbox
-from scheduling.booking import BookingView, BookingWork, lock_owner
-from scheduling.errors import InvalidInput, NotFound, Refused, SlotUnavailable
+from scheduling.booking import BookingView, BookingWork, event_in_place, lock_owner
+from scheduling.errors import CalendarInactive, CalendarUnreachable, InvalidInput, NotFound, Refused, SlotUnavailable
 from scheduling.events import AvailabilityChanged
 from scheduling.live_check import Verdict
 from scheduling.values import BookingStatus, CalendarWrite, PageStatus
 
-ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable
+ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable | CalendarInactive | CalendarUnreachable
 _NOT_FOUND = NotFound(message="booking not found")
 _TAKEN = SlotUnavailable(message="that time is not available")
 _MOVABLE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
@@ -53,13 +53,24 @@ class BookingLifecycle(BookingWork):
     async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
         """Move a confirmed booking (or a pending request) to another free start, same length.
 
-        The owner's calendars are asked about the new time first, as for a new booking (BOOK-7).
+        A booking obeys the rules of booking: the owner's calendars are asked about the new time
+        first, and an inactive calendar refuses. A pending request moves as a request: nothing is
+        on a calendar and the invitee is told it still waits for the owner.
         """
         view = await self.get(booking_id, owner_id=owner_id)
         if view is not None and view.booking.status in _MOVABLE and start.tzinfo is not None:
             length = view.booking.end_at - view.booking.start_at
-            if await self._ask_providers(view.page, start, start + length, moving=view.booking) is not Verdict.FREE:
-                return _TAKEN
+            said = await self._calendars_say(
+                view.page,
+                start,
+                start + length,
+                moving=view.booking,
+                request=view.booking.status == BookingStatus.REQUESTED,
+            )
+            if not isinstance(said, Verdict):
+                return said
+            if said is not Verdict.FREE:
+                return await self._taken(view, start)
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
             if booking.status not in _MOVABLE:
@@ -67,10 +78,20 @@ class BookingLifecycle(BookingWork):
             if start.tzinfo is None:
                 raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
             new_start = start.astimezone(UTC)
-            written = booking.calendar_event_id is not None
-            await self._require_free(session, page, booking, new_start, now=self._clock(), own_event=written)
+            request = booking.status == BookingStatus.REQUESTED
+            await self._require_free(
+                session,
+                page,
+                booking,
+                new_start,
+                now=self._clock(),
+                own_event=event_in_place(booking),
+                asked=not request,
+            )
             duration = booking.end_at - booking.start_at
             booking.start_at, booking.end_at = new_start, new_start + duration
+            if request:
+                return [outbox.EMAIL_REQUEST_MOVED]
             kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
             if booking.calendar_write != CalendarWrite.NONE:
                 # The owner sees the move pending until the calendar has it (or why it failed).
@@ -81,17 +102,22 @@ class BookingLifecycle(BookingWork):
         return await self._change(booking_id, owner_id, change)
 
     async def accept(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
-        """BOOK-6: a request becomes a booking, written to the calendar; needs a connected calendar."""
+        """BOOK-6: a request becomes a booking, written to the calendar; needs a connected calendar.
+
+        The rules of booking apply: the owner's calendars are asked about the time, and an
+        inactive calendar refuses.
+        """
         view = await self.get(booking_id, owner_id=owner_id)
         if view is not None:
             public = await self._pages.get_page(owner_id, view.page.id)
             if not isinstance(public, NotFound) and public.status is PageStatus.OFFLINE:
                 return InvalidInput(message="connect a calendar before accepting requests")
-            if (
-                view.booking.status == BookingStatus.REQUESTED
-                and await self._ask_providers(view.page, view.booking.start_at, view.booking.end_at) is not Verdict.FREE
-            ):
-                return _TAKEN
+            if view.booking.status == BookingStatus.REQUESTED:
+                said = await self._calendars_say(view.page, view.booking.start_at, view.booking.end_at)
+                if not isinstance(said, Verdict):
+                    return said
+                if said is not Verdict.FREE:
+                    return _TAKEN  # the asked time is the request: there is nothing to offer instead
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
             if booking.status != BookingStatus.REQUESTED:
@@ -106,6 +132,11 @@ class BookingLifecycle(BookingWork):
             return [outbox.CALENDAR_CREATE_EVENT, outbox.EMAIL_BOOKING_CONFIRMED]
 
         return await self._change(booking_id, owner_id, change)
+
+    async def _taken(self, view: BookingView, start: datetime) -> SlotUnavailable:
+        """The calendars are busy then: the refusal with the nearest free times for this booking."""
+        length = int((view.booking.end_at - view.booking.start_at).total_seconds() // 60)
+        return await self.with_alternatives(view.page, start, length, ignore_booking=view.booking)
 
     async def decline(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
@@ -126,7 +157,10 @@ class BookingLifecycle(BookingWork):
         *,
         now: datetime,
         own_event: bool = False,
+        asked: bool = True,
     ) -> None:
+        """Refused unless ``start`` is free by the cache and the rules; ``asked``: the providers
+        were just asked about this time, so the cache need not hold it."""
         duration = int((booking.end_at - booking.start_at).total_seconds() // 60)
         free = await self._availability.free_slots(
             session,
@@ -137,6 +171,7 @@ class BookingLifecycle(BookingWork):
             now=now,
             ignore_booking=booking.id,
             own_event=own_event,
+            known_only=not asked,
         )
         if not any(slot.start == start for slot in free.slots):
             raise Refused(_TAKEN)

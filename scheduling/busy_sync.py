@@ -1,10 +1,11 @@
 """Keeps the local busy-time cache current, so slot queries never wait on a provider (rule 7).
 
 A connection's integrated calendars are fetched in one provider call for a window that covers
-every page's horizon; their cached intervals are replaced in one transaction and the owner's
-``AvailabilityChanged`` is published when anything differs. In the background each process
-claims connections whose cache is older than ``interval`` (``FOR UPDATE SKIP LOCKED`` with a
-lease, so processes share the work) and refreshes them in parallel.
+every page's horizon; their cached intervals and the range they cover are replaced in one
+transaction, and the owner's ``AvailabilityChanged`` is published when answers may differ. A
+failed fetch is recorded on the calendars, so answers can say some times may be missing. In the
+background each process claims connections whose cache is older than ``interval`` (``FOR UPDATE
+SKIP LOCKED`` with a lease, so processes share the work) and refreshes them in parallel.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
 from providers.errors import CalendarGone, ProviderError
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
+from scheduling.coverage import MARGIN, MAX_AHEAD, PAST
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.provider_access import ProviderAccess
 from scheduling.values import CalendarStatus
 
 logger = logging.getLogger(__name__)
 
-PAST = timedelta(days=1)
-DEFAULT_AHEAD = timedelta(days=62)  # at least every slot window a visitor may ask for
-MAX_AHEAD = timedelta(days=400)
+DEFAULT_AHEAD = timedelta(days=60) + MARGIN  # the default horizon
 LEASE = timedelta(minutes=2)
+# After a failed fetch, a visitor's query does not ask that provider again for this long (the
+# background pass keeps trying): one slow or broken provider must not make every query wait.
+RETRY_AFTER_FAILURE = timedelta(minutes=1)
 
 
 class BusySync:
@@ -88,6 +91,7 @@ class BusySync:
             return False
         except ProviderError as exc:
             logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
+            await self._failed(connection, calendars, now)
             return False
         by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
         fetched = {
@@ -95,9 +99,26 @@ class BusySync:
             for block in blocks
             if block.calendar_id in by_external_id and block.start < block.end
         }
-        if await self._store(connection_id, list(by_external_id.values()), fetched, now):
+        # Answers change when busy time does, and also when time that was not known (never
+        # fetched, beyond the last fetch's horizon, or failing) becomes known.
+        newly_known = any(
+            calendar.busy_failed_at is not None
+            or calendar.covered_until is None
+            or calendar.covered_until < end - MARGIN
+            for calendar in calendars
+        )
+        changed = await self._store(connection_id, list(by_external_id.values()), fetched, now, (start, end))
+        if changed or newly_known:
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
         return True
+
+    async def _failed(self, connection: CalendarConnection, calendars: list[Calendar], now: datetime) -> None:
+        """Note the failure on the calendars; answers say times may be missing until a fetch works."""
+        ids = [calendar.id for calendar in calendars]
+        async with self._db.transaction() as session:
+            await session.exec(update(Calendar).where(col(Calendar.id).in_(ids)).values(busy_failed_at=now))
+        if any(calendar.busy_failed_at is None for calendar in calendars):
+            await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
 
     async def _probe(self, connection: CalendarConnection) -> bool:
         try:
@@ -110,14 +131,16 @@ class BusySync:
             await _mark_checked(session, connection.id, self._clock())
         return True
 
-    async def fill_unsynced(self, owner_id: uuid.UUID) -> None:
-        """Fetch, in parallel, every integrated calendar of the owner that was never fetched.
+    async def fill_uncovered(self, owner_id: uuid.UUID, until: datetime) -> None:
+        """Fetch, in parallel, every integrated calendar of the owner whose busy time is not held
+        until ``until`` (never fetched, or a page's horizon grew beyond the last fetch).
 
-        A slot answer must not show a calendar's time as free just because its busy time is not
-        here yet; this is the one moment a visitor waits on providers (bar B3: about as long as
-        the slowest of them). If a provider fails, its calendar stays unsynced and the answer
-        says so through ``asOf``.
+        Time whose busy time is unknown is never offered; this is the one moment a visitor waits
+        on providers (bar B3: about as long as the slowest of them). A provider that failed a
+        moment ago is not asked again here (the background pass retries it), and its calendar's
+        unknown time stays unoffered, which the answer says (``complete``).
         """
+        retry_from = self._clock() - RETRY_AFTER_FAILURE
         async with self._db.session() as session:
             connection_ids = (
                 await session.exec(
@@ -128,7 +151,8 @@ class BusySync:
                         col(CalendarConnection.credentials).is_not(None),
                         col(Calendar.integrated).is_(True),
                         col(Calendar.status) == CalendarStatus.ACTIVE,
-                        col(Calendar.busy_synced_at).is_(None),
+                        or_(col(Calendar.covered_until).is_(None), col(Calendar.covered_until) < until),
+                        or_(col(Calendar.busy_failed_at).is_(None), col(Calendar.busy_failed_at) < retry_from),
                     )
                     .distinct()
                 )
@@ -149,9 +173,9 @@ class BusySync:
         if row is not None:
             days, last_day = row
             if days is not None:
-                ahead = max(ahead, timedelta(days=int(days) + 2))
+                ahead = max(ahead, timedelta(days=int(days)) + MARGIN)
             if isinstance(last_day, date):
-                until = datetime.combine(last_day, time(), tzinfo=UTC) + timedelta(days=2) - self._clock()
+                until = datetime.combine(last_day, time(), tzinfo=UTC) + MARGIN - self._clock()
                 ahead = max(ahead, until)
         return min(ahead, MAX_AHEAD)
 
@@ -161,8 +185,9 @@ class BusySync:
         calendar_ids: list[uuid.UUID],
         fetched: set[tuple[uuid.UUID, datetime, datetime]],
         now: datetime,
+        covered: tuple[datetime, datetime],
     ) -> bool:
-        """Replace the calendars' cached intervals; True when they changed."""
+        """Replace the calendars' cached intervals and the range they cover; True when they changed."""
         async with self._db.transaction() as session:
             rows = (
                 await session.exec(
@@ -178,7 +203,11 @@ class BusySync:
                     BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end, updated_at=now)
                     for calendar_id, start, end in fetched
                 )
-            await session.exec(update(Calendar).where(col(Calendar.id).in_(calendar_ids)).values(busy_synced_at=now))
+            await session.exec(
+                update(Calendar)
+                .where(col(Calendar.id).in_(calendar_ids))
+                .values(busy_synced_at=now, covered_from=covered[0], covered_until=covered[1], busy_failed_at=None)
+            )
             await _mark_checked(session, connection_id, now)
         return changed
 

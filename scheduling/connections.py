@@ -19,11 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Calendar, CalendarConnection, ConnectionAttempt, User
+from db.models import BusyInterval, Calendar, CalendarConnection, ConnectionAttempt, User
 from providers.base import CalendarClient, ConnectedAccount, ProviderCalendar
 from providers.caldav import CalDAVForm
 from providers.caldav import connect as connect_caldav_server
@@ -41,6 +41,7 @@ from scheduling.errors import (
     InvalidInput,
     NotFound,
     PermissionRequired,
+    PrimaryCalendarNotRemovable,
     ProviderNotConfigured,
     Refused,
     ValidationFailed,
@@ -69,6 +70,11 @@ class AuthorizationUrl:
 class Disconnected:
     connection_id: uuid.UUID
     calendar_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class CalendarRemoved:
+    calendar_id: uuid.UUID
 
 
 StartResult = (
@@ -377,19 +383,49 @@ class ConnectionService:
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="integrated_calendars"))
         return calendar
 
-    async def disconnect(self, owner_id: uuid.UUID, calendar_id: uuid.UUID) -> Disconnected | NotFound:
-        """CAL-8: the calendar's connection and its credentials are deleted at once.
+    async def remove_calendar(
+        self, owner_id: uuid.UUID, calendar_id: uuid.UUID
+    ) -> CalendarRemoved | PrimaryCalendarNotRemovable | NotFound:
+        """INACT-3: take one calendar out of the owner's calendars; the connection and its other
+        calendars stay.
 
-        Its calendars and cached busy time go with it; pages fall back to offline when no other
-        connection takes bookings. An account allowed two connections (CAL-5) keeps one from then on.
+        Its busy time is dropped and it no longer counts, so an owner whose only inactive
+        calendar it was can be booked again at once. It stays in the connection's calendar list
+        (not integrated), from where the owner may add it again later. The primary calendar,
+        where bookings are written, goes only with its whole connection (``disconnect``).
         """
-        now = self._clock()
         async with self._db.transaction() as session:
             calendar = await _owned_calendar(session, owner_id, calendar_id)
             if calendar is None:
                 return NotFound(message="calendar not found")
-            connection = await session.get(CalendarConnection, calendar.connection_id)
-            assert connection is not None
+            if calendar.is_primary:
+                return PrimaryCalendarNotRemovable(
+                    message="the primary calendar receives your bookings and cannot be removed alone; "
+                    "disconnect its account instead",
+                    connection_id=calendar.connection_id,
+                )
+            await session.exec(delete(BusyInterval).where(col(BusyInterval.calendar_id) == calendar.id))
+            calendar.integrated = False
+            calendar.status = CalendarStatus.ACTIVE
+            calendar.inactive_reason = calendar.inactive_since = calendar.inactive_notified_at = None
+            calendar.busy_synced_at = calendar.covered_from = calendar.covered_until = calendar.busy_failed_at = None
+            session.add(calendar)
+        await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="calendar_removed"))
+        await self._bus.publish(status_changed(owner_id, calendar, CalendarStatus.REMOVED))
+        return CalendarRemoved(calendar_id=calendar.id)
+
+    async def disconnect(self, owner_id: uuid.UUID, connection_id: uuid.UUID) -> Disconnected | NotFound:
+        """CAL-8: the whole account: the connection and its credentials are deleted at once.
+
+        Its calendars and cached busy time go with it, and the grant is revoked where the provider
+        allows; pages fall back to offline when no other connection takes bookings. An account
+        allowed two connections (CAL-5) keeps one from then on.
+        """
+        now = self._clock()
+        async with self._db.transaction() as session:
+            connection = await session.get(CalendarConnection, connection_id)
+            if connection is None or connection.user_id != owner_id:
+                return NotFound(message="calendar connection not found")
             removed = (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
             changes = [status_changed(owner_id, each, CalendarStatus.REMOVED) for each in removed]
             owner = await session.get(User, owner_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +39,23 @@ class CalendarInactive:
     """An integrated calendar of the owner lost access; nobody can book until it is fixed."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class CalendarUnreachable:
+    """The owner's calendars could not be asked about the time and what is kept of them is too
+    old to trust; nothing was stored, and trying again shortly usually works."""
+
+    message: str
+    retry_after_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class PrimaryCalendarNotRemovable:
+    """INACT-3: the primary calendar goes only with its connection (CAL-8), which ``connection_id`` names."""
+
+    message: str
+    connection_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -78,7 +96,9 @@ Expected = (
     | SlugTaken
     | SlotUnavailable
     | CalendarInactive
+    | CalendarUnreachable
     | PageNotFound
+    | PrimaryCalendarNotRemovable
     | PermissionRequired
     | ProviderNotConfigured
     | ConnectionLimitReached

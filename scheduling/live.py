@@ -50,9 +50,10 @@ class SlotSnapshot:
     as_of: datetime
     status: PageStatus
     stable_until: datetime | None = None  # time alone changes the answer then (None: never)
+    complete: bool = True  # every integrated calendar's busy time is known for the window
 
     def same_as(self, other: SlotSnapshot) -> bool:
-        return (self.slots, self.status) == (other.slots, other.status)
+        return (self.slots, self.status, self.complete) == (other.slots, other.status, other.complete)
 
 
 @dataclass(frozen=True)
@@ -299,15 +300,17 @@ class LiveService:
     async def compute(self, view: PageView, key: FeedKey) -> SlotSnapshot:
         """The page's free slots for the key's window now."""
         free = await self._free_slots(view, key)
-        if free.unsynced and self.busy_sync is not None:
-            # A calendar never fetched would show its time as free: fetch it (all in parallel), then answer.
-            await self.busy_sync.fill_unsynced(view.page.owner_id)
+        if free.missing_until is not None and self.busy_sync is not None:
+            # Some asked time was never fetched (a new page, a longer horizon, a new calendar):
+            # fetch it, all calendars in parallel, then answer.
+            await self.busy_sync.fill_uncovered(view.page.owner_id, free.missing_until)
             free = await self._free_slots(view, key)
         return SlotSnapshot(
             slots=tuple((slot.start, slot.end) for slot in free.slots),
             as_of=free.as_of,
             status=view.status,
             stable_until=free.stable_until,
+            complete=free.complete,
         )
 
     async def _free_slots(self, view: PageView, key: FeedKey) -> FreeSlots:

@@ -1,9 +1,11 @@
-"""At booking time, ask the providers about the one interval being booked (ARCHITECTURE rule 7).
+"""At booking time, ask the providers about the one interval being booked: their answer decides.
 
 Slots come from the local cache; a booking is the moment to be sure, so the owner's integrated
 calendars are asked for that interval alone, all connections at once, within a short timeout.
-When a provider cannot answer, the cache decides only if it is fresh; otherwise the booking is
-refused (fail closed). Lost access makes the calendar inactive, as everywhere.
+A calendar found gone, unshared or unauthorised turns inactive at once (nobody books until the
+owner acts). Only a passing failure (timeout, server error, rate limit) lets the cache decide,
+and only when it was fetched recently and holds that time; every such fallback is logged and
+counted. Otherwise the booking is refused (fail closed).
 """
 
 from __future__ import annotations
@@ -11,27 +13,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
 from sqlmodel import col, select
 
 from db.models import Calendar, CalendarConnection
-from providers.errors import ProviderAuthError, ProviderError
+from providers.errors import (
+    CalendarGone,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
 from scheduling.engine import Interval, subtract
-from scheduling.provider_access import ProviderAccess
+from scheduling.provider_access import ProviderAccess, RefusedOnce
 from scheduling.values import CalendarStatus
 
 logger = logging.getLogger(__name__)
+
+TRANSIENT = (ProviderUnavailable, ProviderRateLimited, TimeoutError)
 
 
 class Verdict(Enum):
     FREE = "free"
     BUSY = "busy"
-    INACTIVE = "inactive"  # a calendar lost access while we asked
-    UNKNOWN = "unknown"  # a provider could not answer and the cache is stale
+    INACTIVE = "inactive"  # a calendar lost access (or is gone) while we asked
+    UNKNOWN = "unknown"  # a provider could not answer and the cache cannot stand in for it
+
+
+@dataclass
+class FallbackStats:
+    """Bookings decided by the cache because a provider failed in passing (for ``/metrics``)."""
+
+    trusted_cache: int = 0  # the cache was fresh and held the time: it decided
+    refused_stale: int = 0  # the cache was too old (or did not hold the time): refused
 
 
 class LiveBusyCheck:
@@ -48,6 +67,7 @@ class LiveBusyCheck:
         self._clock = clock
         self._timeout = timeout
         self._fresh = fresh
+        self.stats = FallbackStats()
 
     async def verdict(
         self, owner_id: uuid.UUID, start: datetime, end: datetime, *, moving: Interval | None = None
@@ -87,19 +107,63 @@ class LiveBusyCheck:
         moving: Interval | None,
     ) -> Verdict:
         try:
-            async with asyncio.timeout(self._timeout), self._access.client(connection) as client:
-                blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
-        except ProviderAuthError:
+            blocks = await self._busy(connection, calendars, start, end)
+        except CalendarGone as exc:  # deleted or unshared: that calendar is inactive from now on
+            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
             return Verdict.INACTIVE
-        except (ProviderError, TimeoutError) as exc:
-            oldest = min((calendar.busy_synced_at for calendar in calendars if calendar.busy_synced_at), default=None)
-            fresh = oldest is not None and oldest >= self._clock() - self._fresh
-            logger.warning(
-                "live busy check of connection %s failed (%s); %s",
-                connection.id,
-                getattr(exc, "message", type(exc).__name__),
-                "trusting the fresh cache" if fresh else "refusing: the cache is stale",
-            )
-            return Verdict.FREE if fresh else Verdict.UNKNOWN
+        except ProviderAuthError:  # the access layer already marked the calendars inactive
+            return Verdict.INACTIVE
+        except TRANSIENT as exc:
+            return self._fallback(connection, calendars, start, end, exc)
+        except ProviderError as exc:  # refused as asked: nothing to fall back on
+            logger.warning("live busy check of connection %s refused: %s; refusing", connection.id, exc.message)
+            return Verdict.UNKNOWN
         busy = subtract([Interval(block.start, block.end) for block in blocks], [moving] if moving else [])
         return Verdict.BUSY if any(block.start < end and start < block.end for block in busy) else Verdict.FREE
+
+    async def _busy(
+        self, connection: CalendarConnection, calendars: list[Calendar], start: datetime, end: datetime
+    ) -> list[Interval]:
+        """The calendars' busy time; a login refused once is asked again at once, since the
+        answer is needed now (a second refusal means access is lost)."""
+        external_ids = [calendar.external_id for calendar in calendars]
+        for attempt in (1, 2):
+            try:
+                async with asyncio.timeout(self._timeout), self._access.client(connection) as client:
+                    blocks = await client.busy_intervals(external_ids, start, end)
+                return [Interval(block.start, block.end) for block in blocks]
+            except RefusedOnce:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fallback(
+        self,
+        connection: CalendarConnection,
+        calendars: list[Calendar],
+        start: datetime,
+        end: datetime,
+        error: Exception,
+    ) -> Verdict:
+        """A passing failure: the cache decides if every calendar was fetched recently and holds the time."""
+        oldest_allowed = self._clock() - self._fresh
+        trusted = all(
+            calendar.busy_synced_at is not None
+            and calendar.busy_synced_at >= oldest_allowed
+            and calendar.covered_from is not None
+            and calendar.covered_until is not None
+            and calendar.covered_from <= start
+            and end <= calendar.covered_until
+            for calendar in calendars
+        )
+        if trusted:
+            self.stats.trusted_cache += 1
+        else:
+            self.stats.refused_stale += 1
+        logger.warning(
+            "live busy check of connection %s failed (%s); %s",
+            connection.id,
+            getattr(error, "message", type(error).__name__),
+            "the fresh cache decides" if trusted else "refusing: the cache is too old to decide",
+        )
+        return Verdict.FREE if trusted else Verdict.UNKNOWN

@@ -114,10 +114,13 @@ def form_fields(values: list[FormField]) -> list[dict[str, Any]]:
     return result
 
 
-def fixed_range(start: date | None, end: date | None) -> tuple[date | None, date | None]:
-    """A fixed booking range replaces the rolling horizon; both ends or neither."""
+def fixed_range(start: date | None, end: date | None, *, latest: date) -> tuple[date | None, date | None]:
+    """A fixed booking range replaces the rolling horizon; both ends or neither, and it may not
+    end after ``latest`` (the farthest day whose busy time is kept)."""
     if (start is None) != (end is None):
         raise ValidationFailed("fixedRange", "give both the first and the last bookable date, or neither")
     if start is not None and end is not None and start > end:
         raise ValidationFailed("fixedRange", "the fixed range starts after it ends")
+    if end is not None and end > latest:
+        raise ValidationFailed("fixedRange", f"the last bookable date may be at most {latest.isoformat()}")
     return start, end

@@ -16,6 +16,7 @@ from db.engine import Database
 from db.models import Calendar, CalendarConnection, SchedulingPage, User
 from scheduling import page_rules, validation
 from scheduling.clock import Clock
+from scheduling.coverage import MAX_HORIZON, MAX_HORIZON_DAYS
 from scheduling.errors import InvalidInput, NotFound, Refused, SlugTaken
 from scheduling.events import AvailabilityChanged, EventBus
 from scheduling.links import LinkBuilder
@@ -217,7 +218,7 @@ class PageService:
             )
         if draft.booking_horizon_days is not None:
             page.booking_horizon_days = validation.integer(
-                "bookingHorizonDays", draft.booking_horizon_days, low=1, high=730
+                "bookingHorizonDays", draft.booking_horizon_days, low=1, high=MAX_HORIZON_DAYS
             )
         if draft.timezone is not None:
             page.timezone = validation.timezone("timezone", draft.timezone)
@@ -236,7 +237,7 @@ class PageService:
             page.fixed_range_start = page.fixed_range_end = None
         elif draft.fixed_range_start is not None or draft.fixed_range_end is not None:
             page.fixed_range_start, page.fixed_range_end = page_rules.fixed_range(
-                draft.fixed_range_start, draft.fixed_range_end
+                draft.fixed_range_start, draft.fixed_range_end, latest=self._clock().date() + MAX_HORIZON
             )
         if draft.enabled is not None:
             page.enabled = draft.enabled

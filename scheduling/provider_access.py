@@ -30,6 +30,14 @@ logger = logging.getLogger(__name__)
 EXCHANGE_AUTH_FAILURES = 2  # a single EWS 401 can be a fluke of NTLM negotiation
 
 
+class RefusedOnce(ProviderUnavailable):
+    """A login refused once where a second refusal in a row is needed to call access lost.
+
+    Passing to a background caller (the next try decides); a caller that must decide now (the
+    live check at booking time) asks again at once.
+    """
+
+
 class ProviderAccess:
     def __init__(
         self, db: Database, vault: CredentialVault, clients: ProviderClients, bus: EventBus, clock: Clock
@@ -56,7 +64,7 @@ class ProviderAccess:
                 raise
             # Counted, not lost: to every caller (a write, the live check, the sync) this refusal
             # is a passing failure, retried like an outage.
-            raise ProviderUnavailable(f"{exc.message} (once; access is lost if it repeats)", code=exc.code) from exc
+            raise RefusedOnce(f"{exc.message} (once; access is lost if it repeats)", code=exc.code) from exc
         else:
             if connection.auth_failures:
                 await self._set_auth_failures(connection.id, 0)

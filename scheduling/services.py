@@ -52,6 +52,7 @@ class Services:
     answers: AnswerCache
     connections: ConnectionService
     busy_sync: BusySync
+    live_check: LiveBusyCheck
     clock: Clock
 
     @classmethod
@@ -95,10 +96,11 @@ class Services:
             calendars=CalendarService(db, bus),
             bookings=BookingQueries(db),
             booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check, notices),
-            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake, live_check),
+            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake, live_check, notices),
             outbox=worker,
             answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),
             connections=ConnectionService(access, busy_sync, bus, signer, clock, dashboard_url=dashboard),
             busy_sync=busy_sync,
+            live_check=live_check,
             clock=clock,
         )

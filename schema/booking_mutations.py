@@ -17,6 +17,7 @@ from schema.booking_types import (
     Booking,
     BookingRequest,
     CalendarInactive,
+    CalendarUnreachable,
     PageNotFound,
     SlotUnavailable,
     booking_from_view,
@@ -26,13 +27,33 @@ from schema.scalars import DateTime
 from schema.types import Ctx
 
 BookMeetingResult = Annotated[
-    Booking | BookingRequest | SlotUnavailable | CalendarInactive | PageNotFound | errors.InvalidInput,
+    Booking
+    | BookingRequest
+    | SlotUnavailable
+    | CalendarInactive
+    | CalendarUnreachable
+    | PageNotFound
+    | errors.InvalidInput,
     strawberry.union("BookMeetingResult"),
 ]
 BookingResult = Annotated[
-    Booking | BookingRequest | SlotUnavailable | errors.NotFound | errors.InvalidInput,
+    Booking
+    | BookingRequest
+    | SlotUnavailable
+    | CalendarInactive
+    | CalendarUnreachable
+    | errors.NotFound
+    | errors.InvalidInput,
     strawberry.union("BookingResult"),
 ]
+
+
+def _calendar_refusal(
+    result: domain.CalendarInactive | domain.CalendarUnreachable,
+) -> CalendarInactive | CalendarUnreachable:
+    if isinstance(result, domain.CalendarInactive):
+        return CalendarInactive(message=result.message)
+    return CalendarUnreachable(message=result.message, retry_after_seconds=result.retry_after_seconds)
 
 
 def _book_result(result: BookResult, context: RequestContext, timezone: str) -> BookMeetingResult:
@@ -40,8 +61,8 @@ def _book_result(result: BookResult, context: RequestContext, timezone: str) -> 
         return booking_from_view(result, context)
     if isinstance(result, domain.SlotUnavailable):
         return slot_unavailable(result, timezone)
-    if isinstance(result, domain.CalendarInactive):
-        return CalendarInactive(message=result.message)
+    if isinstance(result, domain.CalendarInactive | domain.CalendarUnreachable):
+        return _calendar_refusal(result)
     if isinstance(result, domain.PageNotFound):
         return PageNotFound(message=result.message)
     return errors.InvalidInput(message=result.message, field=result.field)
@@ -54,6 +75,8 @@ def _change_result(result: ChangeResult, context: RequestContext) -> BookingResu
         return slot_unavailable(result, "UTC")
     if isinstance(result, domain.NotFound):
         return errors.NotFound(message=result.message)
+    if isinstance(result, domain.CalendarInactive | domain.CalendarUnreachable):
+        return _calendar_refusal(result)
     return errors.InvalidInput(message=result.message, field=result.field)
 
 

@@ -74,6 +74,13 @@ class CalendarInactive(Error):
     pass
 
 
+@strawberry.type(
+    description="The owner's calendar could not be checked just now and nothing was booked; try again shortly."
+)
+class CalendarUnreachable(Error):
+    retry_after_seconds: int
+
+
 @strawberry.type
 class PageNotFound(Error):
     pass

@@ -8,7 +8,7 @@ import strawberry
 
 from resolvers import connections as connection_resolvers
 from scheduling import errors as domain
-from scheduling.connections import Disconnected
+from scheduling.connections import CalendarRemoved as CalendarRemovedValue
 from scheduling.values import CalendarProvider
 from schema import errors
 from schema.connection_types import (
@@ -22,14 +22,32 @@ from schema.connection_types import (
 from schema.types import Calendar, Ctx
 
 
-@strawberry.type(description="The calendar's connection was removed with its credentials (CAL-8).")
-class RemovedCalendar:
+@strawberry.type(
+    description="The calendar no longer counts for availability and its busy time is gone; it stays in its "
+    "connection's calendar list, from where it can be added again."
+)
+class CalendarRemoved:
+    calendar_id: strawberry.ID
+
+
+@strawberry.type(description="The account was disconnected: its calendars and stored credentials are gone.")
+class Disconnected:
     connection_id: strawberry.ID
-    calendar_ids: list[strawberry.ID]
+
+
+@strawberry.type(
+    description="The primary calendar receives your bookings and goes only with its account: "
+    "use disconnectCalendarConnection with `connectionId`."
+)
+class PrimaryCalendarNotRemovable(errors.Error):
+    connection_id: strawberry.ID
 
 
 CalendarResult = Annotated[Calendar | errors.NotFound, strawberry.union("CalendarResult")]
-RemoveCalendarResult = Annotated[RemovedCalendar | errors.NotFound, strawberry.union("RemoveCalendarResult")]
+RemoveCalendarResult = Annotated[
+    CalendarRemoved | PrimaryCalendarNotRemovable | errors.NotFound, strawberry.union("RemoveCalendarResult")
+]
+DisconnectResult = Annotated[Disconnected | errors.NotFound, strawberry.union("DisconnectResult")]
 
 
 @strawberry.type
@@ -55,12 +73,26 @@ class ConnectionMutation:
             return errors.NotFound(message=result.message)
         return Calendar.from_domain(result)
 
-    @strawberry.mutation(description="Disconnect the calendar's account: credentials are deleted at once (CAL-8).")
+    @strawberry.mutation(
+        description="Take one calendar out of your calendars: its busy time no longer counts, and an inactive "
+        "calendar removed this way no longer stops booking. Its account and other calendars stay."
+    )
     async def remove_calendar(self, info: Ctx, calendar_id: strawberry.ID) -> RemoveCalendarResult:
         result = await connection_resolvers.remove(info.context, calendar_id)
-        if isinstance(result, Disconnected):
-            return RemovedCalendar(
-                connection_id=strawberry.ID(str(result.connection_id)),
-                calendar_ids=[strawberry.ID(str(calendar_id)) for calendar_id in result.calendar_ids],
+        if isinstance(result, CalendarRemovedValue):
+            return CalendarRemoved(calendar_id=strawberry.ID(str(result.calendar_id)))
+        if isinstance(result, domain.PrimaryCalendarNotRemovable):
+            return PrimaryCalendarNotRemovable(
+                message=result.message, connection_id=strawberry.ID(str(result.connection_id))
             )
         return errors.NotFound(message=result.message)
+
+    @strawberry.mutation(
+        description="Disconnect a whole calendar account: its calendars go and its stored credentials are "
+        "deleted at once (and revoked where the provider allows)."
+    )
+    async def disconnect_calendar_connection(self, info: Ctx, connection_id: strawberry.ID) -> DisconnectResult:
+        result = await connection_resolvers.disconnect(info.context, connection_id)
+        if isinstance(result, domain.NotFound):
+            return errors.NotFound(message=result.message)
+        return Disconnected(connection_id=strawberry.ID(str(result.connection_id)))

@@ -28,7 +28,11 @@ def slots_in_zone(pairs: Iterable[tuple[datetime, datetime]], timezone: str) -> 
 @strawberry.type
 class SlotList:
     slots: list[Slot]
-    as_of: DateTime
+    as_of: DateTime = strawberry.field(description="The oldest fetch of the calendars' busy time behind the list.")
+    complete: bool = strawberry.field(
+        description="False when some calendar's busy time for this window is not known (not fetched yet, or "
+        "its provider could not be reached): times not known are left out, so some times may be missing."
+    )
     status: PageStatus = strawberry.field(description="The page's state when the list was made.")
 
     @classmethod
@@ -37,5 +41,6 @@ class SlotList:
         return cls(
             slots=slots_in_zone(snapshot.slots, timezone),
             as_of=DateTime(snapshot.as_of),
+            complete=snapshot.complete,
             status=snapshot.status,
         )

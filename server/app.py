@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         )
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
+        metrics.watch_live_check(services.live_check)
         follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
         workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),

@@ -12,6 +12,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduling.answer_cache import AnswerCache
+from scheduling.live_check import LiveBusyCheck
 from scheduling.pubsub import EventHub
 
 
@@ -59,6 +60,24 @@ class AnswerCacheCollector(Collector):
         )
 
 
+class LiveCheckCollector(Collector):
+    """Bookings the cache decided because a provider failed in passing at booking time."""
+
+    def __init__(self, check: LiveBusyCheck) -> None:
+        self._check = check
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = self._check.stats
+        fallbacks = CounterMetricFamily(
+            "kokous_live_check_fallbacks",
+            "Booking-time calendar checks a provider could not answer, by what decided instead",
+            labels=["outcome"],
+        )
+        fallbacks.add_metric(["trusted_cache"], stats.trusted_cache)
+        fallbacks.add_metric(["refused_stale"], stats.refused_stale)
+        yield fallbacks
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -74,6 +93,9 @@ class Metrics:
 
     def watch_answer_cache(self, cache: AnswerCache) -> None:
         self.registry.register(AnswerCacheCollector(cache))
+
+    def watch_live_check(self, check: LiveBusyCheck) -> None:
+        self.registry.register(LiveCheckCollector(check))
 
 
 class MetricsMiddleware:

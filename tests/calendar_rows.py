@@ -1,7 +1,8 @@
 """Connections and calendars written as the providers' connect flow and sync store them.
 
 No provider is called: the rows are written directly, then the owner's ``AvailabilityChanged``
-is published, as the product does after every change to calendars.
+is published, as the product does after every change to calendars. The calendar's busy time is
+held for every time a test asks about (its covered range spans the decades around the tests).
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from db.models import BusyInterval, Calendar, CalendarConnection, User
 from scheduling.events import AvailabilityChanged
 from scheduling.services import Services
 from scheduling.values import CalendarProvider, CalendarStatus
+
+COVERED_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+COVERED_UNTIL = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,13 @@ async def connect_calendar(
         await session.flush()
         if with_calendar:
             calendar = Calendar(
-                connection_id=connection.id, external_id="primary", name="Work", is_primary=True, integrated=True
+                connection_id=connection.id,
+                external_id="primary",
+                name="Work",
+                is_primary=True,
+                integrated=True,
+                covered_from=COVERED_FROM,
+                covered_until=COVERED_UNTIL,
             )
             session.add(calendar)
             await session.flush()

@@ -51,6 +51,11 @@ class Calendar(SQLModel, table=True):
     inactive_notified_at: datetime | None = timestamp_field(nullable=True)
     # When busy time was last fetched from the provider: the freshness of slot answers.
     busy_synced_at: datetime | None = timestamp_field(nullable=True)
+    # The range whose busy time that fetch holds: slots are offered only inside it.
+    covered_from: datetime | None = timestamp_field(nullable=True)
+    covered_until: datetime | None = timestamp_field(nullable=True)
+    # When the last fetch failed (None once one succeeds): answers then say times may be missing.
+    busy_failed_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
 
 

@@ -86,6 +86,7 @@ class BookingEmails:
             outbox.EMAIL_BOOKING_CANCELLED: self._cancelled,
             outbox.EMAIL_REQUEST_RECEIVED: self._request_received,
             outbox.EMAIL_REQUEST_DECLINED: self._request_declined,
+            outbox.EMAIL_REQUEST_MOVED: self._request_moved,
             outbox.EMAIL_OWNER_NEW_BOOKING: self._owner_new_booking,
             outbox.EMAIL_OWNER_NEW_REQUEST: self._owner_new_request,
         }
@@ -141,6 +142,10 @@ class BookingEmails:
     async def _request_received(self, payload: dict[str, Any]) -> None:
         context = await self._load(payload)
         await self._send(None if context is None else messages.request_received(**context.invitee()))
+
+    async def _request_moved(self, payload: dict[str, Any]) -> None:
+        context = await self._load(payload)
+        await self._send(None if context is None else messages.request_received(moved=True, **context.invitee()))
 
     async def _request_declined(self, payload: dict[str, Any]) -> None:
         context = await self._load(payload)

@@ -349,22 +349,35 @@ def request_received(
     invitee_time_zone: str,
     start: datetime,
     end: datetime,
+    moved: bool = False,
 ) -> EmailMessage:
-    """To the invitee: their request reached the owner, who will accept or decline it."""
+    """To the invitee: their request reached the owner (or, with ``moved``, now asks for another
+    time), who will accept or decline it. No invitation: nothing is booked yet."""
     title = _meeting_title(page_name, owner_name)
+    opening = (
+        f"Your request to {one_line(owner_name)} now asks for a new time. It is still waiting for an"
+        if moved
+        else f"Your request was sent to {one_line(owner_name)}. You will get an email when it is"
+    )
+    closing = (
+        "answer: you will get an email when it is accepted (with a calendar invitation) or declined."
+        if moved
+        else "accepted (with a calendar invitation) or declined."
+    )
     body = _lines(
         f"Hello {one_line(invitee_name)},",
         "",
-        f"Your request was sent to {one_line(owner_name)}. You will get an email when it is",
-        "accepted (with a calendar invitation) or declined.",
+        opening,
+        closing,
         "",
         f"What: {title}",
         f"When: {format_when(start, end, invitee_time_zone)}",
     )
+    verb = "Request moved" if moved else "Requested"
     return _message(
         to=mailbox(invitee_name, invitee_email),
         reply_to=mailbox(owner_name, owner_email),
-        subject=f"Requested: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        subject=f"{verb}: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
         body=body,
     )
 

@@ -13,6 +13,8 @@ from server.settings import Settings
 from tests.api.booking_helpers import Owner, create_intro_page
 from tests.conftest import make_owner
 from tests.doubles.google import GoogleDouble
+from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
+from tests.doubles.server import TLSFiles
 from tests.live_server import LiveServer
 
 T = TypeVar("T")
@@ -66,7 +68,17 @@ mutation($id: ID!, $on: Boolean!) {
 REMOVE = """
 mutation($id: ID!) {
   removeCalendar(calendarId: $id) {
-    __typename ... on RemovedCalendar { connectionId calendarIds } ... on NotFound { message }
+    __typename
+    ... on CalendarRemoved { calendarId }
+    ... on PrimaryCalendarNotRemovable { message connectionId }
+    ... on NotFound { message }
+  }
+}
+"""
+DISCONNECT = """
+mutation($id: ID!) {
+  disconnectCalendarConnection(connectionId: $id) {
+    __typename ... on Disconnected { connectionId } ... on NotFound { message }
   }
 }
 """
@@ -119,6 +131,19 @@ def with_google(settings: Settings, google: GoogleDouble) -> Settings:
             "google_auth_uri": config["auth_uri"],
             "google_token_uri": config["token_uri"],
             "google_api_endpoint": config["api_endpoint"],
+        }
+    )
+
+
+def with_microsoft(settings: Settings, microsoft: MicrosoftDouble, tls: TLSFiles) -> Settings:
+    """The settings with the Microsoft adapter pointed at the double, trusting its CA (OPS-3)."""
+    return settings.model_copy(
+        update={
+            "microsoft_client_id": CLIENT_ID,
+            "microsoft_client_secret": CLIENT_SECRET,
+            "microsoft_authority": microsoft.authority,
+            "microsoft_graph_url": microsoft.graph_url,
+            "ca_bundle": tls.ca_path,
         }
     )
 

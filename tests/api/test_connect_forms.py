@@ -29,18 +29,19 @@ from tests.api.booking_helpers import NOW, Owner, book, slots
 from tests.api.connect_helpers import (
     CONNECT_CALDAV,
     CONNECT_EXCHANGE,
-    REMOVE,
+    DISCONNECT,
     booking_row,
     connections,
     eventually,
     owner_allowed_to_connect,
 )
-from tests.api.test_connect_microsoft import MovableClock, create_event_row
+from tests.api.test_connect_microsoft import create_event_row
 from tests.conftest import make_owner
 from tests.doubles.exchange import CalendarItem, ExchangeDouble
 from tests.doubles.radicale import ForwardingApp, RadicaleServer
 from tests.doubles.server import DoubleServer, TLSFiles, make_tls_files
 from tests.live_server import LiveServer, start_live_server
+from tests.support.clock import MovableClock
 
 MAILBOX, SECOND, THIRD = "owner@exchange.example.com", "second@exchange.example.com", "third@exchange.example.com"
 PASSWORD = "correct horse"
@@ -362,8 +363,8 @@ async def test_an_owner_from_before_the_cutover_holds_two_until_removing_one(
     assert third["__typename"] == "ConnectionLimitReached", third
     assert "2 calendar connections" in third["message"]
 
-    removed = await server.graphql(REMOVE, {"id": second["calendars"][0]["id"]}, token=owner.token)
-    assert removed["data"]["removeCalendar"]["connectionId"] == second["id"]
+    removed = await server.graphql(DISCONNECT, {"id": second["id"]}, token=owner.token)
+    assert removed["data"]["disconnectCalendarConnection"]["connectionId"] == second["id"]
     again = await connect_exchange(server, owner, exchange_form(exchange, SECOND))
     assert again["__typename"] == "ConnectionLimitReached", again  # one from then on
     assert "1 calendar connection" in again["message"]
@@ -395,10 +396,9 @@ async def test_removing_deletes_the_connection_its_credentials_and_busy_time(
     assert len(await busy_rows(server, calendar_ids)) == 1
     assert (await server.graphql(STATUS))["data"]["schedulingPage"]["status"] == "ONLINE"
 
-    removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
+    removed = await server.graphql(DISCONNECT, {"id": connection["id"]}, token=owner.token)
 
-    assert removed["data"]["removeCalendar"]["connectionId"] == connection["id"]
-    assert sorted(removed["data"]["removeCalendar"]["calendarIds"]) == sorted(map(str, calendar_ids))
+    assert removed["data"]["disconnectCalendarConnection"]["connectionId"] == connection["id"]
     assert await connection_rows(server, owner) == []
     assert await busy_rows(server, calendar_ids) == []
     async with server.services.db.session() as session:

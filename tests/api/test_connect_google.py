@@ -18,7 +18,7 @@ from db.models import CalendarConnection, OutboxMessage
 from server.settings import Settings
 from tests.api.booking_helpers import NOW, Owner, book, change, slots
 from tests.api.connect_helpers import (
-    REMOVE,
+    DISCONNECT,
     SET_INTEGRATED,
     START,
     booking_row,
@@ -147,8 +147,8 @@ async def test_credentials_are_encrypted_and_removing_deletes_them(server: LiveS
     assert (await server.graphql(status))["data"]["schedulingPage"]["status"] == "ONLINE"
 
     (connection,) = await connections(server, owner.token)
-    removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
-    assert removed["data"]["removeCalendar"]["connectionId"] == connection["id"]
+    removed = await server.graphql(DISCONNECT, {"id": connection["id"]}, token=owner.token)
+    assert removed["data"]["disconnectCalendarConnection"]["connectionId"] == connection["id"]
     async with server.services.db.session() as session:
         assert (await session.exec(select(CalendarConnection))).all() == []
     assert len(google.requests_to("POST /revoke")) == 1  # the grant is ended at Google too
@@ -300,8 +300,8 @@ async def test_a_move_after_changing_accounts_puts_the_event_on_the_new_calendar
     booked = await book(server, "2026-12-01T11:00:00+02:00")
     await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "written")
     (connection,) = await connections(server, owner.token)
-    primary = next(calendar for calendar in connection["calendars"] if calendar["isPrimary"])
-    assert (await server.graphql(REMOVE, {"id": primary["id"]}, token=owner.token))["data"]["removeCalendar"]
+    disconnected = await server.graphql(DISCONNECT, {"id": connection["id"]}, token=owner.token)
+    assert disconnected["data"]["disconnectCalendarConnection"]["__typename"] == "Disconnected"
     other = "owner.other@example.com"
     google.add_account(other, time_zone="Europe/Helsinki")
     await connect_google(server, google, owner, other)

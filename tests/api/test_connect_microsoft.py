@@ -21,10 +21,18 @@ from db.models import OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
 from tests.api.booking_helpers import NOW, Owner, book, slots
-from tests.api.connect_helpers import START, booking_row, connections, eventually, owner_allowed_to_connect
-from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
+from tests.api.connect_helpers import (
+    START,
+    booking_row,
+    connections,
+    eventually,
+    owner_allowed_to_connect,
+    with_microsoft,
+)
+from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.server import TLSFiles, make_tls_files
 from tests.live_server import LiveServer, start_live_server
+from tests.support.clock import MovableClock
 
 # msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
@@ -40,19 +48,6 @@ CALLBACK = "http://127.0.0.1:8000/oauth/microsoft/callback"  # settings.public_u
 DASHBOARD = "http://127.0.0.1:8000/dashboard"
 TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"
 ELEVEN = "2026-12-01T11:00:00+02:00"
-
-
-class MovableClock:
-    """The server's clock: fixed at NOW until a test moves it (outbox backoff without waiting)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +74,7 @@ def clock() -> MovableClock:
 async def server(
     settings: Settings, microsoft: MicrosoftDouble, tls: TLSFiles, clock: MovableClock
 ) -> AsyncIterator[LiveServer]:
-    configured = settings.model_copy(
-        update={
-            "microsoft_client_id": CLIENT_ID,
-            "microsoft_client_secret": CLIENT_SECRET,
-            "microsoft_authority": microsoft.authority,
-            "microsoft_graph_url": microsoft.graph_url,
-            "ca_bundle": tls.ca_path,
-        }
-    )
-    async with start_live_server(configured, clock=clock) as live:
+    async with start_live_server(with_microsoft(settings, microsoft, tls), clock=clock) as live:
         yield live
 
 

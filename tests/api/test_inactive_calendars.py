@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from gql import GraphQLRequest, gql
 
 from server.settings import Settings
 from tests.api.booking_helpers import NOW, Owner, book, slots
 from tests.api.connect_helpers import (
+    DISCONNECT,
     REMOVE,
     SET_INTEGRATED,
     connect_google,
@@ -25,6 +25,7 @@ from tests.api.connect_helpers import (
     owner_allowed_to_connect,
     with_google,
 )
+from tests.api.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
 from tests.doubles.google import GoogleDouble
 from tests.live_server import LiveServer, start_live_server
 from tests.smtp_sink import SmtpSink
@@ -32,15 +33,6 @@ from tests.ws_client import Watcher, ws_session
 
 ACCOUNT = "owner.google@example.com"
 TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"
-STATUS_CHANGED = GraphQLRequest(
-    gql(
-        """
-        subscription {
-          calendarStatusChanged { status reason calendar { id name status inactiveReason isPrimary } }
-        }
-        """
-    )
-)
 
 
 @pytest.fixture
@@ -60,19 +52,6 @@ async def server(settings: Settings, google: GoogleDouble, sink: SmtpSink) -> As
 async def refresh(server: LiveServer, owner: Owner) -> bool:
     (connection,) = await connections(server, owner.token)
     return await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))
-
-
-def inactive_mail(sink: SmtpSink) -> list[Any]:
-    return [mail for mail in sink.messages if "calendar is inactive" in str(mail.message["Subject"])]
-
-
-async def subscribed(server: LiveServer, count: int) -> None:
-    """The protocol does not acknowledge a subscription: wait until the hub holds ``count``."""
-    await eventually(lambda: _subscribers(server), lambda value: value >= count, "subscriptions on the hub")
-
-
-async def _subscribers(server: LiveServer) -> int:
-    return server.services.bus.hub.stats.subscribers
 
 
 async def test_revoked_access_is_pushed_refuses_bookings_mails_once_and_reconnecting_fixes_it(
@@ -145,8 +124,11 @@ async def test_removing_the_inactive_calendar_restores_booking_and_is_pushed(
     async with ws_session(server.ws_url, "graphql-transport-ws", token=owner.token) as mine:
         status = Watcher(mine, {}, STATUS_CHANGED)
         await subscribed(server, before + 1)
-        removed = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
-        assert removed["data"]["removeCalendar"]["__typename"] == "RemovedCalendar"
+        primary = await server.graphql(REMOVE, {"id": connection["calendars"][0]["id"]}, token=owner.token)
+        refused = primary["data"]["removeCalendar"]
+        assert (refused["__typename"], refused["connectionId"]) == ("PrimaryCalendarNotRemovable", connection["id"])
+        removed = await server.graphql(DISCONNECT, {"id": connection["id"]}, token=owner.token)
+        assert removed["data"]["disconnectCalendarConnection"]["__typename"] == "Disconnected"
         pushed = await status.next()
         assert isinstance(pushed, dict), pushed
         assert pushed["calendarStatusChanged"]["status"] == "REMOVED"

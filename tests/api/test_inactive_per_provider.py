@@ -22,13 +22,15 @@ from scheduling import outbox
 from server.settings import Settings
 from tests.api.booking_helpers import NOW, Owner, book, slots
 from tests.api.connect_helpers import (
-    REMOVE,
+    DISCONNECT,
     connect_google,
     connections,
     eventually,
     owner_allowed_to_connect,
     with_google,
+    with_microsoft,
 )
+from tests.api.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
 from tests.api.test_connect_forms import (
     ALICE,
     ALICE_PASSWORD,
@@ -41,11 +43,10 @@ from tests.api.test_connect_forms import (
 from tests.api.test_connect_microsoft import ACCOUNT as MICROSOFT_ACCOUNT
 from tests.api.test_connect_microsoft import DASHBOARD, DEFAULT
 from tests.api.test_connect_microsoft import connect as connect_microsoft
-from tests.api.test_inactive_calendars import STATUS_CHANGED, inactive_mail, subscribed
 from tests.calendar_rows import connect_calendar
 from tests.doubles.exchange import ExchangeDouble
 from tests.doubles.google import GoogleDouble
-from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
+from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.radicale import RadicaleServer
 from tests.doubles.server import TLSFiles, make_tls_files
 from tests.live_server import LiveServer, start_live_server
@@ -116,15 +117,7 @@ class MicrosoftCase:
         double.add_calendar(MICROSOFT_ACCOUNT, DEFAULT, "Calendar", is_default=True)
 
     def configure(self, settings: Settings) -> Settings:
-        return settings.model_copy(
-            update={
-                "microsoft_client_id": CLIENT_ID,
-                "microsoft_client_secret": CLIENT_SECRET,
-                "microsoft_authority": self.double.authority,
-                "microsoft_graph_url": self.double.graph_url,
-                "ca_bundle": self.tls.ca_path,
-            }
-        )
+        return with_microsoft(settings, self.double, self.tls)
 
     async def connect(self, server: LiveServer, owner: Owner) -> None:
         assert await connect_microsoft(server, self.double, owner) == f"{DASHBOARD}?connected=microsoft"
@@ -336,8 +329,8 @@ async def test_lost_access_is_pushed_refuses_bookings_mails_once_and_reconnectin
         # The stranger's own calendar goes now: its removal is the first thing the stranger hears,
         # so none of the owner's changes, all published before it, reached the stranger.
         assert theirs_connected.calendar_id is not None
-        removed = await server.graphql(REMOVE, {"id": str(theirs_connected.calendar_id)}, token=stranger.token)
-        assert removed["data"]["removeCalendar"]["__typename"] == "RemovedCalendar", removed
+        removed = await server.graphql(DISCONNECT, {"id": str(theirs_connected.connection_id)}, token=stranger.token)
+        assert removed["data"]["disconnectCalendarConnection"]["__typename"] == "Disconnected", removed
         first_of_theirs = await status_event(their_status)
         assert (first_of_theirs["status"], first_of_theirs["calendar"]["id"]) == (
             "REMOVED",

@@ -57,8 +57,8 @@ FULL_INPUT: dict[str, Any] = page_input(
         {"key": "phone", "label": "Phone number", "kind": "PHONE"},
     ],
     redirectUrl="https://example.com/thanks",
-    fixedRangeStart="2030-01-01",
-    fixedRangeEnd="2030-06-30",
+    fixedRangeStart="2027-01-01",
+    fixedRangeEnd="2027-06-30",
 )
 
 # What FULL_INPUT is stored as: durations sorted, hours by weekday then start, overrides by date.
@@ -74,8 +74,8 @@ FULL_STORED: dict[str, Any] = {
     "bufferMinutes": 10,
     "minimumNoticeMinutes": 120,
     "bookingHorizonDays": 30,
-    "fixedRangeStart": "2030-01-01",
-    "fixedRangeEnd": "2030-06-30",
+    "fixedRangeStart": "2027-01-01",
+    "fixedRangeEnd": "2027-06-30",
     "weeklyHours": [
         {"weekday": "MONDAY", "start": "09:00", "end": "12:00"},
         {"weekday": "MONDAY", "start": "13:00", "end": "24:00"},
@@ -164,14 +164,14 @@ async def test_limits_are_accepted_at_their_edges(server: LiveServer, owner: Own
         durations=[5, 10, 15, 20, 25, 30, 45, 60, 90, 720],
         startIncrement=5,
         bufferMinutes=0,
-        bookingHorizonDays=730,
+        bookingHorizonDays=365,
         weeklyHours=[{"weekday": "SUNDAY", "start": "00:00", "end": "24:00"}],
-        fixedRangeStart="2030-01-01",
-        fixedRangeEnd="2030-01-01",
+        fixedRangeStart="2027-01-01",
+        fixedRangeEnd="2027-01-01",
     )
     created = await create_page_result(server, token, edges)
     assert created["__typename"] == "SchedulingPage", created
-    assert (created["slug"], created["bookingHorizonDays"], len(created["durations"])) == ("a" * 64, 730, 10)
+    assert (created["slug"], created["bookingHorizonDays"], len(created["durations"])) == ("a" * 64, 365, 10)
     assert created["weeklyHours"] == [{"weekday": "SUNDAY", "start": "00:00", "end": "24:00"}]
     assert (await my_pages(server, token))[0]["durations"][-1] == 720
 
@@ -233,12 +233,12 @@ async def test_null_fixed_range_returns_to_the_rolling_horizon(server: LiveServe
     # covers: PAGE-2
     _user, token = owner
     page = await create_page_result(server, token, FULL_INPUT)
-    assert (page["fixedRangeStart"], page["fixedRangeEnd"]) == ("2030-01-01", "2030-06-30")
+    assert (page["fixedRangeStart"], page["fixedRangeEnd"]) == ("2027-01-01", "2027-06-30")
     one_null = await update_page_result(
-        server, token, page["id"], {**page_input("discovery"), "fixedRangeStart": None, "fixedRangeEnd": "2030-02-01"}
+        server, token, page["id"], {**page_input("discovery"), "fixedRangeStart": None, "fixedRangeEnd": "2027-02-01"}
     )
     assert one_null["field"] == "fixedRange"
-    assert (await my_pages(server, token))[0]["fixedRangeEnd"] == "2030-06-30"
+    assert (await my_pages(server, token))[0]["fixedRangeEnd"] == "2027-06-30"
     cleared = await update_page_result(
         server, token, page["id"], {**page_input("discovery"), "fixedRangeStart": None, "fixedRangeEnd": None}
     )
@@ -306,7 +306,7 @@ BAD_PAGE_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("buffer-negative", {"bufferMinutes": -5}, "bufferMinutes"),
     ("notice-negative", {"minimumNoticeMinutes": -1}, "minimumNoticeMinutes"),
     ("horizon-0", {"bookingHorizonDays": 0}, "bookingHorizonDays"),
-    ("horizon-731", {"bookingHorizonDays": 731}, "bookingHorizonDays"),
+    ("horizon-366", {"bookingHorizonDays": 366}, "bookingHorizonDays"),
     ("zone-mars", {"timezone": "Mars/Base"}, "timezone"),
     ("zone-path", {"timezone": "../etc/passwd"}, "timezone"),
     ("zone-empty", {"timezone": ""}, "timezone"),
@@ -369,9 +369,9 @@ BAD_PAGE_INPUTS: list[tuple[str, dict[str, Any], str]] = [
     ("redirect-bad-port", {"redirectUrl": "https://example.com:port/thanks"}, "redirectUrl"),
     ("domain-unknown", {"domain": "nowhere.example.com"}, "domain"),
     ("domain-not-a-host", {"domain": "not a host"}, "domain"),
-    ("fixed-range-only-start", {"fixedRangeStart": "2030-01-01"}, "fixedRange"),
-    ("fixed-range-only-end", {"fixedRangeEnd": "2030-01-01"}, "fixedRange"),
-    ("fixed-range-backwards", {"fixedRangeStart": "2030-02-01", "fixedRangeEnd": "2030-01-01"}, "fixedRange"),
+    ("fixed-range-only-start", {"fixedRangeStart": "2027-01-01"}, "fixedRange"),
+    ("fixed-range-only-end", {"fixedRangeEnd": "2027-01-01"}, "fixedRange"),
+    ("fixed-range-backwards", {"fixedRangeStart": "2027-02-01", "fixedRangeEnd": "2027-01-01"}, "fixedRange"),
 ]
 
 
@@ -409,7 +409,7 @@ async def test_malformed_variables_are_graphql_errors_and_change_nothing(server:
     existing = await create_page(server, token, "existing")
     before = await me(server, token)
     attempts = [
-        page_input(fixedRangeStart="2030-13-01", fixedRangeEnd="2030-12-01"),
+        page_input(fixedRangeStart="2027-13-01", fixedRangeEnd="2027-12-01"),
         page_input(weeklyHours=[{"weekday": "FUNDAY", "start": "09:00", "end": "17:00"}]),
         page_input(durations=["thirty"]),
         page_input(formFields=[{"key": "company", "label": "Company", "kind": "VIDEO"}]),

@@ -242,6 +242,13 @@ class MicrosoftDouble(DoubleServer):
                 calendar_id, email, name, can_edit, owner_email or email, is_default
             )
 
+    def unshare(self, calendar_id: str) -> None:
+        """The calendar's owner stops sharing it with the mailbox. As Graph does then, it leaves
+        ``/me/calendars`` and every request naming it (calendarView, events) answers 404
+        ``ErrorItemNotFound``; its events are kept for ``events_on``."""
+        with self._state:
+            del self._calendars[calendar_id]
+
     def add_busy(
         self,
         calendar_id: str,

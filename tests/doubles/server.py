@@ -194,6 +194,11 @@ class DoubleServer:
         with self._lock:
             self._faults.append(Fault(match, status, raw, dict(headers or {}), delay, times))
 
+    def clear_faults(self) -> None:
+        """Forget planned faults that have not happened yet: the provider answers normally again."""
+        with self._lock:
+            self._faults.clear()
+
     def record(self, request: RecordedRequest) -> Fault | None:
         with self._lock:
             self._requests.append(request)

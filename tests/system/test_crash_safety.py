@@ -43,6 +43,7 @@ from tests.api.booking_helpers import BOOK, BOOK_RESULT, CREATE_PAGE
 from tests.api.connect_helpers import ALLOW_EMAIL_ACCESS, START
 from tests.doubles.google import GoogleDouble
 from tests.live_server import free_port
+from tests.support.clock import MovableClock
 from tests.system.processes import ROOT, ServerProcess, spawn_server
 
 pytestmark = pytest.mark.system
@@ -336,20 +337,10 @@ async def test_a_kill_after_the_commit_before_the_worker_took_the_booking_loses_
     assert mail_to(tmp_path) == sorted([owner, owner, "early@example.com", "vera@example.com"])
 
 
-class MovableClock:
-    """Outbox time under the test's control; the lease renewal itself still runs on real time."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 async def test_a_live_worker_keeps_its_rows_past_the_lease(database_url: str) -> None:
     # covers: BOOK-7
     """The short lease that frees a killed worker's rows must not free a slow live worker's rows."""
-    clock = MovableClock()
+    clock = MovableClock(datetime(2026, 11, 30, 6, 0, tzinfo=UTC))
     db = Database(database_url)
     started, release = asyncio.Event(), asyncio.Event()
     calls: list[dict[str, Any]] = []

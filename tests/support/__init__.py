@@ -1,0 +1,1 @@
+"""Helpers shared by test modules of every layer (nothing here is a test)."""
