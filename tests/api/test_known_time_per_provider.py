@@ -327,3 +327,27 @@ async def test_slot_answers_say_when_the_provider_fails_and_offer_no_unfetched_t
     assert at(1, 14, 30) not in answered.starts
     assert at(1, 13) in answered.starts
     assert at(1, 15) in answered.starts
+
+
+@pytest.mark.parametrize("provider", ["exchange"], indirect=True)
+async def test_a_changed_exchange_password_found_at_booking_time_refuses_at_once_and_a_fluke_does_not(
+    server: LiveServer, provider: Provider, sink: SmtpSink
+) -> None:
+    # covers: BOOK-9, INACT-1, INACT-2, CAL-3
+    assert isinstance(provider, Exchange)
+    exchange = provider.double
+    owner = await owner_allowed_to_connect(server)
+    await provider.connect(server, owner)
+
+    exchange.fail("FindItem", status=401, times=1)  # one refused login: a fluke of the handshake
+    fluke = await book(server, "2026-12-01T10:00:00+02:00")
+    assert fluke["__typename"] == "Booking", fluke  # asked again at once, and the calendar answered
+
+    exchange.change_password(MAILBOX, "changed-by-the-owner")  # the cache is fresh and does not know
+    async with watching_status(server, owner) as status:
+        refused = await book(server, "2026-12-01T11:00:00+02:00")
+        assert refused["__typename"] == "CalendarInactive", refused  # the first attempt already
+        event = await status_event(status)
+        assert (event["status"], event["reason"]) == ("INACTIVE", "UnauthorizedError")
+    (mail,) = await eventually(lambda: _inactive_mail(sink), lambda found: len(found) >= 1, "the owner's email")
+    assert mail.rcpt_tos == [owner.user.email]
