@@ -1,4 +1,4 @@
-"""Kokous benchmarks: reports of the speed bars in QUALITY.md, not tests.
+"""Kokous benchmarks: reports of the speed bars (each a ratio measured side by side in one run), not tests.
 
 Every benchmark is a function registered with :func:`benchmark`. It gets a :class:`Run` to
 record figures on (a value, what it was compared with, the target and whether it was met) and

@@ -184,10 +184,10 @@ def _timed(function: Callable[..., Any], buckets: Buckets, name: str) -> Any:
 @contextmanager
 def instrumented(app: Any, buckets: Buckets) -> Iterator[None]:
     """Wrap the layers of a slots request with wall-clock timers (this process only, undone after)."""
-    import scheduling.availability as availability
-    from scheduling.availability import AvailabilityService
-    from scheduling.live import LiveService
-    from scheduling.pages import PageService
+    import scheduling.pages.availability as availability
+    from scheduling.live.feeds import LiveService
+    from scheduling.pages.availability import AvailabilityService
+    from scheduling.pages.service import PageService
     from schema.slot_types import SlotList
     from server.graphql_view import KokousGraphQL
 

@@ -52,17 +52,17 @@ from benchmarks.loadgen import Connection, close_connections, exchange, open_con
 from benchmarks.seed import SLOTS, every_day, seed_settings
 from benchmarks.servers import BENCH_SECRET_KEY, on_each_database, serve, server_env
 from benchmarks.stats import Summary
+from common.values import CalendarProvider
 from db.engine import Database
 from db.models import BusyInterval, Calendar, CalendarConnection
 from providers.exchange import ExchangeConfig, ExchangeForm
 from providers.exchange import connect as exchange_connect
 from providers.google import GoogleConfig, GoogleOAuth
 from providers.microsoft import MicrosoftOAuth
-from scheduling.pages import PageDraft, PageView
+from scheduling.calendars.vault import CredentialVault
+from scheduling.pages.service import PageDraft, PageView
 from scheduling.services import Services
 from scheduling.users import NewUser
-from scheduling.values import CalendarProvider
-from scheduling.vault import CredentialVault
 from server.app import create_app
 from tests.doubles.exchange import ExchangeDouble
 from tests.doubles.google import GoogleDouble

@@ -6,7 +6,7 @@ processes run side by side, each with 1,000 subscriptions:
 * **slotsChanged**: ``MULTIPLEX`` subscriptions per WebSocket (the server's cap is raised to
   that through ``KOKOUS_MAX_SUBSCRIPTIONS_PER_CONNECTION``), all on the same page, window
   (``WINDOW_DAYS`` days from tomorrow) and duration, so the server shares one slot feed;
-* **raw**: ``scheduling.pubsub.EventHub`` subscriptions on the page owner's channel of the same
+* **raw**: ``pubsub.EventHub`` subscriptions on the page owner's channel of the same
   Redis, in their own process: the broadcaster floor the GraphQL layer is compared with.
 
 Every ``INTERVAL`` s the driver (this process) changes the page's slots through the server:
@@ -124,7 +124,7 @@ async def ws_listener(url: str, variables: dict[str, Any], count: int, per_socke
 
 async def raw_listener(url: str, channel: str, count: int) -> None:
     """``count`` EventHub subscriptions on one channel; say READY, record until STOP."""
-    from scheduling.pubsub import EventHub
+    from pubsub import EventHub
 
     hub = EventHub(url)
     await hub.connect()
@@ -415,7 +415,7 @@ def spreads(arrivals: list[list[list[Any]]], changes: int) -> list[float]:
 @contextlib.contextmanager
 def fanout_layers(buckets: Buckets) -> Any:
     """Wall-clock timers on the fan-out path (this process only, undone after)."""
-    from scheduling.live import SlotFeed
+    from scheduling.live.feeds import SlotFeed
     from schema.slot_types import SlotList
     from server.graphql_view import KokousGraphQL
 
@@ -437,7 +437,7 @@ def fanout_layers(buckets: Buckets) -> Any:
 
 async def profile_fanout(database_url: str, slug: str, variables: dict[str, Any], slots: list[str]) -> FanoutProfile:
     """The server in this process (uvicorn, memory pub/sub) under cProfile while it fans out changes."""
-    from tests.live_server import start_live_server
+    from tests.support.live_server import start_live_server
 
     with tempfile.TemporaryDirectory(prefix="kokous-bench-b4-profile-") as folder:
         settings = seed_settings(database_url, Path(folder))

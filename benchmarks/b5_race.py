@@ -137,10 +137,10 @@ class Outcome:
 @contextmanager
 def booking_layers(buckets: Buckets, sql: Buckets) -> Iterator[None]:
     """Wall-clock timers around the steps of ``BookingService.book`` (this process only, undone after)."""
-    from scheduling.booking import BookingService
+    from scheduling.booking.book import BookingService
     from scheduling.notifications.mailer import Mailer
     from scheduling.outbox import OutboxWorker
-    from scheduling.pages import PageService
+    from scheduling.pages.service import PageService
 
     steps: list[tuple[Any, str, str, Buckets | None]] = [
         (PageService, "public_page", "page lookup", sql),
@@ -344,9 +344,9 @@ async def exercise(
 
 
 async def stored_bookings(database_url: str) -> int:
+    from common.values import BookingStatus
     from db.engine import Database
     from db.models import Booking
-    from scheduling.values import BookingStatus
 
     database = Database(database_url)
     try:

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from benchmarks.servers import BENCH_SECRET_KEY
+from common.values import CalendarProvider, Weekday
 from db.models import BusyInterval, Calendar, CalendarConnection
-from scheduling import page_rules
-from scheduling.coverage import MAX_AHEAD, PAST
-from scheduling.pages import PageDraft, PageView
+from scheduling.engine.coverage import MAX_AHEAD, PAST
+from scheduling.pages import rules as page_rules
+from scheduling.pages.service import PageDraft, PageView
 from scheduling.services import Services
 from scheduling.users import NewUser
-from scheduling.values import CalendarProvider, Weekday
 from server.app import create_app
 from server.settings import Settings
 
@@ -167,7 +167,7 @@ async def _one(services: Services, index: int, slug_prefix: str) -> SeededOwner:
     return SeededOwner(token=created.token, slug=slug, connection_id=connection_id)
 
 
-# GraphQL documents for booking on a seeded page (the same fields as tests/api/booking_helpers.py).
+# GraphQL documents for booking on a seeded page (the same fields as tests/support/booking_helpers.py).
 BOOK = """
 mutation($input: BookMeetingInput!) {
   bookMeeting(input: $input) {

@@ -1,7 +1,7 @@
 """Processes and databases a benchmark needs, each stopped or dropped by its own handle.
 
 ``kokous serve`` processes come from ``tests.system.processes`` and the private redis-server
-from ``tests.redis_process`` (run from the repository root, ``tests`` is importable), so the
+from ``tests.support.redis_process`` (run from the repository root, ``tests`` is importable), so the
 benchmarks start servers exactly as the system tests do. Nothing here touches the shared Redis.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from db.migrate import migrate
-from tests.redis_process import RedisProcess
+from tests.support.redis_process import RedisProcess
 from tests.system.processes import ServerProcess, kokous_servers
 
 __all__ = [

@@ -15,7 +15,7 @@ from typing import Protocol
 
 
 class CalendarAccess(StrEnum):
-    """The owner's access to a calendar; only OWNER, WRITER and READER may be integrated (CAL-6)."""
+    """The owner's access to a calendar; only OWNER, WRITER and READER may be integrated."""
 
     OWNER = "OWNER"
     WRITER = "WRITER"
@@ -131,7 +131,7 @@ class CalendarClient(Protocol):
         ...
 
     async def revoke(self) -> None:
-        """End the app's access at the provider where it allows that (CAL-8); else nothing."""
+        """End the app's access at the provider where it allows that; else nothing."""
         ...
 
     async def aclose(self) -> None:

@@ -33,7 +33,7 @@ How it works, and why:
   ``<calendar URL>/<UID>.ics`` with ``If-None-Match: *``, so a retry after a success finds the
   resource there (412) and returns it instead of writing a second event. ``WrittenEvent.event_id``
   is the event's absolute URL: updates and deletes address it directly, without a search.
-  Attendees carry ``SCHEDULE-AGENT=CLIENT``: Kokous sends the invitation itself (BOOK-2), so a
+  Attendees carry ``SCHEDULE-AGENT=CLIENT``: Kokous sends the invitation itself, so a
   server with implicit scheduling must not send a second one.
 - The CA bundle, when configured, is trusted in addition to the system store (see ``_verify``).
 """
@@ -68,6 +68,7 @@ from providers.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from providers.plumbing import aware_utc
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ _CALENDAR_PROPS = _propfind_body(
 
 @dataclass(frozen=True)
 class CalDAVForm:
-    """What the owner types in to connect (CAL-6 lists what it finds)."""
+    """What the owner types in to connect."""
 
     url: str
     username: str
@@ -368,12 +369,6 @@ def _default_calendar_url(client: DAVClient, inbox: str | None) -> str | None:
 # -- busy time ---------------------------------------------------------------------------------
 
 
-def _aware_utc(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be an aware datetime, got naive {value!r}")
-    return value.astimezone(UTC)
-
-
 def _is_busy(event: icalendar.Event) -> bool:
     transparent = str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT"
     return not transparent and str(event.get("STATUS", "")).upper() != "CANCELLED"
@@ -415,7 +410,7 @@ def _busy_of(client: DAVClient, calendar_id: str, start: datetime, end: datetime
 
 def _checked_zone(draft: EventDraft) -> ZoneInfo:
     """Refuse drafts that would write a wrong event: naive or reversed times, an unknown zone."""
-    start, end = _aware_utc(draft.start, "start"), _aware_utc(draft.end, "end")
+    start, end = aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
     if end <= start:
         raise ValueError(f"the event must end after it starts ({draft.start} .. {draft.end})")
     if _iana_zone(draft.timezone) is None:
@@ -519,7 +514,7 @@ class CalDAVCalendarClient:
         return await _off_loop(work)
 
     async def busy_intervals(self, calendar_ids: Sequence[str], start: datetime, end: datetime) -> list[BusyBlock]:
-        start, end = _aware_utc(start, "start"), _aware_utc(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if not calendar_ids or end <= start:
             return []
 

@@ -1,8 +1,16 @@
 """The one small tree of provider failures; every adapter maps its library's errors onto it.
 
-What happens next depends only on the class: auth lost makes the calendar inactive, rate limits
-and outages are retried (after ``retry_after`` when the provider says), a refusal is final and
-is explained to the owner, not found means the thing is already gone.
+* ProviderError
+  + ProviderAuthError          - access lost: the calendars turn inactive
+  + ProviderRateLimited        - retried, not before ``retry_after``
+  + ProviderUnavailable        - timeout, network, server error: retried with backoff
+    - ProviderMisconfigured    - this server's own client refused: an operator's error, retried
+  + ProviderNotFound           - the thing is already gone
+    - CalendarGone             - one calendar deleted or unshared: that calendar turns inactive
+  + ProviderRefused            - never accepted as sent: explained to the owner
+    - ProviderUnsupported      - the server is too old (Exchange before 2010 SP2)
+
+What happens next depends only on the class, never on the provider.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ class ProviderError(Exception):
 
 
 class ProviderAuthError(ProviderError):
-    """Credentials wrong, expired or revoked: the connection needs the owner (INACT-1)."""
+    """Credentials wrong, expired or revoked: the connection needs the owner."""
 
 
 class ProviderRateLimited(ProviderError):

@@ -1,4 +1,4 @@
-"""On-premises Exchange over EWS with exchangelib (CAL-3): connect with a form, read busy time, write bookings.
+"""On-premises Exchange over EWS with exchangelib: connect with a form, read busy time, write bookings.
 
 exchangelib is synchronous (requests), so every call runs in a worker thread. It keeps its HTTP timeout and
 adapter class as class-wide state and caches one ``Protocol`` per (endpoint, credentials) in a process-wide
@@ -16,7 +16,6 @@ times in UTC. The idempotency key lives in a PublicStrings extended property on 
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import ssl
@@ -72,6 +71,7 @@ from providers.errors import (
     ProviderUnavailable,
     ProviderUnsupported,
 )
+from providers.plumbing import TrustAdapter, aware_utc, trust_context
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ _TRANSIENT = (ews.ErrorTimeoutExpired, ews.ErrorInternalServerTransientError, ew
 
 @dataclass(frozen=True)
 class ExchangeForm:
-    """What the owner types in (CAL-3); empty ``ews_url`` means autodiscover, empty ``version`` means detect."""
+    """What the owner types in; empty ``ews_url`` means autodiscover, empty ``version`` means detect."""
 
     email: str
     password: str = field(repr=False)
@@ -151,28 +151,6 @@ class ExchangeCredentials:
 # -- transport: timeout and trust store per connection ------------------------------------------
 
 
-class _TrustAdapter(requests.adapters.HTTPAdapter):
-    """Verifies TLS against the system trust store plus the configured CA bundle."""
-
-    def __init__(self, context: ssl.SSLContext | None, **kwargs: Any) -> None:
-        self._context = context  # before super().__init__, which builds the pool manager
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        if self._context is not None:
-            kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-
-@functools.lru_cache(maxsize=8)
-def _trust(ca_bundle: str) -> ssl.SSLContext:
-    """The system trust store plus the bundle. Loading them costs ~16 ms on the event loop for every
-    client, so one context per bundle path is kept for the process; contexts are safe to share."""
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=ca_bundle)
-    return context
-
-
 @dataclass(frozen=True)
 class _Transport:
     timeout: float
@@ -180,11 +158,11 @@ class _Transport:
 
     @classmethod
     def from_config(cls, config: ExchangeConfig) -> _Transport:
-        return cls(config.timeout, _trust(config.ca_bundle) if config.ca_bundle else None)
+        return cls(config.timeout, trust_context(config.ca_bundle) if config.ca_bundle else None)
 
     def mount(self, session: requests.Session, prefix: str) -> requests.Session:
         """Replace exchangelib's adapter (one connection, no urllib3 retries) by ours with the same pool."""
-        adapter = _TrustAdapter(self.context, pool_block=True, pool_connections=1, pool_maxsize=1, max_retries=0)
+        adapter = TrustAdapter(self.context, pool_block=True, pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount(prefix, adapter)
         return session
 
@@ -216,7 +194,7 @@ def _open_account(credentials: ExchangeCredentials, version: Any, transport: _Tr
         credentials=Credentials(credentials.username, credentials.password),
         version=version,
         auth_type=credentials.auth_type,  # None: taste the WWW-Authenticate header the server sends
-        retry_policy=FailFast(),  # never wait inside a worker thread; callers retry (BOOK-7)
+        retry_policy=FailFast(),  # never wait inside a worker thread; callers retry
     )
     with suppress(KeyError):
         del Protocol[config]  # forget an older protocol for this mailbox; it may carry another timeout
@@ -332,12 +310,6 @@ def _check_version(name: str, build: Any | None = None) -> None:
     if VERSION_BUILDS[name] < VERSION_BUILDS[MINIMUM_VERSION]:
         seen = f" (build {build})" if build is not None else ""
         raise ProviderUnsupported(f"This Exchange server is {_label(name)}{seen}. {_minimum_text()}")
-
-
-def _require_aware(*moments: datetime) -> None:
-    for moment in moments:
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError(f"naive datetime {moment!r}: give an aware UTC datetime")
 
 
 def _ews_time(moment: datetime, zone: Any) -> Any:
@@ -495,7 +467,7 @@ class ExchangeCalendarClient:
         return calendars
 
     async def busy_intervals(self, calendar_ids: Sequence[str], start: datetime, end: datetime) -> list[BusyBlock]:
-        _require_aware(start, end)
+        aware_utc(start, "start"), aware_utc(end, "end")
         return await _in_thread(lambda: self._busy(list(calendar_ids), start, end))
 
     def _busy(self, calendar_ids: list[str], start: datetime, end: datetime) -> list[BusyBlock]:
@@ -513,7 +485,7 @@ class ExchangeCalendarClient:
         return blocks
 
     async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
-        _require_aware(draft.start, draft.end)
+        aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
         return await _in_thread(lambda: self._create(calendar_id, draft))
 
     def _create(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
@@ -530,7 +502,7 @@ class ExchangeCalendarClient:
         return WrittenEvent(calendar_id, item.id)
 
     async def update_event(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:
-        _require_aware(draft.start, draft.end)
+        aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
         return await _in_thread(lambda: self._update(calendar_id, event_id, draft))
 
     def _update(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:

@@ -54,6 +54,7 @@ from providers.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from providers.plumbing import aware_utc, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ _ACCESS = {
 }
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
 # A 403 with these reasons means the account lost access (sharing removed, a scope unticked or
-# revoked): the owner must act, as for a 401 (INACT-1). Any other 403 (forbiddenForNonOrganizer,
+# revoked): the owner must act, as for a 401. Any other 403 (forbiddenForNonOrganizer,
 # accessNotConfigured, ...) refuses this one request and is final.
 _ACCESS_LOST_REASONS = frozenset({"requiredAccessLevel", "insufficientPermissions"})
 # Token endpoint errors about this server's OAuth client, not about the owner's grant.
@@ -86,7 +87,7 @@ _CLIENT_REFUSED = frozenset({"invalid_client", "unauthorized_client", "deleted_c
 
 @dataclass(frozen=True, kw_only=True)
 class GoogleConfig:
-    """Where Google lives; endpoints are settings so sovereign clouds and doubles work (OPS-3).
+    """Where Google lives; endpoints are settings so sovereign clouds and doubles work.
 
     ``api_endpoint`` replaces googleapiclient's whole base path, so it ends in ``/calendar/v3/``.
     ``insecure_transport`` allows ``http://`` endpoints, for test doubles only; without it such a
@@ -129,7 +130,7 @@ class GoogleCredentials:
 
     def __post_init__(self) -> None:
         if self.expiry is not None:
-            object.__setattr__(self, "expiry", _aware_utc(self.expiry, "expiry"))
+            object.__setattr__(self, "expiry", aware_utc(self.expiry, "expiry"))
 
     def to_json(self) -> str:
         return json.dumps(
@@ -160,7 +161,7 @@ def event_id_for(idempotency_key: str) -> str:
 
 
 class GoogleOAuth:
-    """The authorization code flow with PKCE and offline access (CAL-1)."""
+    """The authorization code flow with PKCE and offline access."""
 
     def __init__(self, config: GoogleConfig) -> None:
         self._config = config
@@ -244,7 +245,7 @@ class GoogleCalendarClient:
         ``ProviderRefused``, anything else (``internalError``, new reasons) ``ProviderUnavailable``.
         The freeBusy reference documents no per-calendar ``forbidden``.
         """
-        start, end = _aware_utc(start, "start"), _aware_utc(end, "end")
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
         if start >= end:
             raise ValueError("start must be before end")
         ids = list(dict.fromkeys(calendar_ids))
@@ -270,7 +271,7 @@ class GoogleCalendarClient:
             log.info("Google event %s on %s was already gone", event_id, calendar_id)
 
     async def revoke(self) -> None:
-        """CAL-8: tell Google to end the grant (the refresh token and every access token of it)."""
+        """Tell Google to end the grant (the refresh token and every access token of it)."""
         refresh_token = self._google.refresh_token
         if refresh_token:
             await anyio.to_thread.run_sync(_revoke, self._config, refresh_token)
@@ -420,7 +421,7 @@ def _from_http_error(error: HttpError) -> ProviderError:
     text = message or f"Google answered HTTP {status}"
     code = reasons[0] if reasons else None
     if status == 429 or (status == 403 and _RATE_LIMIT_REASONS.intersection(reasons)):
-        return ProviderRateLimited(text, retry_after=_retry_after(error.resp.get("retry-after")), code=code)
+        return ProviderRateLimited(text, retry_after=retry_after(error.resp.get("retry-after")), code=code)
     if status == 401 or (status == 403 and _ACCESS_LOST_REASONS.intersection(reasons)):
         return ProviderAuthError(text, code=code)
     if status in (404, 410):
@@ -480,14 +481,6 @@ def _google_error(content: bytes) -> tuple[list[str], str]:
     return reasons, str(error.get("message") or "")
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Google sends Retry-After in seconds; anything else counts as not said."""
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 def _require_scopes(granted: object) -> None:
     """With granular consent the owner may untick a scope; without both we cannot work."""
     scopes = set(granted.split()) if isinstance(granted, str) else set()
@@ -528,7 +521,7 @@ def _calendar(entry: dict[str, Any]) -> ProviderCalendar:
 
 
 def _event_body(draft: EventDraft) -> dict[str, Any]:
-    start, end = _aware_utc(draft.start, "start"), _aware_utc(draft.end, "end")
+    start, end = aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
     if start >= end:
         raise ValueError("the event must start before it ends")
     zone = _zone(draft.timezone)
@@ -588,12 +581,6 @@ def _expiry(token: dict[str, Any]) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=float(expires_in)) if isinstance(expires_in, int | float) else None
 
 
-def _aware_utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(UTC)
-
-
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -606,7 +593,7 @@ def _rfc3339(value: datetime) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    return _aware_utc(datetime.fromisoformat(text), "a time from Google")
+    return aware_utc(datetime.fromisoformat(text), "a time from Google")
 
 
 def _json_object(content: bytes | str) -> dict[str, Any]:

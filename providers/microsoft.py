@@ -2,7 +2,7 @@
 
 msal is synchronous, so every msal call runs in a worker thread; Graph is plain JSON over httpx.
 The identity endpoints come from the configured authority (``instance_discovery=False``, so only
-the configured host is ever contacted) and Graph from the configured base URL (OPS-3).
+the configured host is ever contacted) and Graph from the configured base URL.
 
 Trust: the optional ``ca_bundle`` adds certificate authorities to the system trust store, for both
 msal (our own ``requests.Session`` with ``trust_env=False``, so ``REQUESTS_CA_BUNDLE`` cannot change
@@ -27,12 +27,9 @@ Mappings chosen here:
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import functools
 import json
 import logging
 import re
-import ssl
 import threading
 import time
 import uuid
@@ -47,7 +44,6 @@ import httpx
 import msal
 import requests
 from msal.exceptions import MsalServiceError
-from requests.adapters import HTTPAdapter
 
 from providers.base import (
     AuthorizationStart,
@@ -67,6 +63,7 @@ from providers.errors import (
     ProviderRefused,
     ProviderUnavailable,
 )
+from providers.plumbing import TrustAdapter, aware_utc, retry_after, trust_context
 from providers.windows_zones import windows_name, zone_named
 
 logger = logging.getLogger(__name__)
@@ -78,7 +75,7 @@ SCOPES = ["Calendars.ReadWrite", "User.Read"]
 # Graph dedupes event creation by transactionId; ours derives from the booking's idempotency key.
 _TRANSACTION_NAMESPACE = uuid.UUID("5b0c7c1e-4f4e-4a38-9a53-2f6a1d0e7c11")
 _NOT_BUSY = frozenset({"free", "workingElsewhere"})
-# 403 codes that mean the account lost access (INACT-1), not that this one request is wrong.
+# 403 codes that mean the account lost access, not that this one request is wrong.
 _ACCESS_LOST = frozenset({"ErrorAccessDenied", "AccessDenied", "Authorization_RequestDenied"})
 # OAuth errors worth retrying; every other OAuth error needs the owner to sign in again.
 _OAUTH_TRANSIENT = frozenset({"temporarily_unavailable", "server_error"})
@@ -130,34 +127,6 @@ class MicrosoftCredentials:
 # -- trust and identity plumbing ---------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _trust(ca_bundle: str | None) -> ssl.SSLContext:
-    """The system trust store plus the configured extra authorities.
-
-    Loading the system store costs tens of milliseconds, so one context per bundle path is kept
-    for the process (a changed bundle file needs a restart); contexts are safe to share.
-    """
-    context = ssl.create_default_context()
-    if ca_bundle:
-        context.load_verify_locations(cafile=ca_bundle)
-    return context
-
-
-class _TrustAdapter(HTTPAdapter):
-    """Makes requests verify with our SSL context alone, not with certifi's bundle."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self._context = context
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["ssl_context"] = self._context
-        super().init_poolmanager(*args, **kwargs)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        """Nothing to add: requests would load certifi into our (shared) context on every connection."""
-
-
 class _IdentitySession(requests.Session):
     """msal's HTTP client: our trust, our timeout, the discovery document kept, and no say for the
     environment (REQUESTS_CA_BUNDLE)."""
@@ -167,7 +136,7 @@ class _IdentitySession(requests.Session):
         self.trust_env = False
         self._timeout = config.timeout
         self._ca_bundle = config.ca_bundle
-        self.mount("https://", _TrustAdapter(_trust(config.ca_bundle)))
+        self.mount("https://", TrustAdapter(trust_context(config.ca_bundle)))
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
@@ -238,7 +207,7 @@ def _oauth_error(result: Json) -> ProviderError:
 
 
 class MicrosoftOAuth:
-    """The two halves of the authorization code flow (CAL-2)."""
+    """The two halves of the authorization code flow."""
 
     def __init__(self, config: MicrosoftConfig) -> None:
         self._config = config
@@ -288,12 +257,6 @@ class MicrosoftOAuth:
 # -- Graph --------------------------------------------------------------------------------------
 
 
-def _aware_utc(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be an aware datetime, got {value!r}")
-    return value.astimezone(UTC)
-
-
 def _query_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -326,8 +289,8 @@ def _transaction_id(idempotency_key: str) -> str:
 
 def _event_body(draft: EventDraft) -> Json:
     """The event Graph should hold; the organizer is always the signed-in mailbox, so it is not sent."""
-    start = _aware_utc(draft.start, "start")
-    end = _aware_utc(draft.end, "end")
+    start = aware_utc(draft.start, "start")
+    end = aware_utc(draft.end, "end")
     return {
         "subject": draft.summary,
         "body": {"contentType": "text", "content": draft.description},
@@ -339,18 +302,6 @@ def _event_body(draft: EventDraft) -> Json:
             for attendee in draft.attendees
         ],
     }
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds or as an HTTP date."""
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-    return None
 
 
 def _graph_error(response: httpx.Response) -> tuple[str | None, str]:
@@ -367,14 +318,14 @@ def _raise_for_status(response: httpx.Response) -> None:
         return
     code, detail = _graph_error(response)
     message = f"Microsoft Graph answered {status} ({code or 'no code'}): {detail}"
-    retry_after = _retry_after(response.headers.get("retry-after"))
+    wait = retry_after(response.headers.get("retry-after"))
     logger.info("graph error: %s", message)
     if status == 401 or (status == 403 and code in _ACCESS_LOST):
         raise ProviderAuthError(message, code=code)
     if status == 404:
         raise ProviderNotFound(message, code=code)
-    if status == 429 or (status == 503 and retry_after is not None):
-        raise ProviderRateLimited(message, retry_after=retry_after, code=code)
+    if status == 429 or (status == 503 and wait is not None):
+        raise ProviderRateLimited(message, retry_after=wait, code=code)
     if status >= 500 or status == 408:
         raise ProviderUnavailable(message, code=code)
     raise ProviderRefused(message, code=code)
@@ -426,7 +377,7 @@ class MicrosoftCalendarClient:
         self._app: Any = None
         self._token_lock = anyio.Lock()
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(verify=_trust(config.ca_bundle), timeout=config.timeout)
+        self._http = http or httpx.AsyncClient(verify=trust_context(config.ca_bundle), timeout=config.timeout)
 
     async def revoke(self) -> None:
         """Microsoft offers no revocation of one app's grant: removing the credentials is what ends it."""
@@ -460,8 +411,8 @@ class MicrosoftCalendarClient:
 
     async def busy_intervals(self, calendar_ids: Sequence[str], start: datetime, end: datetime) -> list[BusyBlock]:
         params = {
-            "startDateTime": _query_time(_aware_utc(start, "start")),
-            "endDateTime": _query_time(_aware_utc(end, "end")),
+            "startDateTime": _query_time(aware_utc(start, "start")),
+            "endDateTime": _query_time(aware_utc(end, "end")),
             "$select": _BUSY_FIELDS,
         }
         blocks: list[BusyBlock] = []

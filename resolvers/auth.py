@@ -6,7 +6,7 @@ from graphql import GraphQLError
 
 from db.models import User
 from resolvers.context import RequestContext
-from scheduling import tokens
+from scheduling import api_tokens
 
 
 class NotAuthenticated(GraphQLError):
@@ -18,7 +18,7 @@ async def authenticate(context: RequestContext, authorization: object) -> None:
     """Set ``context.user`` from an Authorization value; remember why when it is refused."""
     if authorization is None or authorization == "":
         return
-    token = tokens.bearer_token(authorization) if isinstance(authorization, str) else None
+    token = api_tokens.bearer_token(authorization) if isinstance(authorization, str) else None
     if token is None:
         context.auth_error = "the Authorization value must be 'Bearer <token>'"
         return

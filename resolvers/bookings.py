@@ -8,18 +8,18 @@ from db.models import Booking
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
-from scheduling import booking_links
-from scheduling.booking import BookingView, BookResult
-from scheduling.booking_lifecycle import ChangeResult
-from scheduling.booking_rules import BookingDraft
+from scheduling.booking import manage_links
+from scheduling.booking.book import BookingView, BookResult
+from scheduling.booking.lifecycle import ChangeResult
+from scheduling.booking.rules import BookingDraft
 from scheduling.errors import NotFound
 
 _NOT_FOUND = NotFound(message="booking not found")
 
 
 def manage_token(context: RequestContext, booking: Booking) -> str:
-    """The invitee's signed link token for cancelling or rescheduling this booking (BOOK-5)."""
-    return booking_links.manage_token(context.services.signer, booking)
+    """The invitee's signed link token for cancelling or rescheduling this booking."""
+    return manage_links.manage_token(context.services.signer, booking)
 
 
 async def book(context: RequestContext, draft: BookingDraft, *, request_only: bool) -> BookResult:
@@ -28,7 +28,7 @@ async def book(context: RequestContext, draft: BookingDraft, *, request_only: bo
 
 async def by_token(context: RequestContext, token: str) -> BookingView | None:
     booking_id = parse_id(
-        context.services.signer.verify(booking_links.MANAGE_PURPOSE, token, context.services.clock()) or ""
+        context.services.signer.verify(manage_links.MANAGE_PURPOSE, token, context.services.clock()) or ""
     )
     if booking_id is None:
         return None

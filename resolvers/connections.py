@@ -1,16 +1,16 @@
-"""Connecting, choosing and removing calendars for the signed-in owner (CAL-1 to CAL-8)."""
+"""The signed-in owner's calendar connections: connect, change settings, choose, remove, disconnect."""
 
 from __future__ import annotations
 
+from common.values import CalendarProvider
 from db.models import Calendar
-from providers.caldav import CalDAVForm
-from providers.exchange import ExchangeForm
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
-from scheduling.connections import CalendarRemoved, ConnectResult, Disconnected, StartResult
+from scheduling.calendars.connect import CalendarRemoved, ConnectResult, Disconnected, StartResult
+from scheduling.calendars.directory import ConnectionSettings, ConnectionView
+from scheduling.calendars.rules import CalDAVAccountForm, ExchangeAccountForm
 from scheduling.errors import NotFound, PrimaryCalendarNotRemovable
-from scheduling.values import CalendarProvider
 
 _NOT_FOUND = NotFound(message="calendar not found")
 
@@ -20,14 +20,24 @@ async def start(context: RequestContext, provider: CalendarProvider) -> StartRes
     return await context.services.connections.start_oauth(user, provider)
 
 
-async def connect_exchange(context: RequestContext, form: ExchangeForm) -> ConnectResult:
+async def connect_exchange(context: RequestContext, form: ExchangeAccountForm) -> ConnectResult:
     user = require_user(context)
     return await context.services.connections.connect_exchange(user, form)
 
 
-async def connect_caldav(context: RequestContext, form: CalDAVForm) -> ConnectResult:
+async def connect_caldav(context: RequestContext, form: CalDAVAccountForm) -> ConnectResult:
     user = require_user(context)
     return await context.services.connections.connect_caldav(user, form)
+
+
+async def update_connection(
+    context: RequestContext, connection_id: str, settings: ConnectionSettings
+) -> ConnectionView | NotFound:
+    user = require_user(context)
+    parsed = parse_id(connection_id)
+    if parsed is None:
+        return NotFound(message="calendar connection not found")
+    return await context.services.calendars.update_connection(user.id, parsed, settings)
 
 
 async def set_integrated(context: RequestContext, calendar_id: str, integrated: bool) -> Calendar | NotFound:

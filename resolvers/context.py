@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from db.models import User
-from scheduling.answer_cache import AnswerScope
+from scheduling.live.answer_cache import AnswerScope
 from scheduling.services import Services
 
 

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
 
+from pubsub import PubSubUnavailable
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
-from scheduling.booking import BookingView
+from scheduling.booking.book import BookingView
 from scheduling.errors import InvalidInput
 from scheduling.events import BookingCreated, CalendarStatusChanged, Event, owner_channel_key
-from scheduling.live import SlotSnapshot, SlotWindow
-from scheduling.pubsub import PubSubUnavailable
+from scheduling.live.feeds import SlotSnapshot, SlotWindow
 
 
 def _interrupted() -> GraphQLError:
@@ -38,7 +38,7 @@ async def slots_changed(
 
 
 async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]:
-    """SUB-3: the owner's new bookings and requests, as they are stored."""
+    """The owner's new bookings and requests, as they are stored."""
     user = require_user(context)
     async for event in _owner_events(context):
         if isinstance(event, BookingCreated):
@@ -51,7 +51,7 @@ async def booking_created(context: RequestContext) -> AsyncIterator[BookingView]
 
 
 async def calendar_status_changed(context: RequestContext) -> AsyncIterator[CalendarStatusChanged]:
-    """SUB-2: the owner's calendars turning inactive, active again, or removed; nobody else's."""
+    """The owner's calendars turning inactive, active again, or removed; nobody else's."""
     async for event in _owner_events(context):
         if isinstance(event, CalendarStatusChanged):
             yield event

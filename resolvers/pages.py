@@ -7,7 +7,7 @@ from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
 from scheduling.errors import InvalidInput, NotFound, SlugTaken
-from scheduling.pages import Deleted, PageDraft, PageView
+from scheduling.pages.service import Deleted, PageDraft, PageView
 
 _NOT_FOUND = NotFound(message="scheduling page not found")
 

@@ -6,8 +6,8 @@ from graphql import GraphQLError
 
 from resolvers.context import RequestContext
 from scheduling.errors import InvalidInput
-from scheduling.live import SlotSnapshot, SlotWindow
-from scheduling.pages import PageView
+from scheduling.live.feeds import SlotSnapshot, SlotWindow
+from scheduling.pages.service import PageView
 
 
 async def query_slots(context: RequestContext, view: PageView, window: SlotWindow) -> SlotSnapshot:

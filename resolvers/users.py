@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 
+from common.values import BookingStatus
 from db.models import Booking, User
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
-from scheduling.calendars import ConnectionView
+from scheduling.calendars.directory import ConnectionView
 from scheduling.errors import InvalidInput, NotFound
 from scheduling.users import SettingsChange
-from scheduling.values import BookingStatus
 
 
 def me(context: RequestContext) -> User:

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from scheduling.values import CalendarProvider, ConnectionFailure
+from common.values import CalendarProvider, ConnectionFailure
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,12 @@ class SlugTaken:
 
 @dataclass(frozen=True)
 class SlotUnavailable:
-    """The time is taken or not bookable; ``alternatives`` are the nearest free slots."""
+    """The time is taken or not bookable; ``alternatives`` are the nearest free slots, shown in
+    ``timezone`` (the invitee's)."""
 
     message: str
     alternatives: tuple[tuple[datetime, datetime], ...] = ()
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class CalendarUnreachable:
 
 @dataclass(frozen=True)
 class PrimaryCalendarNotRemovable:
-    """INACT-3: the primary calendar goes only with its connection (CAL-8), which ``connection_id`` names."""
+    """The primary calendar goes only with its connection, which ``connection_id`` names."""
 
     message: str
     connection_id: uuid.UUID
@@ -65,7 +67,7 @@ class PageNotFound:
 
 @dataclass(frozen=True)
 class PermissionRequired:
-    """CAL-4: connecting needs a setting the owner has not turned on; ``setting`` names it."""
+    """Connecting needs a setting the owner has not turned on; ``setting`` names it."""
 
     message: str
     setting: str
@@ -79,7 +81,7 @@ class ProviderNotConfigured:
 
 @dataclass(frozen=True)
 class ConnectionLimitReached:
-    """CAL-5: the account already holds as many connections as it may."""
+    """The account already holds as many connections as it may."""
 
     message: str
 

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from scheduling.pubsub import EventHub
+from pubsub import EventHub
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class AvailabilityChanged:
 
 @dataclass(frozen=True)
 class BookingCreated:
-    """A booking or a request was stored for the owner (SUB-3)."""
+    """A booking or a request was stored for the owner."""
 
     kind: ClassVar[str] = "booking_created"
     owner_id: uuid.UUID
@@ -81,7 +81,7 @@ class BookingCreated:
 
 @dataclass(frozen=True)
 class CalendarStatusChanged:
-    """A calendar of the owner turned inactive, active again, or was removed (SUB-2, INACT-4).
+    """A calendar of the owner turned inactive, active again, or was removed.
 
     It carries the calendar as it was, so a removed one can still be shown.
     """

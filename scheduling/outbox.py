@@ -73,10 +73,10 @@ def backoff(attempts: int) -> timedelta:
 class OutboxWorker:
     def __init__(
         self,
+        *,
         db: Database,
         handlers: Mapping[str, Handler],
         clock: Clock,
-        *,
         poll_interval: float = 2.0,
         batch_size: int = 20,
     ) -> None:

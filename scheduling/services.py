@@ -6,32 +6,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from db.engine import Database
-from scheduling.answer_cache import AnswerCache
-from scheduling.availability import AvailabilityService
-from scheduling.booking import BookingService
-from scheduling.booking_lifecycle import BookingLifecycle
-from scheduling.bookings import BookingService as BookingQueries
-from scheduling.busy_sync import BusySync
-from scheduling.calendar_status import InactiveNotices
-from scheduling.calendar_writes import CalendarWrites
-from scheduling.calendars import CalendarService
-from scheduling.clock import Clock, system_clock
-from scheduling.connections import ConnectionService
-from scheduling.domains import DomainService
+from pubsub import EventHub
+from scheduling.booking.book import BookingDeps, BookingService
+from scheduling.booking.emails import BookingEmails
+from scheduling.booking.lifecycle import BookingLifecycle
+from scheduling.booking.queries import BookingQueries
+from scheduling.calendars.access import ProviderAccess
+from scheduling.calendars.busy_check import BusyCheck
+from scheduling.calendars.busy_sync import BusySync
+from scheduling.calendars.clients import ProviderClients, ProviderSettings
+from scheduling.calendars.connect import ConnectionService
+from scheduling.calendars.directory import ConnectionDirectory
+from scheduling.calendars.status import InactiveNotices
+from scheduling.calendars.vault import CredentialVault
+from scheduling.calendars.writes import CalendarWrites
+from scheduling.clock import Clock
 from scheduling.events import EventBus
-from scheduling.links import LinkBuilder
-from scheduling.links_signing import LinkSigner
-from scheduling.live import LiveService
-from scheduling.live_check import LiveBusyCheck
-from scheduling.notifications.handlers import BookingEmails
+from scheduling.live.answer_cache import AnswerCache
+from scheduling.live.feeds import LiveService
 from scheduling.notifications.mailer import Mailer
 from scheduling.outbox import OutboxWorker
-from scheduling.pages import PageService
-from scheduling.provider_access import ProviderAccess
-from scheduling.provider_clients import ProviderClients, ProviderSettings
-from scheduling.pubsub import EventHub
+from scheduling.pages.availability import AvailabilityService
+from scheduling.pages.domains import DomainService
+from scheduling.pages.links import LinkBuilder
+from scheduling.pages.service import PageService
+from scheduling.signing import Signer
 from scheduling.users import UserService
-from scheduling.vault import CredentialVault
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,12 @@ class Services:
     db: Database
     bus: EventBus
     links: LinkBuilder
-    signer: LinkSigner
+    signer: Signer
     users: UserService
     pages: PageService
     domains: DomainService
     live: LiveService
-    calendars: CalendarService
+    calendars: ConnectionDirectory
     bookings: BookingQueries
     booking: BookingService
     lifecycle: BookingLifecycle
@@ -52,7 +52,7 @@ class Services:
     answers: AnswerCache
     connections: ConnectionService
     busy_sync: BusySync
-    live_check: LiveBusyCheck
+    busy_check: BusyCheck
     clock: Clock
 
     @classmethod
@@ -65,42 +65,63 @@ class Services:
         public_url: str,
         secret_keys: Sequence[str],
         mailer: Mailer,
-        dashboard_url: str | None = None,
-        clock: Clock = system_clock,
-        answer_cache_entries: int = 2_000,
-        providers: ProviderSettings | None = None,
+        dashboard_url: str,
+        clock: Clock,
+        answer_cache_entries: int,
+        providers: ProviderSettings,
     ) -> Services:
+        """Every service, each given exactly the collaborators its rules depend on."""
         bus = EventBus(hub, channel_prefix)
         links = LinkBuilder(public_url)
-        signer = LinkSigner(secret_keys)
-        pages = PageService(db, bus, links, clock)
+        signer = Signer(secret_keys)
+        pages = PageService(db=db, bus=bus, links=links, clock=clock)
         availability = AvailabilityService()
-        dashboard = dashboard_url or f"{links.app_origin}/dashboard"
-        emails = BookingEmails(db, mailer, signer, links, clock, dashboard_url=dashboard)
-        clients = ProviderClients(providers or ProviderSettings())
-        access = ProviderAccess(db, CredentialVault(secret_keys), clients, bus, clock)
-        busy_sync = BusySync(access, bus, clock)
-        live_check = LiveBusyCheck(access, clock)
-        notices = InactiveNotices(db, mailer, clock, settings_url=dashboard, wake_outbox=lambda: worker.wake())
-        handlers = {**emails.handlers(), **CalendarWrites(access, clock).handlers(), **notices.handlers()}
-        worker = OutboxWorker(db, handlers, clock)
+        emails = BookingEmails(
+            db=db, mailer=mailer, signer=signer, links=links, clock=clock, dashboard_url=dashboard_url
+        )
+        access = ProviderAccess(
+            db=db, vault=CredentialVault(secret_keys), clients=ProviderClients(providers), bus=bus, clock=clock
+        )
+        busy_sync = BusySync(access=access, bus=bus, clock=clock)
+        busy_check = BusyCheck(access=access, clock=clock)
+        notices = InactiveNotices(
+            db=db, mailer=mailer, clock=clock, settings_url=dashboard_url, wake_outbox=lambda: worker.wake()
+        )
+        handlers = {
+            **emails.handlers(),
+            **CalendarWrites(access=access, clock=clock).handlers(),
+            **notices.handlers(),
+        }
+        worker = OutboxWorker(db=db, handlers=handlers, clock=clock)
+        booking_deps = BookingDeps(
+            db=db,
+            bus=bus,
+            pages=pages,
+            availability=availability,
+            clock=clock,
+            wake_outbox=worker.wake,
+            busy_check=busy_check,
+            inactive_notices=notices,
+        )
         return cls(
             db=db,
             bus=bus,
             links=links,
             signer=signer,
-            users=UserService(db, bus, links, clock),
+            users=UserService(db=db, bus=bus, links=links, clock=clock),
             pages=pages,
-            domains=DomainService(db, clock),
-            live=LiveService(db, pages, availability, bus, clock, busy_sync),
-            calendars=CalendarService(db, bus),
+            domains=DomainService(db=db, clock=clock),
+            live=LiveService(db=db, pages=pages, availability=availability, bus=bus, clock=clock, busy_sync=busy_sync),
+            calendars=ConnectionDirectory(db=db, bus=bus),
             bookings=BookingQueries(db),
-            booking=BookingService(db, bus, pages, availability, clock, worker.wake, live_check, notices),
-            lifecycle=BookingLifecycle(db, bus, pages, availability, clock, worker.wake, live_check, notices),
+            booking=BookingService(booking_deps),
+            lifecycle=BookingLifecycle(booking_deps),
             outbox=worker,
-            answers=AnswerCache(bus, clock, max_entries=answer_cache_entries),
-            connections=ConnectionService(access, busy_sync, bus, signer, clock, dashboard_url=dashboard),
+            answers=AnswerCache(bus=bus, clock=clock, max_entries=answer_cache_entries),
+            connections=ConnectionService(
+                access=access, busy=busy_sync, bus=bus, signer=signer, clock=clock, dashboard_url=dashboard_url
+            ),
             busy_sync=busy_sync,
-            live_check=live_check,
+            busy_check=busy_check,
             clock=clock,
         )

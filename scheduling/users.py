@@ -11,11 +11,11 @@ from sqlmodel import select
 
 from db.engine import Database
 from db.models import ApiToken, SchedulingPage, User
-from scheduling import tokens, validation
+from scheduling import api_tokens, validation
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, NotFound, Refused, ValidationFailed
 from scheduling.events import AvailabilityChanged, EventBus
-from scheduling.links import LinkBuilder
+from scheduling.pages.links import LinkBuilder
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class SettingsChange:
 
 
 class UserService:
-    def __init__(self, db: Database, bus: EventBus, links: LinkBuilder, clock: Clock) -> None:
+    def __init__(self, *, db: Database, bus: EventBus, links: LinkBuilder, clock: Clock) -> None:
         self._db = db
         self._bus = bus
         self._links = links
@@ -53,20 +53,20 @@ class UserService:
             )
         except ValidationFailed as failure:
             return failure.as_result()
-        token = tokens.new_token()
+        token = api_tokens.new_token()
         try:
             async with self._db.transaction() as session:
                 session.add(user)
                 await session.flush()
-                session.add(ApiToken(user_id=user.id, token_hash=tokens.digest(token), label="cli"))
+                session.add(ApiToken(user_id=user.id, token_hash=api_tokens.digest(token), label="cli"))
         except IntegrityError:
             return InvalidInput(message=f"a user with email {user.email} exists", field="email")
         return NewUser(user=user, token=token)
 
     async def issue_token(self, user_id: uuid.UUID, *, label: str = "") -> str:
-        token = tokens.new_token()
+        token = api_tokens.new_token()
         async with self._db.transaction() as session:
-            session.add(ApiToken(user_id=user_id, token_hash=tokens.digest(token), label=label))
+            session.add(ApiToken(user_id=user_id, token_hash=api_tokens.digest(token), label=label))
         return token
 
     async def authenticate(self, token: str) -> User | None:
@@ -75,7 +75,7 @@ class UserService:
             statement = (
                 select(User)
                 .join(ApiToken, ApiToken.user_id == User.id)  # type: ignore[arg-type]
-                .where(ApiToken.token_hash == tokens.digest(token))
+                .where(ApiToken.token_hash == api_tokens.digest(token))
                 .where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
             )
             return (await session.exec(statement)).first()

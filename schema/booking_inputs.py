@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from scheduling.booking_rules import BookingDraft
-from scheduling.values import BookingSource
+from common.values import BookingSource
+from scheduling.booking.rules import BookingDraft
 from schema.scalars import DateTime
 
 

@@ -1,4 +1,4 @@
-"""Bookings and requests, and the expected failures of booking (BookMeetingResult)."""
+"""Bookings and requests as the API shows them, in the invitee's time zone."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ from zoneinfo import ZoneInfo
 
 import strawberry
 
+from common.values import BookingSource, BookingStatus, CalendarWrite
 from db.models import Booking as BookingRow
 from resolvers import bookings as booking_resolvers
 from resolvers.context import RequestContext
-from scheduling import errors as domain_errors
-from scheduling.booking import BookingView
-from scheduling.values import BookingSource, BookingStatus, CalendarWrite
+from scheduling.booking.book import BookingView
 from schema import enums as _enums  # noqa: F401  (registers the enums)
-from schema.errors import Error
 from schema.scalars import DateTime
-from schema.slot_types import Slot, slots_in_zone
 
 
 @strawberry.interface(description="Fields shared by bookings and requests; times in the invitee's zone.")
@@ -29,9 +26,9 @@ class BookingFields:
     invitee_timezone: str
     source: BookingSource
     calendar_write: CalendarWrite = strawberry.field(
-        description="PENDING until the event is on the owner's calendar (BOOK-7)."
+        description="PENDING until the event is on the owner's calendar; FAILED says why it could not be."
     )
-    manage_token: str = strawberry.field(description="The invitee's signed token to cancel or reschedule (BOOK-5).")
+    manage_token: str = strawberry.field(description="The invitee's signed token to cancel or reschedule.")
 
     @classmethod
     def values(cls, row: BookingRow, context: RequestContext) -> dict[str, object]:
@@ -50,10 +47,10 @@ class BookingFields:
         }
 
 
-@strawberry.type
-class Booking(BookingFields):
+@strawberry.type(name="Booking")
+class BookingType(BookingFields):
     @classmethod
-    def from_row(cls, row: BookingRow, context: RequestContext) -> Booking:
+    def from_row(cls, row: BookingRow, context: RequestContext) -> BookingType:
         return cls(**cls.values(row, context))  # type: ignore[arg-type]
 
 
@@ -64,35 +61,9 @@ class BookingRequest(BookingFields):
         return cls(**cls.values(row, context))  # type: ignore[arg-type]
 
 
-@strawberry.type(description="The time was taken or is not bookable; nothing was stored.")
-class SlotUnavailable(Error):
-    alternatives: list[Slot] = strawberry.field(description="Up to three nearest free slots.")
-
-
-@strawberry.type(description="An integrated calendar of the owner is inactive; nobody can book for now.")
-class CalendarInactive(Error):
-    pass
-
-
-@strawberry.type(
-    description="The owner's calendar could not be checked just now and nothing was booked; try again shortly."
-)
-class CalendarUnreachable(Error):
-    retry_after_seconds: int
-
-
-@strawberry.type
-class PageNotFound(Error):
-    pass
-
-
-def booking_from_view(view: BookingView, context: RequestContext) -> Booking | BookingRequest:
-    """Requests (pending or declined) are ``BookingRequest``; everything else is ``Booking``."""
+def booking_from_view(view: BookingView, context: RequestContext) -> BookingType | BookingRequest:
+    """Requests (pending or declined) are ``BookingRequest``; everything else is ``BookingType``."""
     row = view.booking
     if row.status in (BookingStatus.REQUESTED, BookingStatus.DECLINED):
         return BookingRequest.from_row(row, context)
-    return Booking.from_row(row, context)
-
-
-def slot_unavailable(error: domain_errors.SlotUnavailable, timezone: str) -> SlotUnavailable:
-    return SlotUnavailable(message=error.message, alternatives=slots_in_zone(error.alternatives, timezone))
+    return BookingType.from_row(row, context)

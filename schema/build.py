@@ -13,8 +13,8 @@ from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from resolvers.context import RequestContext
-from schema import errors
-from schema.booking_types import Booking, BookingRequest
+from schema.booking_types import BookingRequest, BookingType
+from schema.errors import ERROR_TYPES
 from schema.limits import extensions, is_unexpected
 from schema.mutation import Mutation
 from schema.query import Query
@@ -98,7 +98,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[errors.NotFound, errors.InvalidInput, errors.SlugTaken, Booking, BookingRequest],
+        types=[*ERROR_TYPES, BookingType, BookingRequest],
         extensions=extensions(production=production),
         config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
     )

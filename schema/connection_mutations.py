@@ -1,4 +1,4 @@
-"""Calendar connection mutations of the signed-in owner (CAL-1 to CAL-8)."""
+"""Calendar connection mutations of the signed-in owner: connect, choose, remove, disconnect."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from typing import Annotated
 
 import strawberry
 
+from common.values import CalendarProvider
+from db.models import Calendar
 from resolvers import connections as connection_resolvers
-from scheduling import errors as domain
-from scheduling.connections import CalendarRemoved as CalendarRemovedValue
-from scheduling.values import CalendarProvider
-from schema import errors
+from scheduling.calendars.connect import CalendarRemoved, Disconnected
 from schema.connection_types import (
     CalDAVConnectionInput,
     ConnectCalendarResult,
@@ -19,44 +18,40 @@ from schema.connection_types import (
     connect_result,
     start_result,
 )
-from schema.types import Calendar, Ctx
+from schema.errors import NotFoundError, PrimaryCalendarNotRemovableError, error_from_domain
+from schema.types import CalendarType, Ctx
 
 
 @strawberry.type(
+    name="CalendarRemoved",
     description="The calendar no longer counts for availability and its busy time is gone; it stays in its "
-    "connection's calendar list, from where it can be added again."
+    "connection's calendar list, from where it can be added again.",
 )
-class CalendarRemoved:
+class CalendarRemovedType:
     calendar_id: strawberry.ID
 
 
-@strawberry.type(description="The account was disconnected: its calendars and stored credentials are gone.")
-class Disconnected:
-    connection_id: strawberry.ID
-
-
 @strawberry.type(
-    description="The primary calendar receives your bookings and goes only with its account: "
-    "use disconnectCalendarConnection with `connectionId`."
+    name="Disconnected", description="The account was disconnected: its calendars and stored credentials are gone."
 )
-class PrimaryCalendarNotRemovable(errors.Error):
+class DisconnectedType:
     connection_id: strawberry.ID
 
 
-CalendarResult = Annotated[Calendar | errors.NotFound, strawberry.union("CalendarResult")]
+CalendarResult = Annotated[CalendarType | NotFoundError, strawberry.union("CalendarResult")]
 RemoveCalendarResult = Annotated[
-    CalendarRemoved | PrimaryCalendarNotRemovable | errors.NotFound, strawberry.union("RemoveCalendarResult")
+    CalendarRemovedType | PrimaryCalendarNotRemovableError | NotFoundError, strawberry.union("RemoveCalendarResult")
 ]
-DisconnectResult = Annotated[Disconnected | errors.NotFound, strawberry.union("DisconnectResult")]
+DisconnectResult = Annotated[DisconnectedType | NotFoundError, strawberry.union("DisconnectResult")]
 
 
 @strawberry.type
 class ConnectionMutation:
-    @strawberry.mutation(description="Start connecting Google or Microsoft 365: the consent URL (CAL-1, CAL-2).")
+    @strawberry.mutation(description="Start connecting Google or Microsoft 365: the consent URL to send the owner to.")
     async def start_calendar_connection(self, info: Ctx, provider: CalendarProvider) -> StartConnectionResult:
         return start_result(await connection_resolvers.start(info.context, provider))
 
-    @strawberry.mutation(description="Connect an on-premises Exchange mailbox; tested before it is saved (CAL-3).")
+    @strawberry.mutation(description="Connect an on-premises Exchange mailbox; it is tested before it is saved.")
     async def connect_exchange_calendar(self, info: Ctx, input: ExchangeConnectionInput) -> ConnectCalendarResult:
         return connect_result(await connection_resolvers.connect_exchange(info.context, input.to_form()))
 
@@ -66,12 +61,10 @@ class ConnectionMutation:
     async def connect_caldav_calendar(self, info: Ctx, input: CalDAVConnectionInput) -> ConnectCalendarResult:
         return connect_result(await connection_resolvers.connect_caldav(info.context, input.to_form()))
 
-    @strawberry.mutation(description="Whether the calendar's busy time counts for availability (CAL-6).")
+    @strawberry.mutation(description="Whether the calendar's busy time counts for availability.")
     async def set_calendar_integrated(self, info: Ctx, calendar_id: strawberry.ID, integrated: bool) -> CalendarResult:
         result = await connection_resolvers.set_integrated(info.context, calendar_id, integrated)
-        if isinstance(result, domain.NotFound):
-            return errors.NotFound(message=result.message)
-        return Calendar.from_domain(result)
+        return CalendarType.from_domain(result) if isinstance(result, Calendar) else error_from_domain(result)
 
     @strawberry.mutation(
         description="Take one calendar out of your calendars: its busy time no longer counts, and an inactive "
@@ -79,13 +72,9 @@ class ConnectionMutation:
     )
     async def remove_calendar(self, info: Ctx, calendar_id: strawberry.ID) -> RemoveCalendarResult:
         result = await connection_resolvers.remove(info.context, calendar_id)
-        if isinstance(result, CalendarRemovedValue):
-            return CalendarRemoved(calendar_id=strawberry.ID(str(result.calendar_id)))
-        if isinstance(result, domain.PrimaryCalendarNotRemovable):
-            return PrimaryCalendarNotRemovable(
-                message=result.message, connection_id=strawberry.ID(str(result.connection_id))
-            )
-        return errors.NotFound(message=result.message)
+        if isinstance(result, CalendarRemoved):
+            return CalendarRemovedType(calendar_id=strawberry.ID(str(result.calendar_id)))
+        return error_from_domain(result)
 
     @strawberry.mutation(
         description="Disconnect a whole calendar account: its calendars go and its stored credentials are "
@@ -93,6 +82,6 @@ class ConnectionMutation:
     )
     async def disconnect_calendar_connection(self, info: Ctx, connection_id: strawberry.ID) -> DisconnectResult:
         result = await connection_resolvers.disconnect(info.context, connection_id)
-        if isinstance(result, domain.NotFound):
-            return errors.NotFound(message=result.message)
-        return Disconnected(connection_id=strawberry.ID(str(result.connection_id)))
+        if isinstance(result, Disconnected):
+            return DisconnectedType(connection_id=strawberry.ID(str(result.connection_id)))
+        return error_from_domain(result)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import strawberry
 
-from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from common.values import (
+    BookingStatus,
+    CalendarProvider,
+    CalendarStatus,
+    ConnectionFailure,
+    FormFieldKind,
+    PageStatus,
+    Weekday,
+)
 
-ENUMS = (CalendarProvider, CalendarStatus, PageStatus, BookingStatus, Weekday, FormFieldKind)
+ENUMS = (CalendarProvider, CalendarStatus, PageStatus, BookingStatus, Weekday, FormFieldKind, ConnectionFailure)
 for _enum in ENUMS:
     strawberry.enum(_enum)

@@ -6,12 +6,12 @@ import datetime as dt
 
 import strawberry
 
+from common.values import FormFieldKind, Weekday
 from resolvers.ids import parse_id
-from scheduling import page_rules
-from scheduling.calendars import ConnectionSettings
-from scheduling.pages import PageDraft
+from scheduling.calendars.directory import ConnectionSettings
+from scheduling.pages import rules as page_rules
+from scheduling.pages.service import PageDraft
 from scheduling.users import SettingsChange
-from scheduling.values import FormFieldKind, Weekday
 from schema import enums as _enums  # noqa: F401  (registers the enums)
 
 
@@ -83,7 +83,7 @@ class SchedulingPageInput:
             if self.date_overrides is None
             else [
                 page_rules.DateOverride(
-                    item.date, tuple(page_rules.TimeRange(span.start, span.end) for span in item.intervals)
+                    item.date, tuple(page_rules.HoursRange(span.start, span.end) for span in item.intervals)
                 )
                 for item in self.date_overrides
             ],
@@ -132,7 +132,7 @@ class UserSettingsInput:
         )
 
 
-@strawberry.input(description="Connection settings (CAL-7); fields left out keep their values.")
+@strawberry.input(description="Connection settings; fields left out keep their values.")
 class CalendarConnectionSettingsInput:
     calendar_sync: bool | None = None
     scheduling_pages: bool | None = strawberry.field(

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import strawberry
 
-from scheduling.live import SlotSnapshot
-from scheduling.values import PageStatus
+from common.values import PageStatus
+from scheduling.live.feeds import SlotSnapshot
 from schema import enums as _enums  # noqa: F401  (registers the enums)
 from schema.scalars import DateTime
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers import live as live_resolvers
-from scheduling.live import SlotWindow
-from schema.booking_types import Booking, BookingRequest, booking_from_view
+from scheduling.live.feeds import SlotWindow
+from schema.booking_types import BookingRequest, BookingType, booking_from_view
 from schema.scalars import DateTime
 from schema.slot_types import SlotList
 from schema.types import CalendarStatusEvent, Ctx
@@ -31,12 +31,12 @@ class Subscription:
         async for snapshot in live_resolvers.slots_changed(info.context, slug, domain, window):
             yield SlotList.from_domain(snapshot, timezone)
 
-    @strawberry.subscription(description="The owner's calendars turning inactive, active again or removed (SUB-2).")
+    @strawberry.subscription(description="The owner's calendars turning inactive, active again or removed.")
     async def calendar_status_changed(self, info: Ctx) -> AsyncGenerator[CalendarStatusEvent, None]:
         async for event in live_resolvers.calendar_status_changed(info.context):
             yield CalendarStatusEvent.from_domain(event)
 
-    @strawberry.subscription(description="The owner's new bookings and requests as they are stored (SUB-3).")
-    async def booking_created(self, info: Ctx) -> AsyncGenerator[Booking | BookingRequest, None]:
+    @strawberry.subscription(description="The owner's new bookings and requests as they are stored.")
+    async def booking_created(self, info: Ctx) -> AsyncGenerator[BookingType | BookingRequest, None]:
         async for view in live_resolvers.booking_created(info.context):
             yield booking_from_view(view, info.context)

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from common.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
 from db.models import Calendar as CalendarRow
 from db.models import Domain as DomainRow
 from db.models import User as UserRow
@@ -15,69 +16,68 @@ from resolvers import pages as page_resolvers
 from resolvers import slots as slot_resolvers
 from resolvers import users as user_resolvers
 from resolvers.context import RequestContext
-from scheduling.calendars import ConnectionView
+from scheduling.calendars.directory import ConnectionView
 from scheduling.events import CalendarStatusChanged
-from scheduling.live import SlotWindow
-from scheduling.pages import PageView
-from scheduling.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from scheduling.live.feeds import SlotWindow
+from scheduling.pages.service import PageView
 from schema import enums as _enums  # noqa: F401  (registers the enums)
-from schema.booking_types import Booking
+from schema.booking_types import BookingType
 from schema.scalars import DateTime
 from schema.slot_types import SlotList
 
 Ctx = Info[RequestContext, None]
 
 
-@strawberry.type
-class TimeRange:
+@strawberry.type(name="TimeRange")
+class TimeRangeType:
     start: str
     end: str
 
 
-@strawberry.type
-class WeeklyHours:
+@strawberry.type(name="WeeklyHours")
+class WeeklyHoursType:
     weekday: Weekday
     start: str
     end: str
 
 
-@strawberry.type
-class DateOverride:
+@strawberry.type(name="DateOverride")
+class DateOverrideType:
     date: dt.date
-    intervals: list[TimeRange]
+    intervals: list[TimeRangeType]
 
 
-@strawberry.type
-class FormField:
+@strawberry.type(name="FormField")
+class FormFieldType:
     key: str
     label: str
     kind: FormFieldKind
     required: bool
 
 
-def _weekly(rows: list[dict[str, Any]]) -> list[WeeklyHours]:
-    return [WeeklyHours(weekday=Weekday(row["weekday"]), start=row["start"], end=row["end"]) for row in rows]
+def _weekly(rows: list[dict[str, Any]]) -> list[WeeklyHoursType]:
+    return [WeeklyHoursType(weekday=Weekday(row["weekday"]), start=row["start"], end=row["end"]) for row in rows]
 
 
-def _overrides(rows: list[dict[str, Any]]) -> list[DateOverride]:
+def _overrides(rows: list[dict[str, Any]]) -> list[DateOverrideType]:
     return [
-        DateOverride(
+        DateOverrideType(
             date=dt.date.fromisoformat(row["date"]),
-            intervals=[TimeRange(start=span["start"], end=span["end"]) for span in row["intervals"]],
+            intervals=[TimeRangeType(start=span["start"], end=span["end"]) for span in row["intervals"]],
         )
         for row in rows
     ]
 
 
-def _fields(rows: list[dict[str, Any]]) -> list[FormField]:
+def _fields(rows: list[dict[str, Any]]) -> list[FormFieldType]:
     return [
-        FormField(key=row["key"], label=row["label"], kind=FormFieldKind(row["kind"]), required=row["required"])
+        FormFieldType(key=row["key"], label=row["label"], kind=FormFieldKind(row["kind"]), required=row["required"])
         for row in rows
     ]
 
 
-@strawberry.type
-class SchedulingPage:
+@strawberry.type(name="SchedulingPage")
+class SchedulingPageType:
     id: strawberry.ID
     slug: str
     name: str
@@ -94,13 +94,13 @@ class SchedulingPage:
     booking_horizon_days: int
     fixed_range_start: dt.date | None
     fixed_range_end: dt.date | None
-    weekly_hours: list[WeeklyHours]
-    date_overrides: list[DateOverride]
-    form_fields: list[FormField]
+    weekly_hours: list[WeeklyHoursType]
+    date_overrides: list[DateOverrideType]
+    form_fields: list[FormFieldType]
     redirect_url: str | None
 
     @classmethod
-    def from_domain(cls, view: PageView) -> SchedulingPage:
+    def from_domain(cls, view: PageView) -> SchedulingPageType:
         page = view.page
         return cls(
             id=strawberry.ID(str(page.id)),
@@ -134,7 +134,7 @@ class PublicSchedulingPage:
     status: PageStatus
     durations: list[int]
     timezone: str
-    form_fields: list[FormField]
+    form_fields: list[FormFieldType]
     _view: strawberry.Private[PageView]
 
     @classmethod
@@ -151,7 +151,7 @@ class PublicSchedulingPage:
             _view=view,
         )
 
-    @strawberry.field(description="Free slots starting in [start, end), shown in the visitor's zone (BOOK-1).")
+    @strawberry.field(description="Free slots starting in [start, end), shown in the visitor's zone.")
     async def slots(
         self, info: Ctx, start: DateTime, end: DateTime, timezone: str, duration: int | None = None
     ) -> SlotList:
@@ -160,8 +160,8 @@ class PublicSchedulingPage:
         return SlotList.from_domain(snapshot, timezone)
 
 
-@strawberry.type
-class Calendar:
+@strawberry.type(name="Calendar")
+class CalendarType:
     id: strawberry.ID
     name: str
     is_primary: bool
@@ -171,7 +171,7 @@ class Calendar:
     access_role: str
 
     @classmethod
-    def from_domain(cls, row: CalendarRow) -> Calendar:
+    def from_domain(cls, row: CalendarRow) -> CalendarType:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
@@ -183,16 +183,16 @@ class Calendar:
         )
 
 
-@strawberry.type(description="A calendar's status changed (SUB-2); `calendar` is as it was then.")
+@strawberry.type(description="A calendar's status changed; `calendar` is as it was then.")
 class CalendarStatusEvent:
-    calendar: Calendar
+    calendar: CalendarType
     status: CalendarStatus
     reason: str | None
 
     @classmethod
     def from_domain(cls, event: CalendarStatusChanged) -> CalendarStatusEvent:
         status = CalendarStatus(event.status)
-        calendar = Calendar(
+        calendar = CalendarType(
             id=strawberry.ID(str(event.calendar_id)),
             name=event.name,
             is_primary=event.is_primary,
@@ -204,17 +204,17 @@ class CalendarStatusEvent:
         return cls(calendar=calendar, status=status, reason=event.reason)
 
 
-@strawberry.type
-class CalendarConnection:
+@strawberry.type(name="CalendarConnection")
+class CalendarConnectionType:
     id: strawberry.ID
     provider: CalendarProvider
     account_email: str
     calendar_sync: bool
     scheduling_pages: bool
-    calendars: list[Calendar]
+    calendars: list[CalendarType]
 
     @classmethod
-    def from_domain(cls, view: ConnectionView) -> CalendarConnection:
+    def from_domain(cls, view: ConnectionView) -> CalendarConnectionType:
         connection = view.connection
         return cls(
             id=strawberry.ID(str(connection.id)),
@@ -222,26 +222,26 @@ class CalendarConnection:
             account_email=connection.account_email,
             calendar_sync=connection.calendar_sync,
             scheduling_pages=connection.scheduling_pages,
-            calendars=[Calendar.from_domain(row) for row in view.calendars],
+            calendars=[CalendarType.from_domain(row) for row in view.calendars],
         )
 
 
-@strawberry.type
-class Domain:
+@strawberry.type(name="Domain")
+class DomainType:
     host: str
 
     @classmethod
-    def from_domain(cls, row: DomainRow) -> Domain:
+    def from_domain(cls, row: DomainRow) -> DomainType:
         return cls(host=row.host)
 
 
-@strawberry.type
-class Deleted:
+@strawberry.type(name="Deleted")
+class DeletedType:
     id: strawberry.ID
 
 
-@strawberry.type
-class User:
+@strawberry.type(name="User")
+class UserType:
     id: strawberry.ID
     email: str
     name: str
@@ -252,7 +252,7 @@ class User:
     _row: strawberry.Private[UserRow]
 
     @classmethod
-    def from_domain(cls, row: UserRow, link_base: str) -> User:
+    def from_domain(cls, row: UserRow, link_base: str) -> UserType:
         return cls(
             id=strawberry.ID(str(row.id)),
             email=row.email,
@@ -265,14 +265,14 @@ class User:
         )
 
     @strawberry.field
-    async def scheduling_pages(self, info: Ctx) -> list[SchedulingPage]:
+    async def scheduling_pages(self, info: Ctx) -> list[SchedulingPageType]:
         views = await page_resolvers.owner_pages(info.context, self._row)
-        return [SchedulingPage.from_domain(view) for view in views]
+        return [SchedulingPageType.from_domain(view) for view in views]
 
-    @strawberry.field(description="The default page (PAGE-5), used in sales email templates.")
-    async def default_scheduling_page(self, info: Ctx) -> SchedulingPage | None:
+    @strawberry.field(description="The default page, used in sales email templates.")
+    async def default_scheduling_page(self, info: Ctx) -> SchedulingPageType | None:
         view = await page_resolvers.default_page(info.context, self._row)
-        return None if view is None else SchedulingPage.from_domain(view)
+        return None if view is None else SchedulingPageType.from_domain(view)
 
     @strawberry.field(description="The default page's link, for inserting into email templates.")
     async def default_meeting_link(self, info: Ctx) -> str | None:
@@ -280,11 +280,11 @@ class User:
         return None if view is None else view.url
 
     @strawberry.field
-    async def connections(self, info: Ctx) -> list[CalendarConnection]:
+    async def connections(self, info: Ctx) -> list[CalendarConnectionType]:
         views = await user_resolvers.connections(info.context, self._row)
-        return [CalendarConnection.from_domain(view) for view in views]
+        return [CalendarConnectionType.from_domain(view) for view in views]
 
     @strawberry.field
-    async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[Booking]:
+    async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[BookingType]:
         rows = await user_resolvers.bookings(info.context, self._row, status)
-        return [Booking.from_row(row, info.context) for row in rows]
+        return [BookingType.from_row(row, info.context) for row in rows]

@@ -14,17 +14,15 @@ from starlette.routing import Route, WebSocketRoute
 
 from db.engine import Database
 from db.migrate import ensure_migrated
+from pubsub import EventHub
 from scheduling.clock import Clock, system_clock
-from scheduling.notifications.mailer import Mailer
-from scheduling.pubsub import EventHub
-from scheduling.services import Services
 from server import health
 from server.body_limit import BodyLimitMiddleware
 from server.graphql_view import answering_endpoint, graphql_app
 from server.metrics import Metrics, MetricsMiddleware
 from server.oauth_routes import oauth_routes
-from server.providers import provider_settings
 from server.settings import Settings, load_settings
+from server.wiring import build_services
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +49,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         hub = EventHub(settings.broadcast_url)
         await hub.connect()
         metrics.watch_hub(hub)
-        services = Services.build(
-            db=db,
-            hub=hub,
-            channel_prefix=settings.broadcast_channel_prefix,
-            public_url=settings.public_url,
-            secret_keys=settings.encryption_keys(),
-            mailer=mailer_for(settings, clock),
-            dashboard_url=settings.effective_dashboard_url,
-            clock=clock,
-            answer_cache_entries=settings.answer_cache_entries,
-            providers=provider_settings(settings),
-        )
+        services = build_services(settings, db=db, hub=hub, clock=clock)
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
-        metrics.watch_live_check(services.live_check)
+        metrics.watch_busy_check(services.busy_check)
         follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
         workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
@@ -112,18 +99,6 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
     app.state.graphql = graphql
     app.state.metrics = metrics
     return app
-
-
-def mailer_for(settings: Settings, clock: Clock = system_clock) -> Mailer:
-    """SMTP when configured; otherwise .eml files in the outbox folder (OPS-5)."""
-    sender = f"Kokous <no-reply@{settings.app_host or 'localhost'}>"
-    return Mailer(
-        smtp_url=settings.smtp_url,
-        outbox_dir=settings.outbox_dir,
-        sender=sender,
-        cert_bundle=settings.ca_bundle,
-        clock=clock,
-    )
 
 
 def app_from_environment() -> Starlette:

@@ -2,7 +2,7 @@
 
 The cache key is the request itself (document, operation name, variables in canonical form);
 whether an answer may be kept is decided by ``schema.cacheable`` (the document) and
-``scheduling.answer_cache`` (what the resolvers read, and whether it changed meanwhile).
+``scheduling.live.answer_cache`` (what the resolvers read, and whether it changed meanwhile).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduling.answer_cache import AnswerCache, AnswerScope, CachedAnswer
+from scheduling.live.answer_cache import AnswerCache, AnswerScope, CachedAnswer
 from schema.cacheable import PublicDocuments
 
 ANSWER_SCOPE = "kokous.answer_scope"  # where the request's AnswerScope travels in the ASGI scope

@@ -13,13 +13,13 @@ import uvicorn
 
 from db.engine import Database
 from db.migrate import DatabaseNotMigrated, ensure_migrated, migrate
+from pubsub import EventHub
 from scheduling.errors import InvalidInput, SlugTaken
-from scheduling.pages import PageDraft, PageView
-from scheduling.pubsub import EventHub
+from scheduling.pages.service import PageDraft, PageView
 from scheduling.services import Services
-from server.app import mailer_for
 from server.logs import configure_logging
 from server.settings import Settings, SettingsError, load_settings
+from server.wiring import build_services
 
 logger = logging.getLogger("kokous")
 
@@ -128,15 +128,7 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
     try:
         await ensure_migrated(db.engine)
         await hub.connect()
-        services = Services.build(
-            db=db,
-            hub=hub,
-            channel_prefix=settings.broadcast_channel_prefix,
-            public_url=settings.public_url,
-            secret_keys=settings.encryption_keys(),
-            mailer=mailer_for(settings),
-            dashboard_url=settings.effective_dashboard_url,
-        )
+        services = build_services(settings, db=db, hub=hub)
         return await work(services)
     finally:
         await hub.disconnect()

@@ -1,4 +1,4 @@
-"""Liveness, readiness (database and pub/sub reachable) and the Prometheus endpoint (OPS-4)."""
+"""Liveness, readiness (database and pub/sub reachable) and the Prometheus endpoint."""
 
 from __future__ import annotations
 

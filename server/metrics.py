@@ -11,9 +11,9 @@ from prometheus_client.registry import Collector
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduling.answer_cache import AnswerCache
-from scheduling.live_check import LiveBusyCheck
-from scheduling.pubsub import EventHub
+from pubsub import EventHub
+from scheduling.calendars.busy_check import BusyCheck
+from scheduling.live.answer_cache import AnswerCache
 
 
 class HubCollector(Collector):
@@ -60,16 +60,16 @@ class AnswerCacheCollector(Collector):
         )
 
 
-class LiveCheckCollector(Collector):
+class BusyCheckCollector(Collector):
     """Bookings the cache decided because a provider failed in passing at booking time."""
 
-    def __init__(self, check: LiveBusyCheck) -> None:
+    def __init__(self, check: BusyCheck) -> None:
         self._check = check
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         stats = self._check.stats
         fallbacks = CounterMetricFamily(
-            "kokous_live_check_fallbacks",
+            "kokous_busy_check_fallbacks",
             "Booking-time calendar checks a provider could not answer, by what decided instead",
             labels=["outcome"],
         )
@@ -94,8 +94,8 @@ class Metrics:
     def watch_answer_cache(self, cache: AnswerCache) -> None:
         self.registry.register(AnswerCacheCollector(cache))
 
-    def watch_live_check(self, check: LiveBusyCheck) -> None:
-        self.registry.register(LiveCheckCollector(check))
+    def watch_busy_check(self, check: BusyCheck) -> None:
+        self.registry.register(BusyCheckCollector(check))
 
 
 class MetricsMiddleware:

@@ -1,4 +1,4 @@
-"""The OAuth callbacks: redeem the code, then send the browser back to the dashboard (CAL-1, CAL-2)."""
+"""The OAuth callbacks: redeem the code, then send the browser back to the dashboard."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from common.values import CalendarProvider
 from scheduling.services import Services
-from scheduling.values import CalendarProvider
 from server.providers import GOOGLE_CALLBACK, MICROSOFT_CALLBACK
 
 

@@ -1,4 +1,4 @@
-"""Provider endpoints and clients from settings (OPS-3): what the adapters are pointed at."""
+"""Provider endpoints and clients from settings: what the adapters are pointed at."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from providers.caldav import CalDAVConfig
 from providers.exchange import ExchangeConfig
 from providers.google import GoogleConfig
 from providers.microsoft import MicrosoftConfig
-from scheduling.provider_clients import ProviderSettings
+from scheduling.calendars.clients import ProviderSettings
 from server.settings import Settings
 
 GOOGLE_CALLBACK = "/oauth/google/callback"

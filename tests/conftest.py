@@ -1,4 +1,16 @@
-"""Fixtures shared by every layer: databases, pub/sub, a running app and its owners."""
+"""Fixtures shared by every layer: databases, pub/sub, a running app and its owners.
+
+The tests come in five tiers, each a folder:
+
+* ``engine/``: the pure scheduling functions, with examples and hypothesis properties.
+* ``services/``: services against real SQLite and PostgreSQL databases and real pub/sub.
+* ``providers/``: the calendar adapters through their real client libraries, against
+  wire-level doubles (``tests/doubles/``) or a real Radicale.
+* ``api/``: a running server, reached over real HTTP and WebSocket.
+* ``system/``: several ``kokous serve`` processes, ``kill -9`` and restarts.
+
+This module only defines fixtures; the helpers they and the tests use live in ``tests/support/``.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +24,15 @@ from sqlalchemy import text
 from db.engine import Database
 from db.migrate import migrate
 from db.models import User
-from scheduling.pubsub import EventHub
+from pubsub import EventHub
 from scheduling.services import Services
-from scheduling.users import NewUser
 from server.settings import Settings
-from tests.live_server import LiveServer, start_live_server
-from tests.services_available import check_postgres, check_redis
-from tests.smtp_sink import SmtpSink, smtp_sink
-from tests.sync import run_sync
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.owners import make_owner
+from tests.support.services_available import check_postgres, check_redis
+from tests.support.settings import sqlite_settings
+from tests.support.smtp_sink import SmtpSink, smtp_sink
+from tests.support.sync import run_sync
 
 TABLES = "busy_intervals, bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
 
@@ -122,12 +135,6 @@ async def services(server: LiveServer) -> Services:
     return server.services
 
 
-async def make_owner(services: Services, email: str, timezone: str = "Europe/Helsinki") -> tuple[User, str]:
-    created = await services.users.create(email=email, name=email.split("@")[0], timezone=timezone)
-    assert isinstance(created, NewUser), created
-    return created.user, created.token
-
-
 @pytest.fixture
 async def owner(services: Services) -> tuple[User, str]:
     return await make_owner(services, "owner@example.com")
@@ -152,17 +159,6 @@ async def hub_factory() -> AsyncIterator[object]:
     yield connect
     for hub in hubs:
         await hub.disconnect()
-
-
-def sqlite_settings(url: str, tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": url,
-        "broadcast_url": "memory://",
-        "data_dir": tmp_path / "data",
-        "outbox_dir": tmp_path / "outbox",
-        **overrides,
-    }
-    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

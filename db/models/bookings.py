@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from common.values import BookingSource, BookingStatus, CalendarWrite
 from db.columns import enum_field, id_field, json_field, timestamp_field
-from scheduling.values import BookingSource, BookingStatus, CalendarWrite
 
 
 class Booking(SQLModel, table=True):
@@ -39,7 +39,7 @@ class Booking(SQLModel, table=True):
         default=CalendarWrite.NONE, sa_type=String(16), sa_column_kwargs={"server_default": "NONE"}
     )
     rescheduled_from_id: uuid.UUID | None = None
-    # The event written on the owner's primary calendar (BOOK-2), and why a write failed for good.
+    # The event written on the owner's primary calendar, and why a write failed for good.
     calendar_event_id: str | None = Field(default=None, max_length=1024)
     calendar_event_calendar_id: uuid.UUID | None = Field(default=None, foreign_key="calendars.id", ondelete="SET NULL")
     calendar_write_error: str | None = Field(default=None, max_length=500)

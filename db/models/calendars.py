@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from common.values import CalendarProvider, CalendarStatus
 from db.columns import enum_field, id_field, timestamp_field
-from scheduling.values import CalendarProvider, CalendarStatus
 
 
 class CalendarConnection(SQLModel, table=True):
@@ -21,14 +21,14 @@ class CalendarConnection(SQLModel, table=True):
     account_email: str = Field(max_length=254)
     calendar_sync: bool = True
     scheduling_pages: bool = True
-    # Legacy accounts (CAL-5) may hold one connection for calendar settings and one for meetings.
+    # Legacy accounts may hold one connection for calendar settings and one for meetings.
     purpose: str = Field(default="MEETINGS", max_length=16)
     credentials: bytes | None = Field(default=None, sa_type=LargeBinary, repr=False)
     # A process refreshing this connection's busy time holds it until then (several processes share the work).
     sync_lease_until: datetime | None = timestamp_field(nullable=True)
     # When the provider last answered for this connection (busy time, or the health probe).
     checked_at: datetime | None = timestamp_field(nullable=True)
-    # Authentication failures in a row; Exchange's first 401 may be a fluke (INACT-1 asks for two).
+    # Authentication failures in a row; Exchange's first 401 may be a fluke, so access is lost on the second.
     auth_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = timestamp_field()
 

@@ -12,7 +12,7 @@ from db.columns import id_field, json_field, timestamp_field
 
 
 class SchedulingPage(SQLModel, table=True):
-    """A bookable page. Slugs are unique across every domain (PAGE-7), so slug alone is unique."""
+    """A bookable page. Slugs are unique across every domain, so slug alone is unique."""
 
     __tablename__ = "scheduling_pages"
 
@@ -42,7 +42,7 @@ class SchedulingPage(SQLModel, table=True):
 
 
 class Domain(SQLModel, table=True):
-    """A domain connected in domain management; any user may host pages on it (PAGE-6)."""
+    """A domain connected in domain management; any user may host pages on it."""
 
     __tablename__ = "domains"
 

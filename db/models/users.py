@@ -21,7 +21,7 @@ class User(SQLModel, table=True):
     hide_from_search_engines: bool = False
     meetings_link_base: str | None = Field(default=None, max_length=300)
     default_page_id: uuid.UUID | None = None
-    # CAL-5: set when an account allowed two connections disconnects one; from then on it holds one.
+    # Set when an account allowed two connections disconnects one; from then on it holds one.
     single_connection_since: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
 

@@ -15,7 +15,7 @@ DAY = 86_400
 
 
 def require_aware(value: datetime, name: str) -> datetime:
-    """The value in UTC; a naive datetime is refused, as at every boundary (ARCHITECTURE rule 3)."""
+    """The value in UTC; a naive datetime is refused, as at every boundary."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
     return value if value.tzinfo is UTC else value.astimezone(UTC)

@@ -1,4 +1,4 @@
-"""Sending email (OPS-5): through SMTP when ``KOKOUS_SMTP_URL`` is set, else into an outbox folder.
+"""Sending email: through SMTP when ``KOKOUS_SMTP_URL`` is set, else into an outbox folder.
 
 SMTP URLs::
 

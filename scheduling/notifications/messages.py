@@ -1,4 +1,4 @@
-"""The emails bookings send (BOOK-2, BOOK-5, BOOK-6), built from plain values.
+"""The emails bookings send, built from plain values.
 
 Every builder returns an ``EmailMessage`` (policy ``SMTP``) with To, Subject and usually
 Reply-To set; From, Date and Message-ID are left to the ``Mailer`` unless the caller sets them.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
 from email.headerregistry import Address
@@ -22,6 +23,7 @@ from scheduling.notifications.invitations import Invitation, invitation_ics, nor
 
 __all__ = [
     "ICS_FILENAME",
+    "Meeting",
     "booking_cancelled",
     "booking_confirmation",
     "calendar_inactive_attempt",
@@ -128,21 +130,31 @@ def _answers_block(answers: Mapping[str, str]) -> str | None:
     return "\n".join(rows)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Meeting:
+    """What every booking email tells: what, with whom and when; each reader sees the time in
+    their own zone."""
+
+    page_name: str
+    owner_name: str
+    owner_email: str
+    invitee_name: str
+    invitee_email: str
+    start: datetime
+    end: datetime
+    invitee_time_zone: str = "UTC"
+    owner_time_zone: str = "UTC"
+    answers: Mapping[str, str] = field(default_factory=dict)
+
+
 def _meeting_title(page_name: str, owner_name: str) -> str:
     return f"{one_line(page_name, max_length=100)} with {one_line(owner_name, max_length=100)}"
 
 
 def booking_confirmation(
+    meeting: Meeting,
     *,
     uid: str,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    invitee_name: str,
-    invitee_email: str,
-    invitee_time_zone: str,
-    start: datetime,
-    end: datetime,
     cancel_url: str,
     reschedule_url: str,
     location_url: str | None = None,
@@ -155,11 +167,11 @@ def booking_confirmation(
     """
     cancel_url, reschedule_url = _url(cancel_url), _url(reschedule_url)
     location_url = _optional_url(location_url)
-    title = _meeting_title(page_name, owner_name)
+    title = _meeting_title(meeting.page_name, meeting.owner_name)
     verb = "Rescheduled" if rescheduled else "Confirmed"
-    when = format_when(start, end, invitee_time_zone)
+    when = format_when(meeting.start, meeting.end, meeting.invitee_time_zone)
     body = _lines(
-        f"Hello {one_line(invitee_name)},",
+        f"Hello {one_line(meeting.invitee_name)},",
         "",
         "Your meeting has been moved to a new time." if rescheduled else "Your meeting is confirmed.",
         "",
@@ -174,9 +186,9 @@ def booking_confirmation(
         f"The invitation is attached ({ICS_FILENAME}); open it to add the meeting to your calendar.",
     )
     message = _message(
-        to=mailbox(invitee_name, invitee_email),
-        reply_to=mailbox(owner_name, owner_email),
-        subject=f"{verb}: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        to=mailbox(meeting.invitee_name, meeting.invitee_email),
+        reply_to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"{verb}: {title} on {format_when(meeting.start, meeting.end, meeting.invitee_time_zone, short=True)}",
         body=body,
     )
     invitation = Invitation(
@@ -185,16 +197,16 @@ def booking_confirmation(
         method="REQUEST",
         summary=title,
         description=_lines(
-            f"Booked with Kokous by {one_line(invitee_name)}.",
+            f"Booked with Kokous by {one_line(meeting.invitee_name)}.",
             f"Reschedule: {reschedule_url}",
             f"Cancel: {cancel_url}",
         ).rstrip("\n"),
-        start=start,
-        end=end,
-        organizer_email=owner_email,
-        organizer_name=owner_name,
-        attendee_email=invitee_email,
-        attendee_name=invitee_name,
+        start=meeting.start,
+        end=meeting.end,
+        organizer_email=meeting.owner_email,
+        organizer_name=meeting.owner_name,
+        attendee_email=meeting.invitee_email,
+        attendee_name=meeting.invitee_name,
         location_url=location_url,
         status="CONFIRMED",
     )
@@ -203,17 +215,10 @@ def booking_confirmation(
 
 
 def booking_cancelled(
+    meeting: Meeting,
     *,
     uid: str,
     sequence: int,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    invitee_name: str,
-    invitee_email: str,
-    invitee_time_zone: str,
-    start: datetime,
-    end: datetime,
     reason: str | None = None,
     book_again_url: str | None = None,
     stamp: datetime | None = None,
@@ -222,11 +227,11 @@ def booking_cancelled(
     (same ``uid``, a ``sequence`` above the last one sent) so calendars remove it.
     """
     book_again_url = _optional_url(book_again_url)
-    title = _meeting_title(page_name, owner_name)
-    when = format_when(start, end, invitee_time_zone)
+    title = _meeting_title(meeting.page_name, meeting.owner_name)
+    when = format_when(meeting.start, meeting.end, meeting.invitee_time_zone)
     reason_text = one_line(reason, max_length=500) if reason else ""
     body = _lines(
-        f"Hello {one_line(invitee_name)},",
+        f"Hello {one_line(meeting.invitee_name)},",
         "",
         "This meeting has been cancelled:",
         "",
@@ -238,9 +243,9 @@ def booking_cancelled(
         f"The attached {ICS_FILENAME} removes it from your calendar.",
     )
     message = _message(
-        to=mailbox(invitee_name, invitee_email),
-        reply_to=mailbox(owner_name, owner_email),
-        subject=f"Cancelled: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        to=mailbox(meeting.invitee_name, meeting.invitee_email),
+        reply_to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"Cancelled: {title} on {format_when(meeting.start, meeting.end, meeting.invitee_time_zone, short=True)}",
         body=body,
     )
     invitation = Invitation(
@@ -249,12 +254,12 @@ def booking_cancelled(
         method="CANCEL",
         summary=title,
         description=f"Cancelled. {reason_text}".strip(),
-        start=start,
-        end=end,
-        organizer_email=owner_email,
-        organizer_name=owner_name,
-        attendee_email=invitee_email,
-        attendee_name=invitee_name,
+        start=meeting.start,
+        end=meeting.end,
+        organizer_email=meeting.owner_email,
+        organizer_name=meeting.owner_name,
+        attendee_email=meeting.invitee_email,
+        attendee_name=meeting.invitee_name,
         status="CANCELLED",
     )
     _attach_ics(message, invitation_ics(invitation, stamp=stamp), "CANCEL")
@@ -262,102 +267,79 @@ def booking_cancelled(
 
 
 def owner_new_booking(
+    meeting: Meeting,
     *,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    owner_time_zone: str,
-    invitee_name: str,
-    invitee_email: str,
-    start: datetime,
-    end: datetime,
-    answers: Mapping[str, str] | None = None,
     booking_url: str | None = None,
 ) -> EmailMessage:
     """To the owner: someone booked a page (the calendar event is written separately).
     Reply-To is the invitee, so a reply goes to them.
     """
     booking_url = _optional_url(booking_url)
-    invitee = one_line(invitee_name)
+    invitee = one_line(meeting.invitee_name)
     body = _lines(
-        f"Hello {one_line(owner_name)},",
+        f"Hello {one_line(meeting.owner_name)},",
         "",
-        f"{invitee} <{normalise_email(invitee_email)}> booked {one_line(page_name, max_length=100)}.",
+        f"{invitee} <{normalise_email(meeting.invitee_email)}> booked {one_line(meeting.page_name, max_length=100)}.",
         "",
-        f"When: {format_when(start, end, owner_time_zone)}",
-        _answers_block(answers or {}),
+        f"When: {format_when(meeting.start, meeting.end, meeting.owner_time_zone)}",
+        _answers_block(meeting.answers),
         "",
         f"Details: {booking_url}" if booking_url else None,
     )
     return _message(
-        to=mailbox(owner_name, owner_email),
-        reply_to=mailbox(invitee_name, invitee_email),
+        to=mailbox(meeting.owner_name, meeting.owner_email),
+        reply_to=mailbox(meeting.invitee_name, meeting.invitee_email),
         subject=(
-            f"New booking: {invitee} - {one_line(page_name, max_length=100)} "
-            f"on {format_when(start, end, owner_time_zone, short=True)}"
+            f"New booking: {invitee} - {one_line(meeting.page_name, max_length=100)} "
+            f"on {format_when(meeting.start, meeting.end, meeting.owner_time_zone, short=True)}"
         ),
         body=body,
     )
 
 
 def owner_new_request(
+    meeting: Meeting,
     *,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    owner_time_zone: str,
-    invitee_name: str,
-    invitee_email: str,
-    start: datetime,
-    end: datetime,
     requests_url: str,
-    answers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
-    """To the owner: a request from an offline page (PAGE-4, BOOK-6), to accept or decline."""
+    """To the owner: a request from an offline page, to accept or decline."""
     requests_url = _url(requests_url)
-    invitee = one_line(invitee_name)
+    invitee = one_line(meeting.invitee_name)
     body = _lines(
-        f"Hello {one_line(owner_name)},",
+        f"Hello {one_line(meeting.owner_name)},",
         "",
-        f"{invitee} <{normalise_email(invitee_email)}> asked to meet: {one_line(page_name, max_length=100)}.",
+        f"{invitee} <{normalise_email(meeting.invitee_email)}> asked to meet: {one_line(meeting.page_name, max_length=100)}.",
         "",
-        f"Requested time: {format_when(start, end, owner_time_zone)}",
-        _answers_block(answers or {}),
+        f"Requested time: {format_when(meeting.start, meeting.end, meeting.owner_time_zone)}",
+        _answers_block(meeting.answers),
         "",
         "Nothing is in your calendar yet: accepting the request creates the event and tells",
         f"{invitee}; declining tells them it did not work out. Accept or decline it here:",
         requests_url,
     )
     return _message(
-        to=mailbox(owner_name, owner_email),
-        reply_to=mailbox(invitee_name, invitee_email),
+        to=mailbox(meeting.owner_name, meeting.owner_email),
+        reply_to=mailbox(meeting.invitee_name, meeting.invitee_email),
         subject=(
-            f"Request: {invitee} - {one_line(page_name, max_length=100)} "
-            f"on {format_when(start, end, owner_time_zone, short=True)}"
+            f"Request: {invitee} - {one_line(meeting.page_name, max_length=100)} "
+            f"on {format_when(meeting.start, meeting.end, meeting.owner_time_zone, short=True)}"
         ),
         body=body,
     )
 
 
 def request_received(
+    meeting: Meeting,
     *,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    invitee_name: str,
-    invitee_email: str,
-    invitee_time_zone: str,
-    start: datetime,
-    end: datetime,
     moved: bool = False,
 ) -> EmailMessage:
     """To the invitee: their request reached the owner (or, with ``moved``, now asks for another
     time), who will accept or decline it. No invitation: nothing is booked yet."""
-    title = _meeting_title(page_name, owner_name)
+    title = _meeting_title(meeting.page_name, meeting.owner_name)
     opening = (
-        f"Your request to {one_line(owner_name)} now asks for a new time. It is still waiting for an"
+        f"Your request to {one_line(meeting.owner_name)} now asks for a new time. It is still waiting for an"
         if moved
-        else f"Your request was sent to {one_line(owner_name)}. You will get an email when it is"
+        else f"Your request was sent to {one_line(meeting.owner_name)}. You will get an email when it is"
     )
     closing = (
         "answer: you will get an email when it is accepted (with a calendar invitation) or declined."
@@ -365,52 +347,45 @@ def request_received(
         else "accepted (with a calendar invitation) or declined."
     )
     body = _lines(
-        f"Hello {one_line(invitee_name)},",
+        f"Hello {one_line(meeting.invitee_name)},",
         "",
         opening,
         closing,
         "",
         f"What: {title}",
-        f"When: {format_when(start, end, invitee_time_zone)}",
+        f"When: {format_when(meeting.start, meeting.end, meeting.invitee_time_zone)}",
     )
     verb = "Request moved" if moved else "Requested"
     return _message(
-        to=mailbox(invitee_name, invitee_email),
-        reply_to=mailbox(owner_name, owner_email),
-        subject=f"{verb}: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        to=mailbox(meeting.invitee_name, meeting.invitee_email),
+        reply_to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"{verb}: {title} on {format_when(meeting.start, meeting.end, meeting.invitee_time_zone, short=True)}",
         body=body,
     )
 
 
 def request_declined(
+    meeting: Meeting,
     *,
-    page_name: str,
-    owner_name: str,
-    owner_email: str,
-    invitee_name: str,
-    invitee_email: str,
-    invitee_time_zone: str,
-    start: datetime,
-    end: datetime,
     book_again_url: str | None = None,
 ) -> EmailMessage:
     """To the invitee: the owner declined their request."""
     book_again_url = _optional_url(book_again_url)
-    title = _meeting_title(page_name, owner_name)
+    title = _meeting_title(meeting.page_name, meeting.owner_name)
     body = _lines(
-        f"Hello {one_line(invitee_name)},",
+        f"Hello {one_line(meeting.invitee_name)},",
         "",
-        f"{one_line(owner_name)} could not accept your request:",
+        f"{one_line(meeting.owner_name)} could not accept your request:",
         "",
         f"What: {title}",
-        f"When: {format_when(start, end, invitee_time_zone)}",
+        f"When: {format_when(meeting.start, meeting.end, meeting.invitee_time_zone)}",
         "",
         f"Ask for another time: {book_again_url}" if book_again_url else None,
     )
     return _message(
-        to=mailbox(invitee_name, invitee_email),
-        reply_to=mailbox(owner_name, owner_email),
-        subject=f"Declined: {title} on {format_when(start, end, invitee_time_zone, short=True)}",
+        to=mailbox(meeting.invitee_name, meeting.invitee_email),
+        reply_to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"Declined: {title} on {format_when(meeting.start, meeting.end, meeting.invitee_time_zone, short=True)}",
         body=body,
     )
 
@@ -422,7 +397,7 @@ def calendar_inactive_attempt(
     calendars: list[tuple[str, str, str | None]],
     settings_url: str,
 ) -> EmailMessage:
-    """To the owner (INACT-2): someone tried to book, which calendars lost access, how to fix it.
+    """To the owner: someone tried to book, which calendars lost access, how to fix it.
 
     ``calendars`` holds (calendar name, account, reason code) of each inactive calendar.
     """

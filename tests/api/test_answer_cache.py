@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, book, owner_with_page, slots
-from tests.api.graphql_documents import UPDATE_PAGE
-from tests.calendar_rows import connect_calendar
-from tests.live_server import LiveServer, start_live_server
+from tests.support.booking_helpers import NOW, book, owner_with_page, slots
+from tests.support.calendar_rows import connect_calendar
+from tests.support.graphql_documents import UPDATE_PAGE
+from tests.support.live_server import LiveServer, start_live_server
 
 TUESDAY = "2026-12-01T00:00:00+02:00"
 WEDNESDAY = "2026-12-02T00:00:00+02:00"

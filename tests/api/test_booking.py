@@ -15,7 +15,7 @@ from sqlmodel import select
 from db.models import Booking, BusyInterval, Contact, OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
-from tests.api.booking_helpers import (
+from tests.support.booking_helpers import (
     NOW,
     book,
     booking_server,
@@ -23,8 +23,8 @@ from tests.api.booking_helpers import (
     owner_with_page,
     slots,
 )
-from tests.calendar_rows import connect_calendar, mark_inactive
-from tests.live_server import LiveServer, start_live_server
+from tests.support.calendar_rows import connect_calendar, mark_inactive
+from tests.support.live_server import LiveServer, start_live_server
 
 TUESDAY = "2026-12-01T00:00:00+02:00"
 WEDNESDAY = "2026-12-02T00:00:00+02:00"
@@ -276,6 +276,25 @@ async def test_cancel_and_reschedule_by_owner_and_by_link(server: LiveServer) ->
     assert again["__typename"] == "InvalidInput"
     forged = await change(server, "cancelBookingByToken", token=token[:-2] + "xx")
     assert forged["__typename"] == "NotFound"
+
+
+async def test_alternatives_to_a_taken_time_are_shown_in_the_invitees_zone(server: LiveServer) -> None:
+    # covers: BOOK-3, BOOK-5
+    owner = await owner_with_page(server)
+    booked = await book(server, "2026-12-01T10:00:00+02:00", timezone="America/New_York")
+    assert (await book(server, "2026-12-01T15:00:00+02:00", email="other@example.com"))["__typename"] == "Booking"
+    by_owner = await change(
+        server, "rescheduleBooking", owner.token, id=booked["id"], start="2026-12-01T15:00:00+02:00"
+    )
+    by_link = await change(
+        server, "rescheduleBookingByToken", token=booked["manageToken"], start="2026-12-01T13:00:00Z"
+    )
+    for taken in (by_owner, by_link):
+        assert taken["__typename"] == "SlotUnavailable", taken
+        starts = [slot["start"] for slot in taken["alternatives"]]
+        assert starts, taken  # the nearest free times, as the invitee reads them
+        assert all(start.endswith("-05:00") for start in starts), starts
+        assert "2026-12-01T08:00:00-05:00" not in starts  # the taken time itself is not offered
 
 
 async def test_other_owners_cannot_touch_a_booking(server: LiveServer) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import icalendar
 
-from tests.api.booking_helpers import NOW, book, owner_with_page
-from tests.conftest import sqlite_settings
-from tests.live_server import start_live_server
-from tests.smtp_sink import SmtpSink, smtp_sink
+from tests.support.booking_helpers import NOW, book, owner_with_page
+from tests.support.live_server import start_live_server
+from tests.support.settings import sqlite_settings
+from tests.support.smtp_sink import SmtpSink, smtp_sink
 
 
 async def wait_for_mail(sink: SmtpSink, count: int, timeout: float = 10.0) -> None:

@@ -20,28 +20,28 @@ from caldav.collection import Calendar as DavCalendar
 from caldav.davclient import DAVClient
 from sqlmodel import col, select
 
+from common.values import CalendarStatus
 from db.models import BusyInterval, Calendar, CalendarConnection, User
 from providers.exchange import ExchangeCredentials
-from scheduling.values import CalendarStatus
-from scheduling.vault import CredentialVault
+from scheduling.calendars.vault import CredentialVault
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, slots
-from tests.api.connect_helpers import (
+from tests.api.test_connect_microsoft import create_event_row
+from tests.doubles.exchange import CalendarItem, ExchangeDouble
+from tests.doubles.radicale import ForwardingApp, RadicaleServer
+from tests.doubles.server import DoubleServer, TLSFiles, make_tls_files
+from tests.support.booking_helpers import NOW, Owner, book, slots
+from tests.support.clock import MovableClock
+from tests.support.connect_helpers import (
     CONNECT_CALDAV,
     CONNECT_EXCHANGE,
     DISCONNECT,
     booking_row,
     connections,
-    eventually,
     owner_allowed_to_connect,
 )
-from tests.api.test_connect_microsoft import create_event_row
-from tests.conftest import make_owner
-from tests.doubles.exchange import CalendarItem, ExchangeDouble
-from tests.doubles.radicale import ForwardingApp, RadicaleServer
-from tests.doubles.server import DoubleServer, TLSFiles, make_tls_files
-from tests.live_server import LiveServer, start_live_server
-from tests.support.clock import MovableClock
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.owners import make_owner
+from tests.support.polling import eventually
 
 MAILBOX, SECOND, THIRD = "owner@exchange.example.com", "second@exchange.example.com", "third@exchange.example.com"
 PASSWORD = "correct horse"

@@ -16,20 +16,20 @@ from sqlmodel import select
 
 from db.models import CalendarConnection, OutboxMessage
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, change, slots
-from tests.api.connect_helpers import (
+from tests.doubles.google import GoogleDouble
+from tests.support.booking_helpers import NOW, Owner, book, change, slots
+from tests.support.connect_helpers import (
     DISCONNECT,
     SET_INTEGRATED,
     START,
     booking_row,
     connect_google,
     connections,
-    eventually,
     owner_allowed_to_connect,
     with_google,
 )
-from tests.doubles.google import GoogleDouble
-from tests.live_server import LiveServer, start_live_server
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
 
 ACCOUNT = "owner.google@example.com"
 TEAM = "team@group.calendar.google.com"

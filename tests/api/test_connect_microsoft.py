@@ -20,21 +20,21 @@ from sqlmodel import select
 from db.models import OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, slots
-from tests.api.connect_helpers import (
+from tests.doubles.microsoft import MicrosoftDouble
+from tests.doubles.server import TLSFiles, make_tls_files
+from tests.support.booking_helpers import NOW, Owner, book, slots
+from tests.support.clock import MovableClock
+from tests.support.connect_helpers import (
     START,
     booking_row,
     connections,
-    eventually,
     owner_allowed_to_connect,
     with_microsoft,
 )
-from tests.doubles.microsoft import MicrosoftDouble
-from tests.doubles.server import TLSFiles, make_tls_files
-from tests.live_server import LiveServer, start_live_server
-from tests.support.clock import MovableClock
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
 
-# msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
+# msal warns on every auth-code flow that is not form_post; the callback is a GET, as clients rely on.
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
 ACCOUNT = "owner.ms@contoso.test"

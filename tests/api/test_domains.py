@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from db.models import User
-from tests.api.graphql_documents import (
+from tests.support.graphql_documents import (
     BAD_AUTHORIZATIONS,
     DOMAINS,
     add_domain,
@@ -22,7 +22,7 @@ from tests.api.graphql_documents import (
     update_page_result,
     update_settings,
 )
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 Owner = tuple[User, str]
 

@@ -14,22 +14,22 @@ from typing import Any
 import pytest
 
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, slots
-from tests.api.connect_helpers import (
+from tests.doubles.google import GoogleDouble
+from tests.support.booking_helpers import NOW, Owner, book, slots
+from tests.support.connect_helpers import (
     DISCONNECT,
     REMOVE,
     SET_INTEGRATED,
     connect_google,
     connections,
-    eventually,
     owner_allowed_to_connect,
     with_google,
 )
-from tests.api.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
-from tests.doubles.google import GoogleDouble
-from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink
-from tests.ws_client import Watcher, ws_session
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
+from tests.support.smtp_sink import SmtpSink
+from tests.support.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
+from tests.support.ws_client import Watcher, ws_session
 
 ACCOUNT = "owner.google@example.com"
 TUESDAY, WEDNESDAY = "2026-12-01T00:00:00+02:00", "2026-12-02T00:00:00+02:00"

@@ -20,17 +20,6 @@ from sqlmodel import select
 from db.models import OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, slots
-from tests.api.connect_helpers import (
-    DISCONNECT,
-    connect_google,
-    connections,
-    eventually,
-    owner_allowed_to_connect,
-    with_google,
-    with_microsoft,
-)
-from tests.api.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
 from tests.api.test_connect_forms import (
     ALICE,
     ALICE_PASSWORD,
@@ -43,17 +32,28 @@ from tests.api.test_connect_forms import (
 from tests.api.test_connect_microsoft import ACCOUNT as MICROSOFT_ACCOUNT
 from tests.api.test_connect_microsoft import DASHBOARD, DEFAULT
 from tests.api.test_connect_microsoft import connect as connect_microsoft
-from tests.calendar_rows import connect_calendar
 from tests.doubles.exchange import ExchangeDouble
 from tests.doubles.google import GoogleDouble
 from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.radicale import RadicaleServer
 from tests.doubles.server import TLSFiles, make_tls_files
-from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink
-from tests.ws_client import Watcher, ws_session
+from tests.support.booking_helpers import NOW, Owner, book, slots
+from tests.support.calendar_rows import connect_calendar
+from tests.support.connect_helpers import (
+    DISCONNECT,
+    connect_google,
+    connections,
+    owner_allowed_to_connect,
+    with_google,
+    with_microsoft,
+)
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
+from tests.support.smtp_sink import SmtpSink
+from tests.support.status_helpers import STATUS_CHANGED, inactive_mail, subscribed
+from tests.support.ws_client import Watcher, ws_session
 
-# msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
+# msal warns on every auth-code flow that is not form_post; the callback is a GET, as clients rely on.
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
 GOOGLE_ACCOUNT = "owner.google@example.com"

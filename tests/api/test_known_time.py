@@ -19,24 +19,24 @@ from sqlmodel import select
 
 from db.models import Booking
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book, change, create_intro_page
-from tests.api.connect_helpers import (
+from tests.doubles.google import GoogleDouble
+from tests.support.booking_helpers import NOW, Owner, book, change, create_intro_page
+from tests.support.clock import MovableClock
+from tests.support.connect_helpers import (
     DISCONNECT,
     REMOVE,
     SET_INTEGRATED,
     booking_row,
     connect_google,
     connections,
-    eventually,
     owner_allowed_to_connect,
     with_google,
 )
-from tests.api.graphql_documents import MY_PAGES, UPDATE_PAGE
-from tests.api.status_helpers import inactive_mail, status_event, watching_status
-from tests.doubles.google import GoogleDouble
-from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink
-from tests.support.clock import MovableClock
+from tests.support.graphql_documents import MY_PAGES, UPDATE_PAGE
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
+from tests.support.smtp_sink import SmtpSink
+from tests.support.status_helpers import inactive_mail, status_event, watching_status
 
 ACCOUNT = "owner.google@example.com"
 TEAM = "team@group.calendar.google.com"
@@ -298,7 +298,7 @@ async def fallbacks(server: LiveServer) -> dict[str, float]:
     text = (await server.http.get("/metrics")).text
     counted: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("kokous_live_check_fallbacks_total{"):
+        if line.startswith("kokous_busy_check_fallbacks_total{"):
             outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
             counted[outcome] = float(line.rsplit(" ", 1)[1])
     return counted

@@ -23,19 +23,6 @@ from urllib.parse import parse_qsl
 import pytest
 
 from server.settings import Settings
-from tests.api.booking_helpers import NOW, Owner, book
-from tests.api.connect_helpers import (
-    REMOVE,
-    SET_INTEGRATED,
-    booking_row,
-    connect_google,
-    connections,
-    eventually,
-    owner_allowed_to_connect,
-    with_google,
-    with_microsoft,
-)
-from tests.api.status_helpers import inactive_mail, status_event, watching_status
 from tests.api.test_connect_forms import MAILBOX, PASSWORD, connect_exchange, exchange_form
 from tests.api.test_connect_microsoft import ACCOUNT, BOSS, DASHBOARD, DEFAULT, SHARED, TEAM, written
 from tests.api.test_connect_microsoft import connect as connect_microsoft
@@ -46,10 +33,23 @@ from tests.doubles.exchange import EWS_PATH, MESSAGES, ExchangeDouble
 from tests.doubles.google import GoogleDouble
 from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.server import TLSFiles, make_tls_files
-from tests.live_server import LiveServer, start_live_server
-from tests.smtp_sink import SmtpSink
+from tests.support.booking_helpers import NOW, Owner, book
+from tests.support.connect_helpers import (
+    REMOVE,
+    SET_INTEGRATED,
+    booking_row,
+    connect_google,
+    connections,
+    owner_allowed_to_connect,
+    with_google,
+    with_microsoft,
+)
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
+from tests.support.smtp_sink import SmtpSink
+from tests.support.status_helpers import inactive_mail, status_event, watching_status
 
-# msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
+# msal warns on every auth-code flow that is not form_post; the callback is a GET, as clients rely on.
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
 CALENDAR_VIEW = "/calendarView"  # Graph's busy-time call, one per calendar

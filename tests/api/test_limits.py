@@ -1,4 +1,4 @@
-"""GraphQL limits and request hygiene are on by default (QUALITY.md, Security)."""
+"""GraphQL limits and request hygiene are on by default."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import strawberry
 
 from schema.limits import extensions
-from tests.conftest import sqlite_settings
-from tests.live_server import LiveServer, start_live_server
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.settings import sqlite_settings
 
 
 def _error_messages(result: dict[str, object]) -> list[str]:

@@ -13,9 +13,9 @@ from gql import GraphQLRequest, gql
 from gql.transport.exceptions import TransportQueryError
 
 from server.settings import Settings
-from tests.api.booking_helpers import book, booking_server, change, owner_with_page
-from tests.live_server import LiveServer, start_live_server
-from tests.ws_client import PROTOCOLS, Watcher, ws_session
+from tests.support.booking_helpers import book, booking_server, change, owner_with_page
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.ws_client import PROTOCOLS, Watcher, ws_session
 
 WINDOW = {"slug": "intro", "start": "2026-12-01T00:00:00+02:00", "end": "2026-12-02T00:00:00+02:00"}
 TEN = "2026-12-01T10:00:00+02:00"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from db.models import User
-from tests.api.graphql_documents import (
+from tests.support.graphql_documents import (
     BAD_AUTHORIZATIONS,
     CREATE_PAGE,
     DELETE_PAGE,
@@ -30,7 +30,7 @@ from tests.api.graphql_documents import (
     update_page_result,
     update_settings,
 )
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 Owner = tuple[User, str]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from db.models import User
-from tests.api.graphql_documents import (
+from tests.support.calendar_rows import connect_calendar
+from tests.support.graphql_documents import (
     BAD_AUTHORIZATIONS,
     PUBLIC_PAGE,
     UPDATE_CONNECTION,
@@ -20,8 +21,7 @@ from tests.api.graphql_documents import (
     public_page,
     update_page_result,
 )
-from tests.calendar_rows import connect_calendar
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 Owner = tuple[User, str]
 

@@ -1,4 +1,4 @@
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 
 async def test_typename_over_http(server: LiveServer) -> None:

@@ -11,10 +11,10 @@ import websockets
 from gql.transport.exceptions import TransportQueryError
 
 from db.models import User
-from tests.calendar_rows import connect_calendar
-from tests.conftest import make_owner
-from tests.live_server import LiveServer
-from tests.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
+from tests.support.calendar_rows import connect_calendar
+from tests.support.live_server import LiveServer
+from tests.support.owners import make_owner
+from tests.support.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
 
 CREATE_PAGE = """
 mutation($input: SchedulingPageInput!) {

@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from db.models import ApiToken, User
-from scheduling import tokens
+from scheduling import api_tokens
 from scheduling.services import Services
-from tests.api.graphql_documents import (
+from tests.support.graphql_documents import (
     BAD_AUTHORIZATIONS,
     ME,
     UPDATE_SETTINGS,
@@ -23,7 +23,7 @@ from tests.api.graphql_documents import (
     random_id,
     update_settings,
 )
-from tests.live_server import LiveServer
+from tests.support.live_server import LiveServer
 
 Owner = tuple[User, str]
 
@@ -243,7 +243,7 @@ async def test_a_revoked_token_is_refused(server: LiveServer, services: Services
     assert (await me(server, second_token))["id"] == str(user.id)
 
     async with services.db.transaction() as session:
-        row = (await session.exec(select(ApiToken).where(ApiToken.token_hash == tokens.digest(second_token)))).one()
+        row = (await session.exec(select(ApiToken).where(ApiToken.token_hash == api_tokens.digest(second_token)))).one()
         row.revoked_at = services.clock()
         session.add(row)
 

@@ -22,7 +22,7 @@ from providers.microsoft import MicrosoftCalendarClient, MicrosoftConfig, Micros
 from tests.doubles.microsoft import MicrosoftDouble, query_of
 from tests.doubles.server import TLSFiles, make_tls_files
 
-# msal warns on every auth-code flow that is not form_post; the callback is a GET by contract (CONTRACT.md).
+# msal warns on every auth-code flow that is not form_post; the callback is a GET, as clients rely on.
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
 OWNER = "anna@contoso.test"

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduling.answer_cache import AnswerCache
+from pubsub import EventHub
 from scheduling.events import AvailabilityChanged, EventBus
-from scheduling.pubsub import EventHub
+from scheduling.live.answer_cache import AnswerCache
+from tests.support.polling import eventually
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 HEADERS = ((b"content-type", b"application/json"),)
@@ -27,22 +28,14 @@ class Feed:
     task: asyncio.Task[None]
 
 
-async def until(condition: object, what: str) -> None:
-    for _ in range(500):
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not reached within 5 s: {what}")
-
-
 @pytest.fixture
 async def feed(channel_prefix: str) -> AsyncIterator[Feed]:
     hub = EventHub("memory://")
     await hub.connect()
     bus = EventBus(hub, channel_prefix)
-    cache = AnswerCache(bus, lambda: NOW, max_entries=3)
+    cache = AnswerCache(bus=bus, clock=lambda: NOW, max_entries=3)
     task = asyncio.create_task(cache.run())
-    await until(lambda: cache.live, "the cache follows the feed")
+    await eventually(lambda: cache.live, bool, "the cache follows the feed", timeout=5, interval=0.01)
     try:
         yield Feed(hub, bus, cache, task)
     finally:
@@ -65,7 +58,9 @@ async def test_a_change_published_anywhere_drops_that_owners_answers(feed: Feed)
     # As another process would: straight onto the hub, not through this bus.
     message = '{"kind":"availability_changed","data":{"owner_id":"%s","reason":"booking","page_ids":[]}}'
     await feed.hub.publish(feed.bus.channel("availability"), message % owner.hex)
-    await until(lambda: feed.cache.get("mine") is None, "the owner's answer is dropped")
+    await eventually(
+        lambda: feed.cache.get("mine") is None, bool, "the owner's answer is dropped", timeout=5, interval=0.01
+    )
     cached = feed.cache.get("theirs")
     assert cached is not None
     assert cached.body == b"theirs"
@@ -99,10 +94,10 @@ async def test_nothing_is_kept_while_the_feed_is_lost(feed: Feed) -> None:
     scope = feed.cache.scope()
     scope.depends_on(owner)
     feed.hub._end_all("pub/sub link lost")  # what the hub does when its backend link fails
-    await until(lambda: not feed.cache.live, "the cache notices")
+    await eventually(lambda: not feed.cache.live, bool, "the cache notices", timeout=5, interval=0.01)
     assert feed.cache.get("slots") is None
     assert not keep(feed.cache, "other", owner)
-    await until(lambda: feed.cache.live, "the cache follows the feed again")
+    await eventually(lambda: feed.cache.live, bool, "the cache follows the feed again", timeout=5, interval=0.01)
     assert not feed.cache.put("slots", scope, b"from before the loss", HEADERS)
     assert keep(feed.cache, "slots", owner)
 
@@ -112,10 +107,10 @@ async def test_answers_expire_and_the_least_recently_used_go_first(channel_prefi
     hub = EventHub("memory://")
     await hub.connect()
     now = [NOW]
-    cache = AnswerCache(EventBus(hub, channel_prefix), lambda: now[0], max_entries=2)
+    cache = AnswerCache(bus=EventBus(hub, channel_prefix), clock=lambda: now[0], max_entries=2)
     task = asyncio.create_task(cache.run())
     try:
-        await until(lambda: cache.live, "the cache follows the feed")
+        await eventually(lambda: cache.live, bool, "the cache follows the feed", timeout=5, interval=0.01)
         owner = uuid.uuid4()
         scope = cache.scope()
         scope.depends_on(owner)

@@ -10,12 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from db.models import Calendar, User
-from scheduling.availability import FreeSlots
+from scheduling.pages.availability import FreeSlots
 from scheduling.services import Services
-from tests.api.booking_helpers import NOW, create_intro_page
-from tests.calendar_rows import connect_calendar, mark_inactive
-from tests.conftest import make_owner
-from tests.live_server import LiveServer
+from tests.support.booking_helpers import NOW, create_intro_page
+from tests.support.calendar_rows import connect_calendar, mark_inactive
+from tests.support.live_server import LiveServer
+from tests.support.owners import make_owner
 
 TUESDAY_0900 = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 09:00 in Helsinki
 

@@ -16,7 +16,7 @@ import db.models  # noqa: F401  (every table on SQLModel.metadata)
 from db.engine import Database
 from db.migrate import DatabaseNotMigrated, migrate
 from server.app import create_app
-from tests.conftest import sqlite_settings
+from tests.support.settings import sqlite_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 from email.message import EmailMessage
@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from icalendar import Calendar
 
-from scheduling.links_signing import LinkSigner
 from scheduling.notifications import (
     Invitation,
     MailDeliveryError,
     Mailer,
+    Meeting,
     booking_cancelled,
     booking_confirmation,
     invitation_ics,
@@ -35,7 +35,8 @@ from scheduling.notifications import (
     owner_new_request,
     parse_smtp_url,
 )
-from tests.smtp_sink import free_port, smtp_sink
+from scheduling.signing import Signer
+from tests.support.smtp_sink import free_port, smtp_sink
 
 # 03:30 UTC is still the evening before in New York and early morning in Helsinki.
 START = datetime(2026, 3, 2, 3, 30, tzinfo=UTC)
@@ -52,24 +53,31 @@ def fixed_clock() -> datetime:
     return STAMP
 
 
-def confirmation(**overrides: Any) -> EmailMessage:
+MEETING = Meeting(
+    page_name="Intro call",
+    owner_name="Olga Owner",
+    owner_email="olga@example.com",
+    invitee_name="Ivan Invitee",
+    invitee_email="ivan@example.org",
+    invitee_time_zone="America/New_York",
+    start=START,
+    end=END,
+)
+
+
+def confirmation(meeting: Meeting = MEETING, **overrides: Any) -> EmailMessage:
+    """The confirmation of ``meeting``; an override names a field of the meeting or of the email."""
+    facts = {field.name for field in fields(Meeting)}
     values: dict[str, Any] = {
         "uid": "booking-1@kokous.test",
-        "page_name": "Intro call",
-        "owner_name": "Olga Owner",
-        "owner_email": "olga@example.com",
-        "invitee_name": "Ivan Invitee",
-        "invitee_email": "ivan@example.org",
-        "invitee_time_zone": "America/New_York",
-        "start": START,
-        "end": END,
         "cancel_url": CANCEL_URL,
         "reschedule_url": RESCHEDULE_URL,
         "location_url": "https://meet.example.com/intro",
         "stamp": STAMP,
     }
-    values.update(overrides)
-    return booking_confirmation(**values)
+    values.update({name: value for name, value in overrides.items() if name not in facts})
+    changed = replace(meeting, **{name: value for name, value in overrides.items() if name in facts})
+    return booking_confirmation(changed, **values)
 
 
 def calendar_part(message: EmailMessage) -> EmailMessage:
@@ -216,16 +224,9 @@ async def test_confirmation_arrives_over_smtp_with_local_time_links_and_invitati
 async def test_cancellation_sends_a_cancel_invitation_for_the_same_event(tmp_path: Path) -> None:
     # covers: BOOK-5
     message = booking_cancelled(
+        replace(MEETING, invitee_time_zone="Europe/Helsinki"),
         uid="booking-1@kokous.test",
         sequence=2,
-        page_name="Intro call",
-        owner_name="Olga Owner",
-        owner_email="olga@example.com",
-        invitee_name="Ivan Invitee",
-        invitee_email="ivan@example.org",
-        invitee_time_zone="Europe/Helsinki",
-        start=START,
-        end=END,
         reason="Something came up.\r\nBcc: x@evil.test",
         book_again_url="https://kokous.test/meetings/intro",
         stamp=STAMP,
@@ -253,7 +254,9 @@ async def test_cancellation_sends_a_cancel_invitation_for_the_same_event(tmp_pat
 async def test_a_rescheduled_confirmation_updates_the_event(tmp_path: Path) -> None:
     # covers: BOOK-5
     later = START + timedelta(days=1)
-    message = confirmation(start=later, end=later + timedelta(minutes=30), sequence=1, rescheduled=True)
+    message = confirmation(
+        replace(MEETING, start=later, end=later + timedelta(minutes=30)), sequence=1, rescheduled=True
+    )
     assert str(message["Subject"]).startswith("Rescheduled: Intro call with Olga Owner on Mon 2 Mar 2026, 22:30")
     _, event = parse_ics(calendar_part(message))
     assert int(event["SEQUENCE"]) == 1
@@ -263,15 +266,7 @@ async def test_a_rescheduled_confirmation_updates_the_event(tmp_path: Path) -> N
 async def test_owner_emails_use_the_owner_zone_and_reply_to_the_invitee() -> None:
     # covers: BOOK-2
     booked = owner_new_booking(
-        page_name="Intro call",
-        owner_name="Olga Owner",
-        owner_email="olga@example.com",
-        owner_time_zone="Europe/Helsinki",
-        invitee_name="Ivan Invitee",
-        invitee_email="ivan@example.org",
-        start=START,
-        end=END,
-        answers={"Topic": "Pricing\nCancel: https://evil.test"},
+        replace(MEETING, owner_time_zone="Europe/Helsinki", answers={"Topic": "Pricing\nCancel: https://evil.test"}),
         booking_url="https://kokous.test/dashboard/bookings/1",
     )
     assert booked["To"] == "Olga Owner <olga@example.com>"
@@ -284,14 +279,7 @@ async def test_owner_emails_use_the_owner_zone_and_reply_to_the_invitee() -> Non
     assert not any(line.startswith("Cancel:") for line in body.splitlines())
 
     request = owner_new_request(
-        page_name="Intro call",
-        owner_name="Olga Owner",
-        owner_email="olga@example.com",
-        owner_time_zone="America/New_York",
-        invitee_name="Ivan Invitee",
-        invitee_email="ivan@example.org",
-        start=START,
-        end=END,
+        replace(MEETING, owner_time_zone="America/New_York"),
         requests_url="https://kokous.test/dashboard/requests",
     )
     assert request["Subject"] == "Request: Ivan Invitee - Intro call on Sun 1 Mar 2026, 22:30 (America/New_York)"
@@ -558,7 +546,7 @@ PURPOSE = "manage-booking"
 
 def test_a_signed_link_round_trips_and_is_url_safe() -> None:
     # covers: BOOK-5
-    signer = LinkSigner([KEY_A])
+    signer = Signer([KEY_A])
     for subject in ["3f1c2a0e9b8d4c7e8f6a5b4c3d2e1f00", "with.dots and spaces", "Äijälä/ü?&=", ""]:
         token = signer.sign(PURPOSE, subject, NOW + timedelta(days=30))
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", token), token
@@ -568,7 +556,7 @@ def test_a_signed_link_round_trips_and_is_url_safe() -> None:
 
 def test_a_signed_link_expires() -> None:
     # covers: BOOK-5
-    signer = LinkSigner([KEY_A])
+    signer = Signer([KEY_A])
     expires = NOW + timedelta(hours=1)
     token = signer.sign(PURPOSE, "booking-1", expires)
     assert signer.verify(PURPOSE, token, expires - timedelta(seconds=1)) == "booking-1"
@@ -582,7 +570,7 @@ def test_a_signed_link_expires() -> None:
 
 def test_a_signed_link_is_only_good_for_its_purpose() -> None:
     # covers: BOOK-5
-    signer = LinkSigner([KEY_A])
+    signer = Signer([KEY_A])
     token = signer.sign(PURPOSE, "booking-1", NOW + timedelta(days=1))
     assert signer.verify("confirm-email", token, NOW) is None
     assert signer.verify(PURPOSE, token, NOW) == "booking-1"
@@ -590,7 +578,7 @@ def test_a_signed_link_is_only_good_for_its_purpose() -> None:
 
 def test_a_tampered_link_is_refused() -> None:
     # covers: BOOK-5
-    signer = LinkSigner([KEY_A])
+    signer = Signer([KEY_A])
     token = signer.sign(PURPOSE, "booking-1", NOW + timedelta(days=1))
     version, payload, mac = token.split(".")
     expiry = base64.urlsafe_b64decode(payload + "==").decode().split(".", 1)[0]
@@ -611,21 +599,21 @@ def test_a_tampered_link_is_refused() -> None:
     for candidate in forged:
         assert signer.verify(PURPOSE, candidate, NOW) is None, candidate
     # Another secret's signature over the same payload is not ours either.
-    other = LinkSigner([KEY_B]).sign(PURPOSE, "booking-1", NOW + timedelta(days=1))
+    other = Signer([KEY_B]).sign(PURPOSE, "booking-1", NOW + timedelta(days=1))
     assert signer.verify(PURPOSE, other, NOW) is None
 
 
 def test_keys_rotate_new_key_signs_old_key_still_verifies() -> None:
     # covers: BOOK-5
-    old = LinkSigner([KEY_A])
-    rotated = LinkSigner([KEY_B, KEY_A])
+    old = Signer([KEY_A])
+    rotated = Signer([KEY_B, KEY_A])
     old_token = old.sign(PURPOSE, "booking-1", NOW + timedelta(days=1))
     new_token = rotated.sign(PURPOSE, "booking-2", NOW + timedelta(days=1))
     assert rotated.verify(PURPOSE, old_token, NOW) == "booking-1"
     assert rotated.verify(PURPOSE, new_token, NOW) == "booking-2"
     assert old.verify(PURPOSE, new_token, NOW) is None  # signed with the new key
-    assert LinkSigner([KEY_B]).verify(PURPOSE, new_token, NOW) == "booking-2"
-    assert LinkSigner([KEY_B]).verify(PURPOSE, old_token, NOW) is None  # the old key dropped
+    assert Signer([KEY_B]).verify(PURPOSE, new_token, NOW) == "booking-2"
+    assert Signer([KEY_B]).verify(PURPOSE, old_token, NOW) is None  # the old key dropped
 
 
 @pytest.mark.parametrize(
@@ -647,22 +635,22 @@ def test_keys_rotate_new_key_signs_old_key_still_verifies() -> None:
 )
 def test_garbage_tokens_verify_to_none(token: str) -> None:
     # covers: BOOK-5
-    assert LinkSigner([KEY_A]).verify(PURPOSE, token, NOW) is None
+    assert Signer([KEY_A]).verify(PURPOSE, token, NOW) is None
 
 
 def test_a_garbage_value_of_the_wrong_type_verifies_to_none() -> None:
     # covers: BOOK-5
-    assert LinkSigner([KEY_A]).verify(PURPOSE, None, NOW) is None  # type: ignore[arg-type]
-    assert LinkSigner([KEY_A]).verify(PURPOSE, b"v1.a.b", NOW) is None  # type: ignore[arg-type]
+    assert Signer([KEY_A]).verify(PURPOSE, None, NOW) is None  # type: ignore[arg-type]
+    assert Signer([KEY_A]).verify(PURPOSE, b"v1.a.b", NOW) is None  # type: ignore[arg-type]
 
 
 def test_a_signer_without_good_keys_fails_closed() -> None:
     # covers: BOOK-5
     for keys in ([], ["short"], [KEY_A, ""]):
         with pytest.raises(ValueError, match="key"):
-            LinkSigner(keys)
+            Signer(keys)
     with pytest.raises(TypeError):
-        LinkSigner(KEY_A)
+        Signer(KEY_A)
     with pytest.raises(ValueError, match="aware"):
-        LinkSigner([KEY_A]).sign(PURPOSE, "booking-1", datetime(2026, 3, 1))
-    assert KEY_A not in repr(LinkSigner([KEY_A]))
+        Signer([KEY_A]).sign(PURPOSE, "booking-1", datetime(2026, 3, 1))
+    assert KEY_A not in repr(Signer([KEY_A]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduling.public_urls import points_inside
+from scheduling.calendars.public_urls import points_inside
 from server.providers import provider_settings
 from server.settings import Settings
 

@@ -17,10 +17,11 @@ import asyncpg
 import pytest
 from redis import asyncio as aioredis
 
-from scheduling.pubsub import EventHub, PubSubUnavailable
-from scheduling.pubsub.backends import LISTEN_APPLICATION_NAME, PUBLISH_APPLICATION_NAME
-from tests.redis_process import RedisProcess, answers_ping
-from tests.services_available import check_postgres, check_redis, unavailable
+from pubsub import EventHub, PubSubUnavailable
+from pubsub.backends import LISTEN_APPLICATION_NAME, PUBLISH_APPLICATION_NAME
+from tests.support.polling import eventually
+from tests.support.redis_process import RedisProcess, answers_ping
+from tests.support.services_available import check_postgres, check_redis, unavailable
 
 MakeHub = Callable[..., Awaitable[EventHub]]
 DEADLINE = 5.0
@@ -107,20 +108,6 @@ async def drain(messages: AsyncIterator[str]) -> list[str]:
         return [message async for message in messages]
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"not within {DEADLINE}s: {what}")
-        await asyncio.sleep(0.02)
-
-
 # covers: SUB-1, SUB-5
 async def test_publish_reaches_a_subscriber(url: str, make_hub: MakeHub) -> None:
     hub = await make_hub(url)
@@ -172,7 +159,9 @@ async def test_a_subscriber_that_falls_behind_is_ended(make_hub: MakeHub) -> Non
     async with hub.subscribe(channel) as slow:
         for number in range(10):
             assert await hub.publish(channel, str(number))
-        await eventually(lambda: hub.stats.subscribers == 0, "the slow subscriber is dropped")
+        await eventually(
+            lambda: hub.stats.subscribers == 0, bool, "the slow subscriber is dropped", timeout=DEADLINE, interval=0.02
+        )
         with pytest.raises(PubSubUnavailable, match="too slow"):
             await receive(slow)
     async with hub.subscribe(channel) as keeping_up:
@@ -226,7 +215,13 @@ async def test_redis_local_subscribers_share_one_server_subscription(redis_url: 
     try:
         async with hub.subscribe(channel), hub.subscribe(channel):
             assert await server_subscribers() == 1
-        await eventually(server_unsubscribed, "the last local subscriber unsubscribed the server")
+        await eventually(
+            server_unsubscribed,
+            bool,
+            "the last local subscriber unsubscribed the server",
+            timeout=DEADLINE,
+            interval=0.02,
+        )
     finally:
         await observer.aclose()
 
@@ -264,7 +259,7 @@ async def test_redis_restart_ends_subscribers_then_recovers(private_redis: Redis
             pass
 
     private_redis.start()
-    await eventually(lambda: hub.connected, "the hub reconnected")
+    await eventually(lambda: hub.connected, bool, "the hub reconnected", timeout=DEADLINE, interval=0.02)
     assert await hub.ping() is True
     assert hub.stats.reconnects >= 1
     async with hub.subscribe(channel) as messages:
@@ -277,13 +272,13 @@ async def test_redis_restart_ends_subscribers_then_recovers(private_redis: Redis
 async def test_hub_started_while_redis_is_down_connects_later(
     private_redis: RedisProcess, make_hub: MakeHub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="scheduling.pubsub.hub"):
+    with caplog.at_level(logging.WARNING, logger="pubsub.hub"):
         hub = await make_hub(private_redis.url, reconnect_delay=0.05, max_reconnect_delay=0.2)
     assert "cannot connect" in caplog.text
     assert not hub.connected
     assert await hub.ping() is False
     private_redis.start()
-    await eventually(hub.ping, "ping answers once Redis is up")
+    await eventually(hub.ping, bool, "ping answers once Redis is up", timeout=DEADLINE, interval=0.02)
     assert hub.connected
     assert hub.stats.reconnects == 1
     channel = new_channel()
@@ -320,7 +315,7 @@ async def test_postgres_listen_connection_loss_ends_subscribers_then_recovers(
         assert await terminate(postgres_url, LISTEN_APPLICATION_NAME, listen_pid)
         await assert_unavailable(messages)
 
-    await eventually(lambda: hub.connected, "the hub reconnected")
+    await eventually(lambda: hub.connected, bool, "the hub reconnected", timeout=DEADLINE, interval=0.02)
     assert await hub.ping() is True
     assert hub.stats.reconnects == 1
     assert hub._backend.listen_pid != listen_pid
@@ -353,7 +348,7 @@ async def test_postgres_refuses_payloads_of_8000_bytes_or_more(
     hub = await make_hub(postgres_url)
     channel = new_channel()
     async with hub.subscribe(channel) as messages:
-        with caplog.at_level(logging.WARNING, logger="scheduling.pubsub.hub"):
+        with caplog.at_level(logging.WARNING, logger="pubsub.hub"):
             assert await hub.publish(channel, "x" * 9000) is False
         assert "ValueError" in caplog.text
         assert hub.stats.publish_failures == 1

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from common.values import CalendarProvider
 from db.engine import Database
 from db.migrate import migrate
 from db.models import CalendarConnection, User
-from scheduling.values import CalendarProvider
-from scheduling.vault import CredentialVault
+from scheduling.calendars.vault import CredentialVault
 
 OLD, NEW = "old-secret-key-of-length", "new-secret-key-of-length"
 

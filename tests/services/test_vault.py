@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduling.vault import CredentialsUnreadable, CredentialVault
+from scheduling.calendars.vault import CredentialsUnreadable, CredentialVault
 
 SECRET = '{"refresh_token": "1//very-secret"}'
 

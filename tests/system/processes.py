@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live_server import free_port
+from tests.support.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,17 +13,15 @@ hand a slow live worker's rows to another worker; the last test checks that.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.utils import parseaddr
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -33,22 +31,21 @@ from sqlmodel import col, select
 
 from db.engine import Database
 from db.models import Booking, OutboxMessage
+from pubsub import EventHub
 from scheduling.clock import system_clock
 from scheduling.events import EventBus
-from scheduling.links import LinkBuilder
 from scheduling.outbox import LEASE, OutboxWorker
-from scheduling.pubsub import EventHub
+from scheduling.pages.links import LinkBuilder
 from scheduling.users import NewUser, UserService
-from tests.api.booking_helpers import BOOK, BOOK_RESULT, CREATE_PAGE
-from tests.api.connect_helpers import ALLOW_EMAIL_ACCESS, START
 from tests.doubles.google import GoogleDouble
-from tests.live_server import free_port
+from tests.support.booking_helpers import BOOK, BOOK_RESULT, CREATE_PAGE
 from tests.support.clock import MovableClock
+from tests.support.connect_helpers import ALLOW_EMAIL_ACCESS, START
+from tests.support.live_server import free_port
+from tests.support.polling import eventually
 from tests.system.processes import ROOT, ServerProcess, spawn_server
 
 pytestmark = pytest.mark.system
-
-T = TypeVar("T")
 
 ACCOUNT = "owner.google@example.com"
 INSERT = "POST /calendar/v3/calendars/"  # the event insert (nothing else POSTs under calendars/)
@@ -106,7 +103,12 @@ async def create_owner(database_url: str, email: str) -> str:
     """An owner and their bearer token, as ``kokous users create`` makes them."""
     db = Database(database_url)
     try:
-        users = UserService(db, EventBus(EventHub("memory://"), "crash"), LinkBuilder("http://127.0.0.1"), system_clock)
+        users = UserService(
+            db=db,
+            bus=EventBus(EventHub("memory://"), "crash"),
+            links=LinkBuilder("http://127.0.0.1"),
+            clock=system_clock,
+        )
         created = await users.create(email=email)
     finally:
         await db.dispose()
@@ -175,19 +177,6 @@ async def book(http: httpx.AsyncClient, start: str, email: str) -> str:
     return str(booked["id"])
 
 
-async def until(probe: Callable[[], Awaitable[T] | T], accept: Callable[[T], bool], what: str, timeout: float) -> T:
-    """Poll ``probe`` until ``accept`` likes its value; fail with the last value seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        seen: T = await value if inspect.isawaitable(value) else value  # type: ignore[assignment]
-        if accept(seen):
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s; last seen {seen!r}")
-        await asyncio.sleep(0.1)
-
-
 async def bookings(database_url: str) -> list[Booking]:
     db = Database(database_url)
     try:
@@ -220,11 +209,12 @@ def mail_to(folder: Path) -> list[str]:
 
 async def assert_complete(database_url: str, google: GoogleDouble, booking_ids: list[str]) -> None:
     """Each booking once, DONE with its own event, the only events on the calendar; all its work done."""
-    rows = await until(
+    rows = await eventually(
         lambda: bookings(database_url),
         lambda rows: all(row.calendar_write == "DONE" for row in rows),
         "every calendar write DONE",
         RECOVERY,
+        interval=0.1,
     )
     assert sorted(row.id.hex for row in rows) == sorted(uuid.UUID(booking_id).hex for booking_id in booking_ids)
     events = google.events_on(ACCOUNT)
@@ -233,11 +223,12 @@ async def assert_complete(database_url: str, google: GoogleDouble, booking_ids: 
         (event,) = [event for event in events if event["id"] == row.calendar_event_id]
         assert [attendee["email"] for attendee in event["attendees"]] == [row.invitee_email]
     for booking_id in booking_ids:
-        work = await until(
+        work = await eventually(
             partial(outbox_rows, database_url, booking_id),
             lambda found: all(message.done_at is not None for message in found),
             "the booking's emails sent",
             RECOVERY,
+            interval=0.1,
         )
         assert sorted(message.kind for message in work) == [
             "calendar.create_event",
@@ -265,7 +256,9 @@ async def test_a_kill_while_google_holds_the_event_insert_loses_nothing(
             await owner_with_google_calendar(http, google, token)
             google.fail(INSERT, status=500, delay=HELD)  # Google sits on the insert; the worker waits
             booking_id = await book(http, slot(10), "vera@example.com")
-        await until(lambda: inserts(google), lambda ids: len(ids) == 1, "the insert reaching Google", 10)
+        await eventually(
+            lambda: inserts(google), lambda ids: len(ids) == 1, "the insert reaching Google", 10, interval=0.1
+        )
         kill_9(first)
 
     (row,) = await bookings(database_url)
@@ -294,9 +287,17 @@ async def test_a_kill_after_google_wrote_the_event_before_it_was_recorded_makes_
             await owner_with_google_calendar(http, google, token)
             google.latency = 1.0  # time to take the lock below before Google answers the insert
             booking_id = await book(http, slot(10), "vera@example.com")
-        await until(lambda: inserts(google), lambda ids: len(ids) == 1, "the insert reaching Google", 10)
+        await eventually(
+            lambda: inserts(google), lambda ids: len(ids) == 1, "the insert reaching Google", 10, interval=0.1
+        )
         async with booking_row_locked(database_url, booking_id):
-            await until(lambda: google.events_on(ACCOUNT), lambda events: len(events) == 1, "the event written", 10)
+            await eventually(
+                lambda: google.events_on(ACCOUNT),
+                lambda events: len(events) == 1,
+                "the event written",
+                10,
+                interval=0.1,
+            )
             kill_9(first)
     google.latency = 0.0
 
@@ -322,7 +323,7 @@ async def test_a_kill_after_the_commit_before_the_worker_took_the_booking_loses_
             # and is answered while nobody has taken up its calendar write yet.
             google.fail(INSERT, status=500, delay=HELD)
             earlier = await book(http, slot(9), "early@example.com")
-            await until(lambda: inserts(google), lambda ids: len(ids) == 1, "the earlier insert", 10)
+            await eventually(lambda: inserts(google), lambda ids: len(ids) == 1, "the earlier insert", 10, interval=0.1)
             booking_id = await book(http, slot(11), "vera@example.com")
         kill_9(first)
 
@@ -357,13 +358,15 @@ async def test_a_live_worker_keeps_its_rows_past_the_lease(database_url: str) ->
             row = OutboxMessage(kind="test.slow_provider", payload={"booking_id": "slow"}, available_at=clock())
             session.add(row)
         claimed_until = clock() + LEASE
-        running = asyncio.create_task(OutboxWorker(db, handlers, clock).run_once())
+        running = asyncio.create_task(OutboxWorker(db=db, handlers=handlers, clock=clock).run_once())
         try:
             await asyncio.wait_for(started.wait(), 10)
             clock.now += LEASE - timedelta(seconds=1)
-            await until(partial(_available_at, db, row.id), lambda at: at > claimed_until, "the lease renewed", 10)
+            await eventually(
+                partial(_available_at, db, row.id), lambda at: at > claimed_until, "the lease renewed", 10, interval=0.1
+            )
             clock.now += LEASE - timedelta(seconds=1)  # past the claim's lease, within the renewed one
-            assert await OutboxWorker(db, handlers, clock).run_once() == 0
+            assert await OutboxWorker(db=db, handlers=handlers, clock=clock).run_once() == 0
         finally:
             release.set()
             assert await running == 1

@@ -20,18 +20,20 @@ import httpx
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
+from common.values import CalendarProvider, Weekday
 from db.engine import Database
 from db.models import Calendar, CalendarConnection
+from pubsub import EventHub
+from scheduling.calendars.clients import ProviderSettings
+from scheduling.clock import system_clock
 from scheduling.notifications.mailer import Mailer
-from scheduling.page_rules import WeeklyHours
-from scheduling.pages import PageDraft
-from scheduling.pubsub import EventHub
+from scheduling.pages.rules import WeeklyHours
+from scheduling.pages.service import PageDraft
 from scheduling.services import Services
-from scheduling.values import CalendarProvider, Weekday
-from tests.redis_process import RedisProcess
-from tests.services_available import check_postgres, unavailable
+from tests.support.redis_process import RedisProcess
+from tests.support.services_available import check_postgres, unavailable
+from tests.support.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
 from tests.system.processes import ServerProcess, kokous_servers
-from tests.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
 
 pytestmark = pytest.mark.system
 
@@ -54,6 +56,10 @@ async def seed_owner_with_page(database_url: str) -> tuple[str, uuid.UUID]:
         public_url="http://127.0.0.1:8000",
         secret_keys=("seed-key-of-sixteen-chars",),
         mailer=Mailer(smtp_url=None, outbox_dir=Path(tempfile.mkdtemp()), sender="seed@example.com"),
+        dashboard_url="http://127.0.0.1:8000/dashboard",
+        clock=system_clock,
+        answer_cache_entries=0,
+        providers=ProviderSettings(),
     )
     try:
         created = await services.users.create(email=f"{uuid.uuid4().hex[:8]}@example.com")

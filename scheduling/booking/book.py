@@ -1,0 +1,359 @@
+"""Booking a slot so that overlaps are impossible.
+
+The slot is checked against everything first; then, in one write transaction, other bookings
+are checked again and the booking inserted: on SQLite that transaction holds the write lock
+from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an exclusion constraint
+refuses overlapping bookings whatever the application checked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from common.values import BLOCKING_STATUSES, BookingStatus, CalendarStatus, CalendarWrite, PageStatus
+from db.engine import Database
+from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMessage, SchedulingPage, User
+from scheduling import outbox
+from scheduling.booking.rules import BookingDraft, CheckedBooking, check
+from scheduling.calendars.busy_check import BusyCheck, Verdict
+from scheduling.calendars.status import InactiveNotices
+from scheduling.clock import Clock
+from scheduling.engine import Interval, nearest_free
+from scheduling.errors import (
+    CalendarInactive,
+    CalendarUnreachable,
+    InvalidInput,
+    PageNotFound,
+    Refused,
+    SlotUnavailable,
+    ValidationFailed,
+)
+from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
+from scheduling.pages.availability import AvailabilityService
+from scheduling.pages.service import PageService
+
+ALTERNATIVES_SPAN = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class BookingView:
+    """A stored booking or request with the page it was made on."""
+
+    booking: Booking
+    page: SchedulingPage
+
+
+BookResult = BookingView | SlotUnavailable | CalendarInactive | CalendarUnreachable | PageNotFound | InvalidInput
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingDeps:
+    """What booking and its lifecycle both work with: storage, events, pages, availability, time,
+    the outbox to wake, the calendars' booking-time check and the owner's inactive-calendar notices."""
+
+    db: Database
+    bus: EventBus
+    pages: PageService
+    availability: AvailabilityService
+    clock: Clock
+    wake_outbox: Callable[[], None]
+    busy_check: BusyCheck
+    inactive_notices: InactiveNotices
+
+
+class BookingChecks:
+    """The checks a new time passes, for a booking, a move or an accepted request alike."""
+
+    def __init__(self, deps: BookingDeps) -> None:
+        self._db = deps.db
+        self._bus = deps.bus
+        self._pages = deps.pages
+        self._availability = deps.availability
+        self._clock = deps.clock
+        self._wake_outbox = deps.wake_outbox
+        self._busy_check = deps.busy_check
+        self._inactive_notices = deps.inactive_notices
+
+    async def _ask_providers(
+        self, page: SchedulingPage, start: datetime, end: datetime, *, moving: Booking | None = None
+    ) -> Verdict:
+        """The owner's calendars asked about this interval (with the page's buffers) right now.
+
+        ``moving``: a booking being moved, whose own calendar event (once written) is not in its way.
+        """
+        buffer = timedelta(minutes=page.buffer_minutes)
+        now_at = Interval(moving.start_at, moving.end_at) if moving is not None and event_in_place(moving) else None
+        return await self._busy_check.verdict(page.owner_id, start - buffer, end + buffer, moving=now_at)
+
+    async def _calendars_say(
+        self,
+        page: SchedulingPage,
+        start: datetime,
+        end: datetime,
+        *,
+        moving: Booking | None = None,
+        request: bool = False,
+    ) -> Verdict | CalendarInactive | CalendarUnreachable:
+        """The owner's calendars on a new time, as booking, moving and accepting all need it: an
+        inactive calendar refuses (the owner hears of it once), the providers' answer decides.
+        A ``request`` puts nothing on a calendar, so the providers are not asked."""
+        if await self._has_inactive_calendar(page.owner_id):
+            return await self._refused_while_inactive(page.owner_id)
+        if request:
+            return Verdict.FREE
+        verdict = await self._ask_providers(page, start, end, moving=moving)
+        if verdict is Verdict.INACTIVE:
+            return await self._refused_while_inactive(page.owner_id)
+        if verdict is Verdict.UNKNOWN:
+            return _UNREACHABLE
+        return verdict
+
+    async def _refused_while_inactive(self, owner_id: uuid.UUID) -> CalendarInactive:
+        """Nobody books while a calendar is inactive; the owner hears of it once per incident."""
+        await self._inactive_notices.someone_tried_to_book(owner_id)
+        return _INACTIVE
+
+    async def _has_inactive_calendar(self, owner_id: uuid.UUID) -> bool:
+        """One inactive integrated calendar stops all booking with the owner."""
+        async with self._db.session() as session:
+            statement = (
+                select(Calendar.id)
+                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                .where(
+                    col(CalendarConnection.user_id) == owner_id,
+                    col(Calendar.integrated).is_(True),
+                    col(Calendar.status) == CalendarStatus.INACTIVE,
+                )
+                .limit(1)
+            )
+            return (await session.exec(statement)).first() is not None
+
+    async def with_alternatives(
+        self,
+        page: SchedulingPage,
+        start: datetime,
+        duration: int,
+        *,
+        timezone: str,
+        ignore_booking: Booking | None = None,
+    ) -> SlotUnavailable:
+        """The refusal, with up to three free (and known) slots nearest to the wanted time, to be
+        shown in ``timezone`` (the invitee's)."""
+        async with self._db.session() as session:
+            free = await self._availability.free_slots(
+                session,
+                page,
+                duration=duration,
+                start=start - ALTERNATIVES_SPAN,
+                end=start + ALTERNATIVES_SPAN,
+                now=self._clock(),
+                ignore_booking=ignore_booking.id if ignore_booking is not None else None,
+                own_event=ignore_booking is not None and event_in_place(ignore_booking),
+            )
+        nearest = nearest_free([slot for slot in free.slots if slot.start != start], start, limit=3)
+        return SlotUnavailable(
+            message="that time is no longer available; here are the nearest free times",
+            alternatives=tuple((slot.start, slot.end) for slot in nearest),
+            timezone=timezone,
+        )
+
+
+class BookingService(BookingChecks):
+    async def book(self, draft: BookingDraft, *, request_only: bool = False) -> BookResult:
+        """Book a free slot; an offline page (or ``request_only``) stores a request instead."""
+        view = await self._pages.public_page(draft.slug, draft.domain)
+        if view is None:
+            return PageNotFound(message="scheduling page not found")
+        page = view.page
+        try:
+            checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
+        except ValidationFailed as failure:
+            return failure.as_result()
+        if checked.idempotency_key is not None:
+            earlier = await self._by_idempotency_key(page, checked)
+            if earlier is not None:
+                return earlier
+        said = await self._calendars_say(page, checked.start, checked.end, request=checked.request_only)
+        if not isinstance(said, Verdict):
+            return said
+        if said is not Verdict.FREE:
+            return await self._with_alternatives(page, checked)
+        try:
+            booking = await self._insert(page, checked)
+        except AlreadyBooked as existing:
+            return BookingView(booking=existing.booking, page=page)
+        except Refused as refused:
+            if isinstance(refused.result, SlotUnavailable):
+                # Taken, perhaps by a concurrent retry of this very request: then that is the answer.
+                earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
+                return earlier if earlier is not None else await self._with_alternatives(page, checked)
+            return cast(BookResult, refused.result)
+        except IntegrityError:
+            # A concurrent request with the same idempotency key won: answer with its result.
+            earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
+            return earlier if earlier is not None else await self._with_alternatives(page, checked)
+        await self._announce(booking)
+        return BookingView(booking=booking, page=page)
+
+    async def _insert(self, page: SchedulingPage, checked: CheckedBooking) -> Booking:
+        """Check the slot against everything, then lock the owner only to re-check bookings and insert.
+
+        Calendar busy time is not written by bookings, so the full check (busy rows, rules, the
+        engine) runs before the lock; under it only other bookings can have changed, and one
+        indexed query looks for them. The lock is held for a few statements, not a computation.
+        """
+        now = self._clock()
+        async with self._db.session() as session:
+            if not await self._is_free(session, page, checked, now):
+                raise Refused(SlotUnavailable(message="that time is no longer available"))
+        async with self._db.transaction(write=True) as session:
+            await lock_owner(session, page.owner_id)
+            if checked.idempotency_key is not None:
+                # Again under the lock: a concurrent retry may have committed since the first look.
+                earlier = await _by_key(session, page, checked.idempotency_key)
+                if earlier is not None:
+                    if earlier.request_fingerprint != checked.fingerprint():
+                        raise Refused(_KEY_REUSED)
+                    session.expunge(earlier)  # keep its loaded values through the rollback
+                    raise AlreadyBooked(earlier)
+            buffer = timedelta(minutes=page.buffer_minutes)
+            if await bookings_overlap(session, page.owner_id, checked.start - buffer, checked.end + buffer):
+                raise Refused(SlotUnavailable(message="that time is no longer available"))
+            confirmed = not checked.request_only
+            booking = Booking(
+                owner_id=page.owner_id,
+                page_id=page.id,
+                start_at=checked.start,
+                end_at=checked.end,
+                status=BookingStatus.CONFIRMED if confirmed else BookingStatus.REQUESTED,
+                source=checked.source,
+                invitee_name=checked.invitee_name,
+                invitee_email=checked.invitee_email,
+                invitee_timezone=checked.timezone,
+                answers=checked.answers,
+                idempotency_key=checked.idempotency_key,
+                request_fingerprint=checked.fingerprint(),
+                calendar_write=CalendarWrite.PENDING if confirmed else CalendarWrite.NONE,
+                created_at=now,
+            )
+            booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
+            session.add(booking)
+            await session.flush()
+            for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
+                session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
+        return booking
+
+    async def _is_free(
+        self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime
+    ) -> bool:
+        free = await self._availability.free_slots(
+            session,
+            page,
+            duration=checked.duration,
+            start=checked.start,
+            end=checked.start + timedelta(minutes=1),
+            now=now,
+            # A booking's calendars were just asked about this time; a request's were not.
+            known_only=checked.request_only,
+        )
+        return any(slot.start == checked.start for slot in free.slots)
+
+    async def _announce(self, booking: Booking) -> None:
+        """After commit: live slot watchers and the owner's subscriptions, then the outbox."""
+        await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking", page_ids=()))
+        await self._bus.publish(BookingCreated(owner_id=booking.owner_id, booking_id=booking.id))
+        self._wake_outbox()
+
+    async def _by_idempotency_key(
+        self, page: SchedulingPage, checked: CheckedBooking
+    ) -> BookingView | InvalidInput | None:
+        """The same key returns the first result; another request under it is refused."""
+        async with self._db.session() as session:
+            earlier = (
+                await session.exec(
+                    select(Booking).where(
+                        Booking.page_id == page.id, Booking.idempotency_key == checked.idempotency_key
+                    )
+                )
+            ).first()
+        if earlier is None:
+            return None
+        if earlier.request_fingerprint != checked.fingerprint():
+            return InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
+        return BookingView(booking=earlier, page=page)
+
+    async def _with_alternatives(self, page: SchedulingPage, checked: CheckedBooking) -> SlotUnavailable:
+        return await self.with_alternatives(page, checked.start, checked.duration, timezone=checked.timezone)
+
+
+class AlreadyBooked(Exception):
+    """The idempotency key's booking exists (committed by a concurrent retry): answer with it."""
+
+    def __init__(self, booking: Booking) -> None:
+        super().__init__(str(booking.id))
+        self.booking = booking
+
+
+_INACTIVE = CalendarInactive(
+    message="this calendar cannot take bookings right now; the owner has been asked to reconnect it"
+)
+_UNREACHABLE = CalendarUnreachable(
+    message="the owner's calendar could not be checked just now; nothing was booked, please try again in a minute"
+)
+_KEY_REUSED = InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
+
+
+async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Booking | None:
+    statement = select(Booking).where(Booking.page_id == page.id, Booking.idempotency_key == key)
+    return (await session.exec(statement)).first()
+
+
+def event_in_place(booking: Booking) -> bool:
+    """The booking's calendar event exists and sits at the booking's time (no move is pending),
+    so its interval in the calendars' busy time is the booking itself."""
+    return booking.calendar_event_id is not None and booking.calendar_write == CalendarWrite.DONE
+
+
+async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already does."""
+    await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+
+
+async def bookings_overlap(session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime) -> bool:
+    """Whether a confirmed booking or pending request of the owner overlaps [start, end)."""
+    statement = (
+        select(Booking.id)
+        .where(
+            Booking.owner_id == owner_id,
+            col(Booking.status).in_(BLOCKING_STATUSES),
+            col(Booking.start_at) < end.astimezone(UTC),
+            col(Booking.end_at) > start.astimezone(UTC),
+        )
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def upsert_contact(
+    session: AsyncSession, owner_id: uuid.UUID, checked: CheckedBooking, now: datetime
+) -> uuid.UUID:
+    """The person who booked becomes (or updates) a contact of the owner."""
+    contact = (
+        await session.exec(select(Contact).where(Contact.owner_id == owner_id, Contact.email == checked.invitee_email))
+    ).first()
+    if contact is None:
+        contact = Contact(owner_id=owner_id, email=checked.invitee_email, created_at=now)
+    contact.name = checked.invitee_name
+    contact.properties = {**contact.properties, **checked.answers}
+    contact.updated_at = now
+    session.add(contact)
+    await session.flush()
+    return contact.id

@@ -1,0 +1,209 @@
+"""After booking: cancel and reschedule (owner or invitee link), accept or decline requests.
+
+Every change runs in one write transaction with the owner locked, re-checks
+availability where time moves, and queues the calendar and email work in the outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from common.values import BookingStatus, CalendarWrite, PageStatus
+from db.models import Booking, OutboxMessage, SchedulingPage
+from scheduling import outbox
+from scheduling.booking.book import BookingChecks, BookingView, event_in_place, lock_owner
+from scheduling.calendars.busy_check import Verdict
+from scheduling.errors import CalendarInactive, CalendarUnreachable, InvalidInput, NotFound, Refused, SlotUnavailable
+from scheduling.events import AvailabilityChanged
+
+ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable | CalendarInactive | CalendarUnreachable
+_NOT_FOUND = NotFound(message="booking not found")
+_TAKEN = SlotUnavailable(message="that time is not available")
+_MOVABLE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
+
+
+class BookingLifecycle(BookingChecks):
+    async def get(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> BookingView | None:
+        """A booking; with ``owner_id`` only the owner's (another owner's is simply not found)."""
+        async with self._db.session() as session:
+            booking = await session.get(Booking, booking_id)
+            if booking is None or (owner_id is not None and booking.owner_id != owner_id):
+                return None
+            page = await session.get(SchedulingPage, booking.page_id)
+            return None if page is None else BookingView(booking=booking, page=page)
+
+    async def cancel(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> ChangeResult:
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
+                raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be cancelled"))
+            booking.status = BookingStatus.CANCELLED
+            booking.cancelled_at = self._clock()
+            kinds = [outbox.EMAIL_BOOKING_CANCELLED]
+            if booking.calendar_write != CalendarWrite.NONE:
+                kinds.append(outbox.CALENDAR_DELETE_EVENT)
+            return kinds
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
+        """Move a confirmed booking (or a pending request) to another free start, same length.
+
+        A booking obeys the rules of booking: the owner's calendars are asked about the new time
+        first, and an inactive calendar refuses. A pending request moves as a request: nothing is
+        on a calendar and the invitee is told it still waits for the owner.
+        """
+        view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None and view.booking.status in _MOVABLE and start.tzinfo is not None:
+            length = view.booking.end_at - view.booking.start_at
+            said = await self._calendars_say(
+                view.page,
+                start,
+                start + length,
+                moving=view.booking,
+                request=view.booking.status == BookingStatus.REQUESTED,
+            )
+            if not isinstance(said, Verdict):
+                return said
+            if said is not Verdict.FREE:
+                return await self._taken(view, start)
+
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status not in _MOVABLE:
+                raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be rescheduled"))
+            if start.tzinfo is None:
+                raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
+            new_start = start.astimezone(UTC)
+            request = booking.status == BookingStatus.REQUESTED
+            await self._require_free(
+                session,
+                page,
+                booking,
+                new_start,
+                now=self._clock(),
+                own_event=event_in_place(booking),
+                asked=not request,
+            )
+            duration = booking.end_at - booking.start_at
+            booking.start_at, booking.end_at = new_start, new_start + duration
+            if request:
+                return [outbox.EMAIL_REQUEST_MOVED]
+            kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
+            if booking.calendar_write != CalendarWrite.NONE:
+                # The owner sees the move pending until the calendar has it (or why it failed).
+                booking.calendar_write, booking.calendar_write_error = CalendarWrite.PENDING, None
+                kinds.append(outbox.CALENDAR_UPDATE_EVENT)
+            return kinds
+
+        result = await self._change(booking_id, owner_id, change)
+        if result is _TAKEN and view is not None:  # busy by the cache or another booking
+            return await self._taken(view, start)
+        return result
+
+    async def accept(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
+        """A request becomes a booking, written to the calendar; needs a connected calendar.
+
+        The rules of booking apply: the owner's calendars are asked about the time, and an
+        inactive calendar refuses.
+        """
+        view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None:
+            public = await self._pages.get_page(owner_id, view.page.id)
+            if not isinstance(public, NotFound) and public.status is PageStatus.OFFLINE:
+                return InvalidInput(message="connect a calendar before accepting requests")
+            if view.booking.status == BookingStatus.REQUESTED:
+                said = await self._calendars_say(view.page, view.booking.start_at, view.booking.end_at)
+                if not isinstance(said, Verdict):
+                    return said
+                if said is not Verdict.FREE:
+                    return _TAKEN  # the asked time is the request: there is nothing to offer instead
+
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status != BookingStatus.REQUESTED:
+                raise Refused(InvalidInput(message="only a requested meeting can be accepted"))
+            if booking.start_at <= self._clock():
+                raise Refused(InvalidInput(message="the requested time has already passed"))
+            # The page's notice and horizon as when the visitor asked: the owner may take days to
+            # answer. Busy time and other bookings are those of now.
+            await self._require_free(session, page, booking, booking.start_at, now=booking.created_at)
+            booking.status = BookingStatus.CONFIRMED
+            booking.calendar_write = CalendarWrite.PENDING
+            return [outbox.CALENDAR_CREATE_EVENT, outbox.EMAIL_BOOKING_CONFIRMED]
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def _taken(self, view: BookingView, start: datetime) -> SlotUnavailable:
+        """The calendars are busy then: the refusal with the nearest free times for this booking."""
+        length = int((view.booking.end_at - view.booking.start_at).total_seconds() // 60)
+        return await self.with_alternatives(
+            view.page, start, length, timezone=view.booking.invitee_timezone, ignore_booking=view.booking
+        )
+
+    async def decline(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID) -> ChangeResult:
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status != BookingStatus.REQUESTED:
+                raise Refused(InvalidInput(message="only a requested meeting can be declined"))
+            booking.status = BookingStatus.DECLINED
+            booking.cancelled_at = self._clock()
+            return [outbox.EMAIL_REQUEST_DECLINED]
+
+        return await self._change(booking_id, owner_id, change)
+
+    async def _require_free(
+        self,
+        session: AsyncSession,
+        page: SchedulingPage,
+        booking: Booking,
+        start: datetime,
+        *,
+        now: datetime,
+        own_event: bool = False,
+        asked: bool = True,
+    ) -> None:
+        """Refused unless ``start`` is free by the cache and the rules; ``asked``: the providers
+        were just asked about this time, so the cache need not hold it."""
+        duration = int((booking.end_at - booking.start_at).total_seconds() // 60)
+        free = await self._availability.free_slots(
+            session,
+            page,
+            duration=duration,
+            start=start,
+            end=start + timedelta(minutes=1),
+            now=now,
+            ignore_booking=booking.id,
+            own_event=own_event,
+            known_only=not asked,
+        )
+        if not any(slot.start == start for slot in free.slots):
+            raise Refused(_TAKEN)
+
+    async def _change(
+        self,
+        booking_id: uuid.UUID,
+        owner_id: uuid.UUID | None,
+        change: Callable[[AsyncSession, Booking, SchedulingPage], Awaitable[list[str]]],
+    ) -> ChangeResult:
+        now = self._clock()
+        try:
+            async with self._db.transaction(write=True) as session:
+                booking = await session.get(Booking, booking_id)
+                if booking is None or (owner_id is not None and booking.owner_id != owner_id):
+                    raise Refused(_NOT_FOUND)
+                await lock_owner(session, booking.owner_id)
+                await session.refresh(booking)
+                page = await session.get(SchedulingPage, booking.page_id)
+                if page is None:
+                    raise Refused(_NOT_FOUND)
+                kinds = await change(session, booking, page)
+                session.add(booking)
+                for kind in kinds:
+                    session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
+        except Refused as refused:
+            return cast(ChangeResult, refused.result)
+        await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking_changed"))
+        self._wake_outbox()
+        return BookingView(booking=booking, page=page)

@@ -1,0 +1,171 @@
+"""At booking time, ask the providers about the one interval being booked: their answer decides.
+
+Slots come from the local cache; a booking is the moment to be sure, so the owner's integrated
+calendars are asked for that interval alone, all connections at once, within a short timeout.
+A calendar found gone, unshared or unauthorised turns inactive at once (nobody books until the
+owner acts). Only a passing failure (timeout, server error, rate limit) lets the cache decide,
+and only when it was fetched recently and holds that time; every such fallback is logged and
+counted. Otherwise the booking is refused (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from sqlmodel import col, select
+
+from common.values import CalendarStatus
+from db.models import Calendar, CalendarConnection
+from providers.errors import (
+    CalendarGone,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from scheduling.calendars.access import ProviderAccess, RefusedOnce
+from scheduling.clock import Clock
+from scheduling.concurrency import run_all
+from scheduling.engine import Interval, subtract
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (ProviderUnavailable, ProviderRateLimited, TimeoutError)
+
+
+class Verdict(Enum):
+    FREE = "free"
+    BUSY = "busy"
+    INACTIVE = "inactive"  # a calendar lost access (or is gone) while we asked
+    UNKNOWN = "unknown"  # a provider could not answer and the cache cannot stand in for it
+
+
+@dataclass
+class FallbackStats:
+    """Bookings decided by the cache because a provider failed in passing (for ``/metrics``)."""
+
+    trusted_cache: int = 0  # the cache was fresh and held the time: it decided
+    refused_stale: int = 0  # the cache was too old (or did not hold the time): refused
+
+
+class BusyCheck:
+    def __init__(
+        self,
+        *,
+        access: ProviderAccess,
+        clock: Clock,
+        timeout: float = 4.0,
+        fresh: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self._access = access
+        self._db = access.db
+        self._clock = clock
+        self._timeout = timeout
+        self._fresh = fresh
+        self.stats = FallbackStats()
+
+    async def verdict(
+        self, owner_id: uuid.UUID, start: datetime, end: datetime, *, moving: Interval | None = None
+    ) -> Verdict:
+        """What the owner's calendars say of [start, end) now; ``moving`` is where a booking being
+        moved is now, whose own event does not count as busy."""
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(CalendarConnection, Calendar)
+                    .join(Calendar, col(Calendar.connection_id) == col(CalendarConnection.id))
+                    .where(
+                        col(CalendarConnection.user_id) == owner_id,
+                        col(CalendarConnection.credentials).is_not(None),
+                        col(Calendar.integrated).is_(True),
+                        col(Calendar.status) == CalendarStatus.ACTIVE,
+                    )
+                )
+            ).all()
+        by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[Calendar]]] = {}
+        for connection, calendar in rows:
+            by_connection.setdefault(connection.id, (connection, []))[1].append(calendar)
+        verdicts = await run_all(
+            self._ask(connection, calendars, start, end, moving) for connection, calendars in by_connection.values()
+        )
+        for worst in (Verdict.INACTIVE, Verdict.BUSY, Verdict.UNKNOWN):
+            if worst in verdicts:
+                return worst
+        return Verdict.FREE
+
+    async def _ask(
+        self,
+        connection: CalendarConnection,
+        calendars: list[Calendar],
+        start: datetime,
+        end: datetime,
+        moving: Interval | None,
+    ) -> Verdict:
+        try:
+            blocks = await self._busy(connection, calendars, start, end)
+        except CalendarGone as exc:  # deleted or unshared: that calendar is inactive from now on
+            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
+            return Verdict.INACTIVE
+        except ProviderAuthError:  # the access layer already marked the calendars inactive
+            return Verdict.INACTIVE
+        except TRANSIENT as exc:
+            return self._fallback(connection, calendars, start, end, exc)
+        except ProviderError as exc:  # refused as asked: nothing to fall back on
+            logger.warning("live busy check of connection %s refused: %s; refusing", connection.id, exc.message)
+            return Verdict.UNKNOWN
+        busy = subtract([Interval(block.start, block.end) for block in blocks], [moving] if moving else [])
+        return Verdict.BUSY if any(block.start < end and start < block.end for block in busy) else Verdict.FREE
+
+    async def _busy(
+        self, connection: CalendarConnection, calendars: list[Calendar], start: datetime, end: datetime
+    ) -> list[Interval]:
+        """The calendars' busy time; a login refused once is asked again at once, since the
+        answer is needed now (a second refusal means access is lost)."""
+        external_ids = [calendar.external_id for calendar in calendars]
+        for attempt in (1, 2):
+            try:
+                # Only the provider's answer is timed: the access layer's own bookkeeping (stored
+                # tokens, counted refusals) must never be cut off half-way through a transaction.
+                async with self._access.client(connection) as client, asyncio.timeout(self._timeout):
+                    blocks = await client.busy_intervals(external_ids, start, end)
+                return [Interval(block.start, block.end) for block in blocks]
+            except RefusedOnce:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fallback(
+        self,
+        connection: CalendarConnection,
+        calendars: list[Calendar],
+        start: datetime,
+        end: datetime,
+        error: Exception,
+    ) -> Verdict:
+        """A passing failure: the cache decides if every calendar was fetched recently and holds the time."""
+        oldest_allowed = self._clock() - self._fresh
+        trusted = all(
+            calendar.busy_synced_at is not None
+            and calendar.busy_synced_at >= oldest_allowed
+            and calendar.covered_from is not None
+            and calendar.covered_until is not None
+            and calendar.covered_from <= start
+            and end <= calendar.covered_until
+            for calendar in calendars
+        )
+        if trusted:
+            self.stats.trusted_cache += 1
+        else:
+            self.stats.refused_stale += 1
+        logger.warning(
+            "live busy check of connection %s failed (%s); %s",
+            connection.id,
+            getattr(error, "message", type(error).__name__),
+            "the fresh cache decides" if trusted else "refusing: the cache is too old to decide",
+        )
+        return Verdict.FREE if trusted else Verdict.UNKNOWN

@@ -1,0 +1,262 @@
+"""Keeps the local busy-time cache current, so slot queries never wait on a provider (rule 7).
+
+A connection's integrated calendars are fetched in one provider call for a window that covers
+every page's horizon; their cached intervals and the range they cover are replaced in one
+transaction, and the owner's ``AvailabilityChanged`` is published when answers may differ. A
+failed fetch is recorded on the calendars, so answers can say some times may be missing. In the
+background each process claims connections whose cache is older than ``interval`` (``FOR UPDATE
+SKIP LOCKED`` with a lease, so processes share the work) and refreshes them in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import delete, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from common.values import CalendarStatus
+from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from providers.errors import CalendarGone, ProviderError
+from scheduling.calendars.access import ProviderAccess
+from scheduling.clock import Clock
+from scheduling.concurrency import run_all
+from scheduling.engine.coverage import MARGIN, MAX_AHEAD, PAST
+from scheduling.events import AvailabilityChanged, EventBus
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_AHEAD = timedelta(days=60) + MARGIN  # the default horizon
+LEASE = timedelta(minutes=2)
+# After a failed fetch, a visitor's query does not ask that provider again for this long (the
+# background pass keeps trying): one slow or broken provider must not make every query wait.
+RETRY_AFTER_FAILURE = timedelta(minutes=1)
+
+
+class BusySync:
+    def __init__(
+        self,
+        *,
+        access: ProviderAccess,
+        bus: EventBus,
+        clock: Clock,
+        interval: timedelta = timedelta(minutes=5),
+        concurrency: int = 8,
+    ) -> None:
+        self._access = access
+        self._db = access.db
+        self._bus = bus
+        self._clock = clock
+        self._interval = interval
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._stopping = asyncio.Event()
+
+    async def refresh(self, connection_id: uuid.UUID) -> bool:
+        """Fetch and store the connection's busy time now; False when the provider failed.
+
+        A connection with no integrated calendar is still asked for its calendar list, so lost
+        access shows up within one interval for every connection (a health probe).
+        """
+        async with self._db.session() as session:
+            connection = await session.get(CalendarConnection, connection_id)
+            if connection is None:
+                return False
+            active = list(
+                (
+                    await session.exec(
+                        select(Calendar).where(
+                            Calendar.connection_id == connection_id, col(Calendar.status) == CalendarStatus.ACTIVE
+                        )
+                    )
+                ).all()
+            )
+            ahead = await self._horizon(session, connection.user_id)
+        calendars = [calendar for calendar in active if calendar.integrated]
+        if not active:
+            return True
+        if not calendars:
+            return await self._probe(connection)
+        now = self._clock()
+        start, end = now - PAST, now + ahead
+        try:
+            async with self._concurrency, self._access.client(connection) as client:
+                blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
+        except CalendarGone as exc:  # That calendar is no longer shared; the others sync next time
+            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
+            return False
+        except ProviderError as exc:
+            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
+            await self._failed(connection, calendars, now)
+            return False
+        by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
+        fetched = {
+            (by_external_id[block.calendar_id], block.start.astimezone(UTC), block.end.astimezone(UTC))
+            for block in blocks
+            if block.calendar_id in by_external_id and block.start < block.end
+        }
+        # Answers change when busy time does, and also when time that was not known (never
+        # fetched, beyond the last fetch's horizon, or failing) becomes known.
+        newly_known = any(
+            calendar.busy_failed_at is not None
+            or calendar.covered_until is None
+            or calendar.covered_until < end - MARGIN
+            for calendar in calendars
+        )
+        changed = await self._store(connection_id, list(by_external_id.values()), fetched, now, (start, end))
+        if changed or newly_known:
+            await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
+        return True
+
+    async def _failed(self, connection: CalendarConnection, calendars: list[Calendar], now: datetime) -> None:
+        """Note the failure on the calendars; answers say times may be missing until a fetch works."""
+        ids = [calendar.id for calendar in calendars]
+        async with self._db.transaction() as session:
+            await session.exec(update(Calendar).where(col(Calendar.id).in_(ids)).values(busy_failed_at=now))
+        if any(calendar.busy_failed_at is None for calendar in calendars):
+            await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
+
+    async def _probe(self, connection: CalendarConnection) -> bool:
+        try:
+            async with self._concurrency, self._access.client(connection) as client:
+                await client.list_calendars()
+        except ProviderError as exc:
+            logger.warning("health probe of connection %s failed: %s", connection.id, exc.message)
+            return False
+        async with self._db.transaction() as session:
+            await _mark_checked(session, connection.id, self._clock())
+        return True
+
+    async def fill_uncovered(self, owner_id: uuid.UUID, until: datetime) -> None:
+        """Fetch, in parallel, every integrated calendar of the owner whose busy time is not held
+        until ``until`` (never fetched, or a page's horizon grew beyond the last fetch).
+
+        Time whose busy time is unknown is never offered; this is the one moment a visitor waits
+        on providers (bar B3: about as long as the slowest of them). A provider that failed a
+        moment ago is not asked again here (the background pass retries it), and its calendar's
+        unknown time stays unoffered, which the answer says (``complete``).
+        """
+        retry_from = self._clock() - RETRY_AFTER_FAILURE
+        async with self._db.session() as session:
+            connection_ids = (
+                await session.exec(
+                    select(col(Calendar.connection_id))
+                    .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+                    .where(
+                        col(CalendarConnection.user_id) == owner_id,
+                        col(CalendarConnection.credentials).is_not(None),
+                        col(Calendar.integrated).is_(True),
+                        col(Calendar.status) == CalendarStatus.ACTIVE,
+                        or_(col(Calendar.covered_until).is_(None), col(Calendar.covered_until) < until),
+                        or_(col(Calendar.busy_failed_at).is_(None), col(Calendar.busy_failed_at) < retry_from),
+                    )
+                    .distinct()
+                )
+            ).all()
+        if connection_ids:
+            await run_all(self.refresh(connection_id) for connection_id in connection_ids)
+
+    async def _horizon(self, session: AsyncSession, owner_id: uuid.UUID) -> timedelta:
+        """How far ahead the owner's pages let visitors book (the cache must cover all of it)."""
+        row = (
+            await session.exec(
+                select(func.max(SchedulingPage.booking_horizon_days), func.max(SchedulingPage.fixed_range_end)).where(
+                    SchedulingPage.owner_id == owner_id
+                )
+            )
+        ).first()
+        ahead = DEFAULT_AHEAD
+        if row is not None:
+            days, last_day = row
+            if days is not None:
+                ahead = max(ahead, timedelta(days=int(days)) + MARGIN)
+            if isinstance(last_day, date):
+                until = datetime.combine(last_day, time(), tzinfo=UTC) + MARGIN - self._clock()
+                ahead = max(ahead, until)
+        return min(ahead, MAX_AHEAD)
+
+    async def _store(
+        self,
+        connection_id: uuid.UUID,
+        calendar_ids: list[uuid.UUID],
+        fetched: set[tuple[uuid.UUID, datetime, datetime]],
+        now: datetime,
+        covered: tuple[datetime, datetime],
+    ) -> bool:
+        """Replace the calendars' cached intervals and the range they cover; True when they changed."""
+        async with self._db.transaction() as session:
+            rows = (
+                await session.exec(
+                    select(col(BusyInterval.calendar_id), col(BusyInterval.start_at), col(BusyInterval.end_at)).where(
+                        col(BusyInterval.calendar_id).in_(calendar_ids)
+                    )
+                )
+            ).all()
+            changed = {(row[0], row[1], row[2]) for row in rows} != fetched
+            if changed:
+                await session.exec(delete(BusyInterval).where(col(BusyInterval.calendar_id).in_(calendar_ids)))
+                session.add_all(
+                    BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end, updated_at=now)
+                    for calendar_id, start, end in fetched
+                )
+            await session.exec(
+                update(Calendar)
+                .where(col(Calendar.id).in_(calendar_ids))
+                .values(busy_synced_at=now, covered_from=covered[0], covered_until=covered[1], busy_failed_at=None)
+            )
+            await _mark_checked(session, connection_id, now)
+        return changed
+
+    async def run(self) -> None:
+        """Until ``stop``: refresh stale connections, then wait a little."""
+        while not self._stopping.is_set():
+            try:
+                claimed = await self._claim()
+                await run_all(self.refresh(connection_id) for connection_id in claimed)
+            except Exception:
+                logger.exception("busy-time sync: a pass failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(self._interval.total_seconds() / 5, 30.0))
+
+    def stop(self) -> None:
+        """Finish the pass under way (its transactions complete), then leave ``run``."""
+        self._stopping.set()
+
+    async def _claim(self) -> list[uuid.UUID]:
+        now = self._clock()
+        stale = now - self._interval
+        async with self._db.transaction(write=True) as session:
+            with_active_calendars = (
+                select(col(Calendar.connection_id)).where(col(Calendar.status) == CalendarStatus.ACTIVE).distinct()
+            )
+            connections = (
+                await session.exec(
+                    select(CalendarConnection)
+                    .where(
+                        col(CalendarConnection.id).in_(with_active_calendars),
+                        col(CalendarConnection.credentials).is_not(None),
+                        or_(col(CalendarConnection.checked_at).is_(None), col(CalendarConnection.checked_at) < stale),
+                        or_(
+                            col(CalendarConnection.sync_lease_until).is_(None),
+                            col(CalendarConnection.sync_lease_until) < now,
+                        ),
+                    )
+                    .limit(50)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for connection in connections:
+                connection.sync_lease_until = now + LEASE
+                session.add(connection)
+            return [connection.id for connection in connections]
+
+
+async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime) -> None:
+    """The provider answered for this connection: the health probe is satisfied until ``now + interval``."""
+    await session.exec(
+        update(CalendarConnection).where(col(CalendarConnection.id) == connection_id).values(checked_at=now)
+    )

@@ -1,0 +1,149 @@
+"""Connecting calendars over the API: documents, an owner allowed to connect, its connections."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from db.models import Booking
+from server.settings import Settings
+from tests.doubles.google import GoogleDouble
+from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
+from tests.doubles.server import TLSFiles
+from tests.support.booking_helpers import Owner, create_intro_page
+from tests.support.live_server import LiveServer
+from tests.support.owners import make_owner
+
+CONNECTION_FIELDS = """
+fragment ConnectionFields on CalendarConnection {
+  id provider accountEmail calendarSync schedulingPages
+  calendars { id name isPrimary integrated status inactiveReason accessRole }
+}
+"""
+START = """
+mutation($provider: CalendarProvider!) {
+  startCalendarConnection(provider: $provider) {
+    __typename
+    ... on AuthorizationUrl { url }
+    ... on Error { message }
+    ... on PermissionRequired { setting }
+    ... on CalendarConnectionFailed { reason }
+    ... on InvalidInput { field }
+  }
+}
+"""
+CONNECT_RESULT = """
+    __typename
+    ...ConnectionFields
+    ... on Error { message }
+    ... on PermissionRequired { setting }
+    ... on CalendarConnectionFailed { reason }
+    ... on InvalidInput { field }
+"""
+CONNECT_EXCHANGE = (
+    "mutation($input: ExchangeConnectionInput!) { connectExchangeCalendar(input: $input) {"
+    + CONNECT_RESULT
+    + "} }"
+    + CONNECTION_FIELDS
+)
+CONNECT_CALDAV = (
+    "mutation($input: CalDAVConnectionInput!) { connectCalDAVCalendar(input: $input) {"
+    + CONNECT_RESULT
+    + "} }"
+    + CONNECTION_FIELDS
+)
+CONNECTIONS = "query { me { connections { ...ConnectionFields } } }" + CONNECTION_FIELDS
+SET_INTEGRATED = """
+mutation($id: ID!, $on: Boolean!) {
+  setCalendarIntegrated(calendarId: $id, integrated: $on) {
+    __typename ... on Calendar { id integrated } ... on NotFound { message }
+  }
+}
+"""
+REMOVE = """
+mutation($id: ID!) {
+  removeCalendar(calendarId: $id) {
+    __typename
+    ... on CalendarRemoved { calendarId }
+    ... on PrimaryCalendarNotRemovable { message connectionId }
+    ... on NotFound { message }
+  }
+}
+"""
+DISCONNECT = """
+mutation($id: ID!) {
+  disconnectCalendarConnection(connectionId: $id) {
+    __typename ... on Disconnected { connectionId } ... on NotFound { message }
+  }
+}
+"""
+ALLOW_EMAIL_ACCESS = "mutation { updateUserSettings(input: {personalEmailAccess: true}) { personalEmailAccess } }"
+
+
+async def owner_allowed_to_connect(server: LiveServer, *, with_page: bool = True) -> Owner:
+    """An owner with personal email access on (CAL-4) and, unless told otherwise, the intro page."""
+    user, token = await make_owner(server.services, f"owner-{uuid.uuid4().hex[:6]}@example.com")
+    allowed = await server.graphql(ALLOW_EMAIL_ACCESS, token=token)
+    assert allowed["data"]["updateUserSettings"]["personalEmailAccess"] is True, allowed
+    page_id = await create_intro_page(server, token) if with_page else ""
+    return Owner(user=user, token=token, page_id=page_id)
+
+
+async def connections(server: LiveServer, token: str) -> list[dict[str, Any]]:
+    result = await server.graphql(CONNECTIONS, token=token)
+    assert "errors" not in result, result
+    return list(result["data"]["me"]["connections"])
+
+
+async def booking_row(server: LiveServer, booking_id: str) -> Booking:
+    async with server.services.db.session() as session:
+        row = await session.get(Booking, uuid.UUID(booking_id))
+    assert row is not None
+    return row
+
+
+GOOGLE_CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"
+
+
+def with_google(settings: Settings, google: GoogleDouble) -> Settings:
+    """The settings with the Google adapter pointed at the double (OPS-3)."""
+    config = google.config_for(GOOGLE_CALLBACK)
+    return settings.model_copy(
+        update={
+            "google_client_id": config["client_id"],
+            "google_client_secret": config["client_secret"],
+            "google_auth_uri": config["auth_uri"],
+            "google_token_uri": config["token_uri"],
+            "google_api_endpoint": config["api_endpoint"],
+        }
+    )
+
+
+def with_microsoft(settings: Settings, microsoft: MicrosoftDouble, tls: TLSFiles) -> Settings:
+    """The settings with the Microsoft adapter pointed at the double, trusting its CA (OPS-3)."""
+    return settings.model_copy(
+        update={
+            "microsoft_client_id": CLIENT_ID,
+            "microsoft_client_secret": CLIENT_SECRET,
+            "microsoft_authority": microsoft.authority,
+            "microsoft_graph_url": microsoft.graph_url,
+            "ca_bundle": tls.ca_path,
+        }
+    )
+
+
+async def oauth_callback(server: LiveServer, redirect: str) -> str:
+    """The owner's browser following the provider's redirect to our callback: where it is sent next."""
+    parts = urlsplit(redirect)
+    response = await server.http.get(f"{parts.path}?{parts.query}")
+    assert response.status_code == 302, response.text
+    return str(response.headers["location"])
+
+
+async def connect_google(server: LiveServer, google: GoogleDouble, owner: Owner, account: str) -> str:
+    """CAL-1 from the start mutation to the dashboard redirect, the owner consenting as ``account``."""
+    started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
+    result = started["data"]["startCalendarConnection"]
+    assert result["__typename"] == "AuthorizationUrl", result
+    return await oauth_callback(server, google.consent(result["url"], account_email=account))
