@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 def aware_utc(value: datetime, name: str) -> datetime:
     """``value`` in UTC; a naive datetime is refused (a bug in the caller, never guessed at)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+        raise ValueError(f"{name} must be a timezone-aware datetime, got a naive {value!r}")
     return value.astimezone(UTC)
 
 

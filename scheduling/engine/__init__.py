@@ -8,7 +8,8 @@ rules' IANA zone. Modules, one concept each:
 * ``offsets`` - a zone's offsets sampled once so conversions are integer arithmetic;
 * ``policy`` / ``bookable`` - duration, grid, buffers, notice, horizon, and ``bookable_range``;
 * ``busy`` / ``grid`` / ``slots`` - ``free_slots``: one sort-and-sweep, no per-slot scans;
-* ``nearest`` - ``nearest_free``, the alternatives offered when a slot was just taken.
+* ``nearest`` - ``nearest_free``, the alternatives offered when a slot was just taken;
+* ``coverage`` - how far busy time is kept (the longest horizon) and the time every calendar holds.
 """
 
 from scheduling.engine.bookable import bookable_range, stable_until
