@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class CalendarAccess(StrEnum):
@@ -47,6 +47,41 @@ class BusyBlock:
     calendar_id: str
     start: datetime
     end: datetime
+
+
+@dataclass(frozen=True)
+class CalendarEvent:
+    """One event as a sync keeps it: its time, and whether it blocks the owner's time.
+
+    ``busy`` is false for what a free/busy answer leaves out: an event marked free
+    (transparent), one the calendar's owner declined, a cancelled one.
+    """
+
+    event_id: str
+    start: datetime
+    end: datetime
+    busy: bool
+    ical_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class EventChanges:
+    """One sync round of one calendar: every event of the window (``full``), or what changed
+    since the last round; ``deleted`` are event ids gone since; ``sync_token`` starts the next."""
+
+    changed: tuple[CalendarEvent, ...]
+    deleted: tuple[str, ...]
+    sync_token: str
+    full: bool
+
+
+@dataclass(frozen=True)
+class WatchChannel:
+    """A push channel the provider opened: it posts to our address until ``expires_at``."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -136,4 +171,27 @@ class CalendarClient(Protocol):
 
     async def aclose(self) -> None:
         """Release connections the client keeps open."""
+        ...
+
+
+@runtime_checkable
+class IncrementalSync(Protocol):
+    """What a client offers when its provider can say what changed and push notifications."""
+
+    async def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
+    ) -> EventChanges:
+        """Without a token: every event overlapping [start, end) and a first token. With one:
+        what changed since it (wherever it now is); ``SyncTokenExpired`` when the provider
+        needs a full round again."""
+        ...
+
+    async def watch(
+        self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl: timedelta
+    ) -> WatchChannel:
+        """Ask the provider to post a notification to ``address`` on each change, with ``token``."""
+        ...
+
+    async def stop_watch(self, channel_id: str, resource_id: str) -> None:
+        """Close a channel; one already gone is not an error."""
         ...

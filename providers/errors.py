@@ -7,6 +7,7 @@
     - ProviderMisconfigured    - this server's own client refused: an operator's error, retried
   + ProviderNotFound           - the thing is already gone
     - CalendarGone             - one calendar deleted or unshared: that calendar turns inactive
+  + SyncTokenExpired           - the provider forgot where the last sync stopped: sync everything again
   + ProviderRefused            - never accepted as sent: explained to the owner
     - ProviderUnsupported      - the server is too old (Exchange before 2010 SP2)
 
@@ -61,6 +62,11 @@ class CalendarGone(ProviderNotFound):
     def __init__(self, message: str, *, calendar_id: str, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.calendar_id = calendar_id
+
+
+class SyncTokenExpired(ProviderError):
+    """The provider no longer knows the state a sync token stands for (Google 410 Gone,
+    ``fullSyncRequired``): clear what was kept of the calendar and sync it in full."""
 
 
 class ProviderRefused(ProviderError):

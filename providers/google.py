@@ -40,8 +40,11 @@ from providers.base import (
     AuthorizationStart,
     BusyBlock,
     CalendarAccess,
+    CalendarEvent,
+    EventChanges,
     EventDraft,
     ProviderCalendar,
+    WatchChannel,
     WrittenEvent,
 )
 from providers.errors import (
@@ -53,6 +56,7 @@ from providers.errors import (
     ProviderRateLimited,
     ProviderRefused,
     ProviderUnavailable,
+    SyncTokenExpired,
 )
 from providers.plumbing import aware_utc, retry_after
 
@@ -270,6 +274,34 @@ class GoogleCalendarClient:
         except ProviderNotFound:
             log.info("Google event %s on %s was already gone", event_id, calendar_id)
 
+    async def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
+    ) -> EventChanges:
+        """``events.list`` with single events, page by page: the window on a full round, the
+        token on an incremental one (Google allows no window with a token). A token Google
+        forgot (410 Gone) is ``SyncTokenExpired``."""
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
+        return await self._run(partial(_list_changes, calendar_id, sync_token, start, end))
+
+    async def watch(
+        self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl: timedelta
+    ) -> WatchChannel:
+        """``events.watch``: Google posts to ``address`` (https in production) on every change."""
+        body = {
+            "id": channel_id,
+            "type": "web_hook",
+            "address": address,
+            "token": token,
+            "params": {"ttl": str(int(ttl.total_seconds()))},
+        }
+        return await self._run(partial(_watch, calendar_id, body))
+
+    async def stop_watch(self, channel_id: str, resource_id: str) -> None:
+        try:
+            await self._run(partial(_stop_channel, channel_id, resource_id))
+        except ProviderNotFound:
+            log.info("Google channel %s was already gone", channel_id)
+
     async def revoke(self) -> None:
         """Tell Google to end the grant (the refresh token and every access token of it)."""
         refresh_token = self._google.refresh_token
@@ -337,6 +369,73 @@ def _query_free_busy(queries: list[tuple[tuple[datetime, datetime], list[str]]],
         for calendar_id in ids:
             blocks.update(_busy_blocks(calendar_id, calendars.get(calendar_id)))
     return sorted(blocks, key=lambda block: (block.start, block.end, block.calendar_id))
+
+
+def _list_changes(
+    calendar_id: str, sync_token: str | None, start: datetime, end: datetime, service: Any
+) -> EventChanges:
+    """Every page of one ``events.list`` round; ``nextSyncToken`` comes on the last page only."""
+    query: dict[str, Any] = {"calendarId": calendar_id, "singleEvents": True, "maxResults": 2500}
+    if sync_token is None:
+        query.update(timeMin=_rfc3339(start), timeMax=_rfc3339(end))
+    else:
+        query["syncToken"] = sync_token
+    events = service.events()
+    request = events.list(**query)
+    changed: list[CalendarEvent] = []
+    deleted: list[str] = []
+    next_token: str | None = None
+    while request is not None:
+        try:
+            page = request.execute(num_retries=0)
+        except HttpError as error:
+            if int(error.resp.status) == 410:  # fullSyncRequired
+                raise SyncTokenExpired(
+                    "Google needs a full sync of this calendar again", code="fullSyncRequired"
+                ) from error
+            raise
+        zone = _zone(str(page.get("timeZone") or "UTC"))
+        for item in page.get("items", []):
+            event = _calendar_event(item, zone)
+            if event is None:
+                deleted.append(str(item["id"]))
+            else:
+                changed.append(event)
+        next_token = page.get("nextSyncToken") or next_token
+        request = events.list_next(request, page)
+    if not next_token:
+        raise ProviderUnavailable("Google ended an events list without a sync token")
+    return EventChanges(changed=tuple(changed), deleted=tuple(deleted), sync_token=next_token, full=sync_token is None)
+
+
+def _calendar_event(item: dict[str, Any], zone: ZoneInfo) -> CalendarEvent | None:
+    """The event's busy time; None for a deleted (cancelled) one."""
+    if item.get("status") == "cancelled":
+        return None
+    start, end = _event_time(item.get("start", {}), zone), _event_time(item.get("end", {}), zone)
+    declined = any(
+        attendee.get("self") and attendee.get("responseStatus") == "declined" for attendee in item.get("attendees", [])
+    )
+    busy = item.get("transparency", "opaque") != "transparent" and not declined and start < end
+    return CalendarEvent(event_id=str(item["id"]), start=start, end=end, busy=busy, ical_uid=item.get("iCalUID"))
+
+
+def _event_time(value: dict[str, Any], zone: ZoneInfo) -> datetime:
+    """A ``dateTime`` (with its offset) or an all-day ``date``, which starts at midnight in the calendar's zone."""
+    if "dateTime" in value:
+        return _parse_time(str(value["dateTime"]))
+    day = datetime.fromisoformat(str(value["date"]))
+    return day.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _watch(calendar_id: str, body: dict[str, Any], service: Any) -> WatchChannel:
+    channel: dict[str, Any] = service.events().watch(calendarId=calendar_id, body=body).execute(num_retries=0)
+    expires_at = datetime.fromtimestamp(int(channel["expiration"]) / 1000, tz=UTC)
+    return WatchChannel(channel_id=str(channel["id"]), resource_id=str(channel["resourceId"]), expires_at=expires_at)
+
+
+def _stop_channel(channel_id: str, resource_id: str, service: Any) -> None:
+    service.channels().stop(body={"id": channel_id, "resourceId": resource_id}).execute(num_retries=0)
 
 
 def _insert_event(calendar_id: str, body: dict[str, Any], service: Any) -> WrittenEvent:

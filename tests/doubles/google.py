@@ -4,8 +4,27 @@ It speaks the wire format of Google's public references: token errors as
 ``{"error": "invalid_grant", "error_description": ...}``, Calendar errors as
 ``{"error": {"code", "message", "errors": [{"domain", "reason", "message"}], "status"}}``.
 It keeps accounts, their calendar lists (with access roles), busy periods and the events
-written, so tests can assert what ended up where. It is stricter than Google in one way: an
+written, so tests can assert what ended up where. It is stricter than Google in a few ways: an
 authorization request must use PKCE (S256) and carry a state, which Google only recommends.
+
+It also speaks incremental sync and push notifications as Google's guides describe them
+("Synchronize resources efficiently", "Push notifications"):
+
+* ``events.list`` pages (``maxResults``, ``pageToken``) with ``nextSyncToken`` only on the last
+  page; with ``syncToken`` it answers every event changed since, deleted ones as
+  ``{"id", "status": "cancelled"}``; the parameters Google forbids beside a sync token get a
+  400, and a token made stale by ``invalidate_sync_tokens`` a 410 ``fullSyncRequired``.
+  Each calendar counts its changes; a sync token means "changes after change N".
+* ``events.watch`` opens a ``web_hook`` channel, posts the ``sync`` message, then one ``exists``
+  message per change (from a background thread, never blocking the request that made the
+  change); ``channels.stop`` ends it. Deliveries are recorded in ``notifications_sent``.
+
+Where Google leaves behaviour undefined the double refuses instead: a ``pageToken`` must come
+with exactly the parameters of the request that gave it (Google: "perform the exact same
+request"), and ``singleEvents`` must match the request a sync token came from. Message numbers
+increase but are not consecutive, as Google warns. Events the owner makes in Google's UI
+(``add_busy``, ``add_event``) are listed and notified like any other, but ``events_on`` shows only
+the events written through the API, the ones a test wants to assert.
 """
 
 from __future__ import annotations
@@ -14,15 +33,19 @@ import base64
 import copy
 import hashlib
 import json
+import queue
 import re
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -42,6 +65,23 @@ FREEBUSY_MAX_SPAN = timedelta(days=90)
 FREEBUSY_MAX_CALENDARS = 50
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
 TOKEN_LIFETIME = 3599
+EVENTS_PAGE_DEFAULT = 250
+EVENTS_PAGE_MAX = 2500
+# Google's list: "cannot be specified together with nextSyncToken to ensure consistency".
+NOT_WITH_SYNC_TOKEN = (
+    "iCalUID",
+    "orderBy",
+    "privateExtendedProperty",
+    "q",
+    "sharedExtendedProperty",
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+)
+CHANNEL_ID = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")
+CHANNEL_TOKEN_MAX = 256
+CHANNEL_MAX_TTL = 604800  # seconds: a Calendar channel lives at most a week
+NOTIFIER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -76,8 +116,67 @@ class _Calendar:
     id: str
     summary: str
     time_zone: str
-    busy: list[tuple[datetime, datetime]] = field(default_factory=list)
-    events: dict[str, Json] = field(default_factory=dict)
+    events: dict[str, Json] = field(default_factory=dict)  # every event, deleted ones too (status cancelled)
+    made_by_owner: set[str] = field(default_factory=set)  # ids of events made in the UI, not through the API
+    changes: int = 0  # how many changes the calendar has seen
+    changed_at: dict[str, int] = field(default_factory=dict)  # event id -> its last change, oldest first
+    updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+    token_generation: int = 0  # sync tokens of an older generation are gone (410)
+    resource_id: str = field(default_factory=lambda: _opaque_id(19))
+
+
+@dataclass(frozen=True)
+class _SyncToken:
+    calendar_id: str
+    after: int  # the token stands for "changes after this one"
+    generation: int
+    single_events: str
+
+
+@dataclass(frozen=True)
+class _Page:
+    """Where a paged events.list stands: the ids it answers, in order, fixed at its first page."""
+
+    calendar_id: str
+    query: tuple[tuple[str, tuple[str, ...]], ...]
+    ids: tuple[str, ...]
+    offset: int
+    changes: int  # the calendar's change count at the first page: the next sync token starts there
+    incremental: bool
+
+
+@dataclass
+class _Channel:
+    id: str
+    calendar_id: str
+    account: str
+    address: str
+    token: str | None
+    resource_uri: str
+    expiration: datetime
+    message_number: int = 0
+    ended: bool = False  # stopped, or expired through ``expire_channel``
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One push message the double delivered (or tried to) to a channel's address."""
+
+    channel_id: str
+    state: str  # "sync" or "exists"
+    message_number: int
+    address: str
+    headers: dict[str, str]
+    status: int | None  # what the receiver answered; None when it could not be reached
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    channel: _Channel
+    state: str
+    message_number: int
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -107,10 +206,16 @@ class GoogleDouble(DoubleServer):
         client_secret: str = "kokous-test-secret",
         tls: TLSFiles | None = None,
         page_size: int = 3,
+        events_page_size: int | None = None,
+        require_https: bool = False,
+        notification_timeout: float = 2.0,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.page_size = page_size  # calendarList pages never hold more, so paging is exercised
+        self.events_page_size = events_page_size  # when set, events.list pages never hold more
+        self.require_https = require_https  # Google refuses a channel address that is not https://
+        self.notification_timeout = notification_timeout
         self.redirect_uris: set[str] = set()
         self.authorization_requests: list[dict[str, str]] = []
         self._tls = tls
@@ -121,7 +226,26 @@ class GoogleDouble(DoubleServer):
         self._refresh_tokens: dict[str, _Access] = {}
         self._access_tokens: dict[str, _Access] = {}
         self._consented: set[str] = set()
+        self._sync_tokens: dict[str, _SyncToken] = {}
+        self._pages: dict[str, _Page] = {}
+        self._channels: dict[str, _Channel] = {}  # channel id -> its latest channel
+        self._outbox: queue.Queue[_Delivery | None] = queue.Queue()
+        self._deliveries = threading.Condition()
+        self._pending_deliveries = 0
+        self._notifications: list[Notification] = []
+        self._notifier: threading.Thread | None = None
+        self._closing = False
+        self._notification_verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(tls.ca_path)) if tls else True
+        )
         super().__init__(self._app(), tls=tls)
+
+    def stop(self) -> None:
+        self._closing = True  # undelivered notifications are dropped
+        super().stop()
+        if self._notifier is not None:
+            self._outbox.put(None)
+            self._notifier.join(timeout=self.notification_timeout + 5)
 
     def config_for(self, redirect_uri: str) -> Json:
         """``GoogleConfig`` keyword arguments pointing at this double (registers the redirect URI)."""
@@ -161,17 +285,161 @@ class GoogleDouble(DoubleServer):
             self._accounts[email].pop(calendar_id, None)
 
     def add_busy(self, calendar_id: str, start: datetime, end: datetime) -> None:
+        """The owner has a meeting: busy for freeBusy, an (untitled) event for events.list."""
         assert start.tzinfo is not None
         assert end.tzinfo is not None
         assert start < end
+        self.add_event(calendar_id, start, end)
+
+    def add_event(
+        self,
+        calendar_id: str,
+        start: datetime | date,
+        end: datetime | date,
+        *,
+        event_id: str | None = None,
+        transparency: str | None = None,
+        all_day: bool = False,
+        declined: bool = False,
+        summary: str = "",
+        status: str = "confirmed",
+    ) -> str:
+        """The owner adds an event in Google's UI; its id.
+
+        ``all_day`` takes ``start`` and ``end`` as dates (the end date is exclusive, as at Google),
+        or, given datetimes, the calendar days they touch in its time zone; ``declined`` makes it
+        an invitation from someone else that the owner declined; ``transparency="transparent"``
+        shows the owner as free.
+        """
+        assert transparency in (None, "opaque", "transparent"), transparency
+        assert status in ("confirmed", "tentative"), status
         with self._state_lock:
-            self._calendars[calendar_id].busy.append((start.astimezone(UTC), end.astimezone(UTC)))
+            calendar = self._calendars[calendar_id]
+            zone = ZoneInfo(calendar.time_zone)
+            event_id = event_id or _new_event_id()
+            assert EVENT_ID.match(event_id), f"Google would refuse the event id {event_id!r}"
+            assert event_id not in calendar.events, f"{event_id} exists already on {calendar_id}"
+            now = _rfc3339(datetime.now(UTC))
+            event: Json = {
+                "kind": "calendar#event",
+                "etag": _etag(),
+                "id": event_id,
+                "status": status,
+                "created": now,
+                "updated": now,
+                "iCalUID": f"{event_id}@google.com",
+                "sequence": 0,
+                "creator": {"email": calendar.id, "self": True},
+                "organizer": {"email": calendar.id, "self": True},
+                **_owner_times(start, end, all_day, zone),
+            }
+            if summary:
+                event["summary"] = summary
+            if transparency:
+                event["transparency"] = transparency
+            if declined:
+                organizer = {"email": "organizer@example.net"}
+                event["creator"] = event["organizer"] = organizer
+                event["attendees"] = [
+                    {**organizer, "organizer": True, "responseStatus": "accepted"},
+                    {"email": calendar.id, "self": True, "responseStatus": "declined"},
+                ]
+            calendar.events[event_id] = event
+            calendar.made_by_owner.add(event_id)
+            self._changed(calendar, event_id)
+        return event_id
+
+    def move_event(self, calendar_id: str, event_id: str, start: datetime | date, end: datetime | date) -> None:
+        """The owner drags an event to another time (an all-day event stays all-day)."""
+        with self._state_lock:
+            calendar = self._calendars[calendar_id]
+            event = calendar.events[event_id]
+            assert event["status"] != "cancelled", f"{event_id} is deleted"
+            all_day = "date" in event["start"]
+            event |= _owner_times(start, end, all_day, ZoneInfo(calendar.time_zone))
+            event |= {"sequence": event["sequence"] + 1, "updated": _rfc3339(datetime.now(UTC)), "etag": _etag()}
+            self._changed(calendar, event_id)
+
+    def delete_event(self, calendar_id: str, event_id: str) -> None:
+        """The owner deletes an event: Google keeps it as cancelled, for sync."""
+        with self._state_lock:
+            calendar = self._calendars[calendar_id]
+            event = calendar.events[event_id]
+            assert event["status"] != "cancelled", f"{event_id} is deleted already"
+            event |= {"status": "cancelled", "updated": _rfc3339(datetime.now(UTC)), "etag": _etag()}
+            self._changed(calendar, event_id)
 
     def events_on(self, calendar_id: str) -> list[Json]:
-        """The calendar's events that are not cancelled, as Google would answer them."""
+        """The events written through the API that are not cancelled, as Google would answer them.
+
+        Events the owner made (``add_busy``, ``add_event``) are left out: they are not Kokous's.
+        """
         with self._state_lock:
-            events = self._calendars[calendar_id].events.values()
-            return [copy.deepcopy(event) for event in events if event["status"] != "cancelled"]
+            calendar = self._calendars[calendar_id]
+            return [
+                copy.deepcopy(event)
+                for event_id, event in calendar.events.items()
+                if event["status"] != "cancelled" and event_id not in calendar.made_by_owner
+            ]
+
+    def invalidate_sync_tokens(self, calendar_id: str) -> None:
+        """Google drops the calendar's sync tokens: each one issued so far answers 410 Gone."""
+        with self._state_lock:
+            self._calendars[calendar_id].token_generation += 1
+
+    def channels(self) -> list[Json]:
+        """The live notification channels: id, resourceId, resourceUri, calendarId, address, token, expiration."""
+        with self._state_lock:
+            return [
+                {
+                    "id": channel.id,
+                    "resourceId": self._calendars[channel.calendar_id].resource_id,
+                    "resourceUri": channel.resource_uri,
+                    "calendarId": channel.calendar_id,
+                    "address": channel.address,
+                    "token": channel.token,
+                    "expiration": _epoch_ms(channel.expiration),
+                }
+                for channel in self._channels.values()
+                if self._live(channel)
+            ]
+
+    def expire_channel(self, channel_id: str) -> None:
+        """The channel reaches its expiration: Google delivers nothing more through it."""
+        with self._state_lock:
+            channel = self._channels[channel_id]
+            channel.ended = True
+            channel.expiration = min(channel.expiration, datetime.now(UTC))
+
+    @property
+    def notifications_sent(self) -> list[Notification]:
+        """Every notification delivered (or attempted), in the order they were sent."""
+        with self._deliveries:
+            return list(self._notifications)
+
+    def wait_for_notifications(
+        self, count: int, *, channel_id: str | None = None, state: str | None = None, timeout: float = 5.0
+    ) -> list[Notification]:
+        """Wait until ``count`` notifications (of the channel, of the state) were sent; all of them."""
+
+        def matching() -> list[Notification]:
+            return [
+                notification
+                for notification in self._notifications
+                if (channel_id is None or notification.channel_id == channel_id)
+                and (state is None or notification.state == state)
+            ]
+
+        with self._deliveries:
+            if not self._deliveries.wait_for(lambda: len(matching()) >= count, timeout=timeout):
+                raise AssertionError(f"{len(matching())} notifications, not {count}, after {timeout} s")
+            return matching()
+
+    def settle_notifications(self, timeout: float = 5.0) -> None:
+        """Wait until every notification queued so far has been delivered or dropped."""
+        with self._deliveries:
+            if not self._deliveries.wait_for(lambda: self._pending_deliveries == 0, timeout=timeout):
+                raise AssertionError(f"{self._pending_deliveries} notifications still pending after {timeout} s")
 
     def revoke(self, account_email: str) -> None:
         """The owner removed the app's access: every token of the account stops working."""
@@ -231,6 +499,8 @@ class GoogleDouble(DoubleServer):
                 Route("/calendar/v3/freeBusy", self._free_busy, methods=["POST"]),
                 Route(events, self._events_list, methods=["GET"]),
                 Route(events, self._event_insert, methods=["POST"]),
+                Route(events + "/watch", self._events_watch, methods=["POST"]),
+                Route("/calendar/v3/channels/stop", self._channel_stop, methods=["POST"]),
                 Route(events + "/{event_id}", self._event_get, methods=["GET"]),
                 Route(events + "/{event_id}", self._event_update, methods=["PUT", "PATCH"]),
                 Route(events + "/{event_id}", self._event_delete, methods=["DELETE"]),
@@ -437,10 +707,8 @@ class GoogleDouble(DoubleServer):
         if visible is None:
             return {"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}
         calendar = visible[0]
-        periods = list(calendar.busy)
-        for event in calendar.events.values():
-            if event["status"] != "cancelled" and event.get("transparency") != "transparent":
-                periods.append((_parse_time(event["start"]["dateTime"]), _parse_time(event["end"]["dateTime"])))
+        zone = ZoneInfo(calendar.time_zone)
+        periods = [_span(event, zone) for event in calendar.events.values() if _busy(event)]
         merged: list[list[datetime]] = []
         for busy_start, busy_end in sorted(periods):
             if busy_end <= start or busy_start >= end:
@@ -466,11 +734,251 @@ class GoogleDouble(DoubleServer):
         seen = self._seen(request, READ_SCOPES | WRITE_SCOPES)
         if isinstance(seen, Response):
             return seen
-        calendar = seen[0]
-        show_deleted = request.query_params.get("showDeleted") == "true"
+        calendar, role, _ = seen
+        params = request.query_params
+        query = _ListQuery.parse(params, calendar.time_zone)
+        if isinstance(query, Response):
+            return query
+        size = min(query.max_results, self.events_page_size or EVENTS_PAGE_MAX)
+        signature = tuple(
+            sorted((key, tuple(params.getlist(key))) for key in params if key not in ("pageToken", "maxResults"))
+        )
         with self._state_lock:
-            items = [copy.deepcopy(e) for e in calendar.events.values() if show_deleted or e["status"] != "cancelled"]
-        return JSONResponse({"kind": "calendar#events", "summary": calendar.summary, "items": items})
+            if query.page_token is not None:
+                page = self._pages.get(query.page_token)
+                if page is None or page.calendar_id != calendar.id:
+                    return _bad_request("invalid", "Invalid page token value.")
+                if page.query != signature:
+                    return _bad_request("invalid", "The page token belongs to a request with other parameters.")
+            elif query.sync_token is not None:
+                token = self._sync_tokens.get(query.sync_token)
+                if token is None or token.calendar_id != calendar.id:
+                    return _bad_request("invalid", "Invalid sync token value.")
+                if token.generation != calendar.token_generation:
+                    return _error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+                if token.single_events != query.single_events:
+                    message = "singleEvents must be the same as in the request that gave the sync token."
+                    return _bad_request("invalid", message)
+                changed = tuple(event_id for event_id, n in calendar.changed_at.items() if n > token.after)
+                page = _Page(calendar.id, signature, changed, 0, calendar.changes, incremental=True)
+            else:
+                ids = tuple(event["id"] for event in query.ordered(query.select(calendar.events.values())))
+                page = _Page(calendar.id, signature, ids, 0, calendar.changes, incremental=False)
+            shown = page.ids[page.offset : page.offset + size]
+            items = [self._listed(calendar.events[event_id], query, page.incremental) for event_id in shown]
+            answer: Json = {
+                "kind": "calendar#events",
+                "etag": _etag(),
+                "summary": calendar.summary,
+                "updated": _rfc3339(calendar.updated),
+                "timeZone": calendar.time_zone,
+                "accessRole": role,
+                "defaultReminders": [],
+                "items": [item for item in items if item is not None],
+            }
+            if page.offset + size < len(page.ids):
+                next_page = _opaque_token()
+                self._pages[next_page] = _Page(
+                    page.calendar_id, page.query, page.ids, page.offset + size, page.changes, page.incremental
+                )
+                answer["nextPageToken"] = next_page
+            else:
+                sync_token = _opaque_token()
+                self._sync_tokens[sync_token] = _SyncToken(
+                    calendar.id, page.changes, calendar.token_generation, query.single_events
+                )
+                answer["nextSyncToken"] = sync_token
+        return JSONResponse(answer)
+
+    def _listed(self, event: Json, query: _ListQuery, incremental: bool) -> Json | None:
+        """An event as events.list shows it; None when it was deleted while a plain list paged."""
+        if event["status"] == "cancelled":
+            if not (incremental or query.show_deleted or query.updated_min):
+                return None
+            return {key: copy.deepcopy(event[key]) for key in _DELETED_FIELDS if key in event}
+        listed = copy.deepcopy(event)
+        for key in ("start", "end"):
+            listed[key] = _shown_time(listed[key], query.zone)
+        if not listed.get("attendees"):
+            listed.pop("attendees", None)
+        return listed
+
+    async def _events_watch(self, request: Request) -> Response:
+        seen = self._seen(request, READ_SCOPES | WRITE_SCOPES)
+        if isinstance(seen, Response):
+            return seen
+        calendar, _, email = seen
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _bad_request("parseError", "Parse Error")
+        problem = self._channel_problem(body)
+        if isinstance(problem, Response):
+            return problem
+        expiration = problem
+        resource_uri = f"{self.url}/calendar/v3/calendars/{quote(request.path_params['calendar_id'])}/events?alt=json"
+        with self._state_lock:
+            existing = self._channels.get(body["id"])
+            if existing is not None and self._live(existing):
+                return _bad_request("channelIdNotUnique", f"Channel id {body['id']} not unique")
+            channel = _Channel(
+                id=body["id"],
+                calendar_id=calendar.id,
+                account=email,
+                address=body["address"],
+                token=body.get("token"),
+                resource_uri=resource_uri,
+                expiration=expiration,
+            )
+            self._channels[channel.id] = channel
+            self._notify(channel, "sync")
+        answer: Json = {
+            "kind": "api#channel",
+            "id": channel.id,
+            "resourceId": calendar.resource_id,
+            "resourceUri": resource_uri,
+            "expiration": _epoch_ms(expiration),
+        }
+        if channel.token is not None:
+            answer["token"] = channel.token
+        return JSONResponse(answer)
+
+    def _channel_problem(self, body: Json) -> datetime | Response:
+        """The channel's expiration, or Google's refusal of the watch request."""
+        channel_id, kind, address, token = body.get("id"), body.get("type"), body.get("address"), body.get("token")
+        if not channel_id:
+            return _bad_request("required", "Required channel id.")
+        if not isinstance(channel_id, str) or not CHANNEL_ID.match(channel_id):
+            return _bad_request("invalid", f"Invalid channel id {channel_id!r}: at most 64 of [A-Za-z0-9-_+/=].")
+        if kind != "web_hook":
+            return _bad_request("invalid", f"Invalid value for channel type: {kind!r}.")
+        if not address:
+            return _bad_request("required", "Required channel address.")
+        scheme = urlsplit(address).scheme if isinstance(address, str) else ""
+        if scheme not in ("http", "https") or not urlsplit(address).netloc:
+            return _bad_request("invalid", f"Invalid channel address: {address!r}.")
+        if self.require_https and scheme != "https":
+            return _bad_request("push.webhookUrlNotHttps", f"WebHook callback must be HTTPS: {address}")
+        if token is not None and (not isinstance(token, str) or len(token) > CHANNEL_TOKEN_MAX):
+            return _bad_request("invalid", "Invalid channel token: at most 256 characters.")
+        now = datetime.now(UTC)
+        latest = now + timedelta(seconds=CHANNEL_MAX_TTL)
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            return _bad_request("invalid", "Invalid channel params.")
+        try:
+            if "ttl" in params:
+                ttl = int(params["ttl"])
+                if ttl <= 0:
+                    raise ValueError(ttl)
+                return min(now + timedelta(seconds=ttl), latest)
+            if body.get("expiration") is not None:
+                asked = datetime.fromtimestamp(int(body["expiration"]) / 1000, UTC)
+                if asked <= now:
+                    raise ValueError(asked)
+                return min(asked, latest)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return _bad_request("invalid", "Invalid channel expiration or ttl.")
+        return latest
+
+    async def _channel_stop(self, request: Request) -> Response:
+        email = self._caller(request, READ_SCOPES | WRITE_SCOPES)
+        if isinstance(email, Response):
+            return email
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _bad_request("parseError", "Parse Error")
+        if not body.get("id") or not body.get("resourceId"):
+            return _bad_request("required", "Required channel id and resourceId.")
+        with self._state_lock:
+            channel = self._channels.get(body["id"])
+            if (
+                channel is None
+                or not self._live(channel)
+                or channel.account != email
+                or self._calendars[channel.calendar_id].resource_id != body["resourceId"]
+            ):
+                return _error(404, "notFound", f"Channel '{body['id']}' not found for project '{self.client_id}'")
+            channel.ended = True
+        return Response(status_code=204)
+
+    # -- changes and notifications (callers hold the state lock) ---------------------------
+
+    def _changed(self, calendar: _Calendar, event_id: str) -> None:
+        """Count a change to the event and tell the calendar's live channels."""
+        calendar.changes += 1
+        calendar.changed_at.pop(event_id, None)
+        calendar.changed_at[event_id] = calendar.changes  # kept oldest first
+        calendar.updated = datetime.now(UTC)
+        for channel in self._channels.values():
+            if channel.calendar_id == calendar.id and self._live(channel):
+                self._notify(channel, "exists")
+
+    def _live(self, channel: _Channel) -> bool:
+        return not channel.ended and channel.expiration > datetime.now(UTC)
+
+    def _notify(self, channel: _Channel, state: str) -> None:
+        """Queue a message for the channel; the notifier thread posts it."""
+        # Always 1 for the sync message, then increasing but, as Google warns, not consecutive.
+        channel.message_number = 1 if state == "sync" else channel.message_number + 1 + secrets.randbelow(50)
+        headers = {
+            "X-Goog-Channel-ID": channel.id,
+            "X-Goog-Channel-Expiration": format_datetime(channel.expiration, usegmt=True),
+            "X-Goog-Resource-ID": self._calendars[channel.calendar_id].resource_id,
+            "X-Goog-Resource-URI": channel.resource_uri,
+            "X-Goog-Resource-State": state,
+            "X-Goog-Message-Number": str(channel.message_number),
+            "User-Agent": NOTIFIER_AGENT,
+        }
+        if channel.token is not None:
+            headers["X-Goog-Channel-Token"] = channel.token
+        with self._deliveries:
+            self._pending_deliveries += 1
+            if self._notifier is None:
+                self._notifier = threading.Thread(target=self._deliver_forever, name="google-push", daemon=True)
+                self._notifier.start()
+        self._outbox.put(_Delivery(channel, state, channel.message_number, headers))
+
+    def _deliver_forever(self) -> None:
+        while (delivery := self._outbox.get()) is not None:
+            try:
+                with self._state_lock:
+                    current = self._channels.get(delivery.channel.id) is delivery.channel
+                    live = current and self._live(delivery.channel)
+                if live and not self._closing:
+                    self._deliver(delivery)
+            finally:
+                with self._deliveries:
+                    self._pending_deliveries -= 1
+                    self._deliveries.notify_all()
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        status: int | None = None
+        error: str | None = None
+        try:
+            with httpx.Client(
+                timeout=self.notification_timeout, verify=self._notification_verify, trust_env=False
+            ) as client:
+                status = client.post(delivery.channel.address, headers=delivery.headers).status_code
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        notification = Notification(
+            channel_id=delivery.channel.id,
+            state=delivery.state,
+            message_number=delivery.message_number,
+            address=delivery.channel.address,
+            headers=dict(delivery.headers),
+            status=status,
+            error=error,
+        )
+        with self._deliveries:
+            self._notifications.append(notification)
+            self._deliveries.notify_all()
 
     async def _event_insert(self, request: Request) -> Response:
         target = self._writable(request)
@@ -478,7 +986,7 @@ class GoogleDouble(DoubleServer):
             return target
         calendar, email = target
         body = json.loads(await request.body())
-        event_id = body.get("id") or base64.b32hexencode(secrets.token_bytes(10)).decode().lower()
+        event_id = body.get("id") or _new_event_id()
         if not EVENT_ID.match(event_id):
             return _bad_request("invalid", "Invalid resource id value.")
         problem = _times_problem(body)
@@ -488,7 +996,7 @@ class GoogleDouble(DoubleServer):
         event = {
             **body,
             "kind": "calendar#event",
-            "etag": f'"{secrets.token_hex(6)}"',
+            "etag": _etag(),
             "id": event_id,
             "status": "confirmed",
             "created": now,
@@ -503,6 +1011,7 @@ class GoogleDouble(DoubleServer):
             if event_id in calendar.events:
                 return _error(409, "duplicate", "The requested identifier already exists.")
             calendar.events[event_id] = event
+            self._changed(calendar, event_id)
         return JSONResponse(event)
 
     async def _event_get(self, request: Request) -> Response:
@@ -529,8 +1038,9 @@ class GoogleDouble(DoubleServer):
             problem = _times_problem(updated)
             if problem:
                 return problem
-            updated |= {"sequence": event["sequence"] + 1, "updated": _rfc3339(datetime.now(UTC))}
+            updated |= {"sequence": event["sequence"] + 1, "updated": _rfc3339(datetime.now(UTC)), "etag": _etag()}
             calendar.events[event["id"]] = updated
+            self._changed(calendar, event["id"])
             return JSONResponse(copy.deepcopy(updated))
 
     async def _event_delete(self, request: Request) -> Response:
@@ -544,7 +1054,8 @@ class GoogleDouble(DoubleServer):
                 return _not_found()
             if event["status"] == "cancelled":
                 return _error(410, "deleted", "Resource has been deleted")
-            event["status"] = "cancelled"
+            event |= {"status": "cancelled", "updated": _rfc3339(datetime.now(UTC)), "etag": _etag()}
+            self._changed(calendar, event["id"])
         return Response(status_code=204)
 
 
@@ -560,7 +1071,10 @@ def _client_credentials(request: Request, fields: dict[str, str]) -> tuple[str |
 def _times_problem(event: Json) -> Response | None:
     try:
         start, end = event["start"], event["end"]
-        start_time, end_time = _parse_time(start["dateTime"]), _parse_time(end["dateTime"])
+        if "dateTime" not in start and "dateTime" not in end:  # an all-day event
+            start_time, end_time = date.fromisoformat(start["date"]), date.fromisoformat(end["date"])
+        else:
+            start_time, end_time = _parse_time(start["dateTime"]), _parse_time(end["dateTime"])
     except (KeyError, TypeError, ValueError):
         return _bad_request("required", "Missing or invalid start or end time.")
     for name, moment in (("start", start), ("end", end)):
@@ -572,6 +1086,195 @@ def _times_problem(event: Json) -> Response | None:
     if end_time <= start_time:
         return _bad_request("timeRangeEmpty", "The specified time range is empty.", domain="calendar")
     return None
+
+
+_DELETED_FIELDS = ("id", "status", "recurringEventId", "originalStartTime")  # all a deleted event keeps
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    """The parameters of an events.list request, checked as Google checks them."""
+
+    zone: ZoneInfo  # the time zone of the answer: ``timeZone``, else the calendar's
+    max_results: int
+    page_token: str | None
+    sync_token: str | None
+    single_events: str
+    show_deleted: bool
+    order_by: str | None
+    time_min: datetime | None
+    time_max: datetime | None
+    updated_min: datetime | None
+    text: str | None
+    ical_uid: str | None
+    private: tuple[tuple[str, str], ...]
+    shared: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, params: Any, calendar_zone: str) -> _ListQuery | Response:
+        sync_token = params.get("syncToken")
+        if sync_token is not None:
+            for name in NOT_WITH_SYNC_TOKEN:
+                if name in params:
+                    return _bad_request("invalid", f"The {name} parameter cannot be used together with syncToken.")
+            if params.get("showDeleted") == "false":
+                return _bad_request("invalid", "showDeleted cannot be false together with syncToken.")
+        booleans = {}
+        for name in ("singleEvents", "showDeleted"):
+            value = params.get(name, "false")
+            if value not in ("true", "false"):
+                return _bad_request("invalid", f"Invalid boolean value for {name}: {value!r}.")
+            booleans[name] = value
+        try:
+            max_results = int(params.get("maxResults", str(EVENTS_PAGE_DEFAULT)))
+        except ValueError:
+            return _bad_request("invalid", "Invalid value for maxResults.")
+        if max_results < 1:
+            return _bad_request("invalid", "Invalid value for maxResults: it must be at least 1.")
+        order_by = params.get("orderBy")
+        if order_by not in (None, "startTime", "updated"):
+            return _bad_request("invalid", f"Invalid value for orderBy: {order_by!r}.")
+        if order_by == "startTime" and booleans["singleEvents"] != "true":
+            return _bad_request("badRequest", "The requested ordering is not available for the particular query.")
+        try:
+            zone = ZoneInfo(params.get("timeZone", calendar_zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return _bad_request("invalid", "Invalid time zone definition.")
+        times: dict[str, datetime | None] = {}
+        for name in ("timeMin", "timeMax", "updatedMin"):
+            try:
+                times[name] = _parse_time(params[name]) if name in params else None
+            except ValueError:
+                return _bad_request("invalid", f"Bad Request: {name} must be an RFC3339 time with an offset.")
+        time_min, time_max = times["timeMin"], times["timeMax"]
+        if time_min is not None and time_max is not None and time_max <= time_min:
+            return _bad_request("timeRangeEmpty", "The specified time range is empty.", domain="calendar")
+        properties: dict[str, tuple[tuple[str, str], ...]] = {}
+        for name in ("privateExtendedProperty", "sharedExtendedProperty"):
+            pairs = [value.partition("=") for value in params.getlist(name)]
+            if any(not key or not equals for key, equals, _ in pairs):
+                return _bad_request("invalid", f"Invalid {name}: propertyName=value expected.")
+            properties[name] = tuple((key, value) for key, _, value in pairs)
+        return cls(
+            zone=zone,
+            max_results=min(max_results, EVENTS_PAGE_MAX),
+            page_token=params.get("pageToken"),
+            sync_token=sync_token,
+            single_events=booleans["singleEvents"],
+            show_deleted=booleans["showDeleted"] == "true",
+            order_by=order_by,
+            time_min=time_min,
+            time_max=time_max,
+            updated_min=times["updatedMin"],
+            text=params.get("q"),
+            ical_uid=params.get("iCalUID"),
+            private=properties["privateExtendedProperty"],
+            shared=properties["sharedExtendedProperty"],
+        )
+
+    def select(self, events: Any) -> list[Json]:
+        return [event for event in events if self._matches(event)]
+
+    def _matches(self, event: Json) -> bool:
+        if event["status"] == "cancelled" and not self.show_deleted and self.updated_min is None:
+            return False  # with updatedMin, events deleted since are always included
+        if self.updated_min is not None and _parse_time(event["updated"]) < self.updated_min:
+            return False
+        start, end = _span(event, self.zone)
+        if self.time_min is not None and end <= self.time_min:
+            return False
+        if self.time_max is not None and start >= self.time_max:
+            return False
+        if self.ical_uid is not None and event.get("iCalUID") != self.ical_uid:
+            return False
+        if self.text is not None:
+            words = " ".join(
+                [str(event.get(key, "")) for key in ("summary", "description", "location")]
+                + [attendee.get("email", "") for attendee in event.get("attendees", [])]
+            ).lower()
+            if self.text.lower() not in words:
+                return False
+        extended = event.get("extendedProperties", {})
+        for kind, wanted in (("private", self.private), ("shared", self.shared)):
+            if any(extended.get(kind, {}).get(key) != value for key, value in wanted):
+                return False
+        return True
+
+    def ordered(self, events: list[Json]) -> list[Json]:
+        if self.order_by == "startTime":
+            return sorted(events, key=lambda event: _span(event, self.zone)[0])
+        if self.order_by == "updated":
+            return sorted(events, key=lambda event: _parse_time(event["updated"]))
+        return events
+
+
+def _span(event: Json, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """When the event starts and ends, in UTC; an all-day event spans its days in ``zone``."""
+    start, end = event["start"], event["end"]
+    if "dateTime" in start:
+        return _parse_time(start["dateTime"]), _parse_time(end["dateTime"])
+    midnight = datetime.min.time()
+    return (
+        datetime.combine(date.fromisoformat(start["date"]), midnight, zone).astimezone(UTC),
+        datetime.combine(date.fromisoformat(end["date"]), midnight, zone).astimezone(UTC),
+    )
+
+
+def _busy(event: Json) -> bool:
+    """Whether freeBusy counts the event: not deleted, not transparent, not declined by the owner."""
+    if event["status"] == "cancelled" or event.get("transparency") == "transparent":
+        return False
+    own = [attendee for attendee in event.get("attendees", []) if attendee.get("self")]
+    return not (own and own[0].get("responseStatus") == "declined")
+
+
+def _shown_time(moment: Json, zone: ZoneInfo) -> Json:
+    """A start or end as events.list shows it: a time in the answer's zone, with its offset."""
+    if "dateTime" not in moment:
+        return moment
+    local = _parse_time(moment["dateTime"]).astimezone(zone).isoformat()
+    return {**moment, "dateTime": local.replace("+00:00", "Z") if zone.key == "UTC" else local}
+
+
+def _owner_times(start: datetime | date, end: datetime | date, all_day: bool, zone: ZoneInfo) -> Json:
+    if all_day:  # dates as given (the end is exclusive), or the days that datetimes touch in the zone
+        first = start.astimezone(zone).date() if isinstance(start, datetime) else start
+        last = end
+        if isinstance(end, datetime):
+            local_end = end.astimezone(zone)
+            last = local_end.date() + timedelta(days=0 if local_end.time() == datetime.min.time() else 1)
+        assert first < last, "an all-day event ends on a later date (the end date is exclusive)"
+        return {"start": {"date": first.isoformat()}, "end": {"date": last.isoformat()}}
+    assert isinstance(start, datetime), "a timed event needs datetimes"
+    assert isinstance(end, datetime), "a timed event needs datetimes"
+    assert start.tzinfo is not None
+    assert end.tzinfo is not None
+    assert start < end
+    return {
+        "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
+        "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
+    }
+
+
+def _new_event_id() -> str:
+    return base64.b32hexencode(secrets.token_bytes(10)).decode().lower()
+
+
+def _opaque_id(length: int) -> str:
+    return base64.b32hexencode(secrets.token_bytes(length)).decode().lower()[:length]
+
+
+def _opaque_token() -> str:
+    """A sync or page token: like Google's, base64 with characters a client must URL-encode."""
+    return base64.b64encode(secrets.token_bytes(25)).decode()
+
+
+def _etag() -> str:
+    return f'"{secrets.randbelow(10**16):016d}"'
+
+
+def _epoch_ms(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
 
 
 def _error(status: int, reason: str, message: str, *, domain: str = "global") -> Response:
