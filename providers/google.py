@@ -389,6 +389,12 @@ def _list_changes(
         try:
             page = request.execute(num_retries=0)
         except HttpError as error:
+            if int(error.resp.status) == 404:  # deleted, or no longer shared with the account
+                raise CalendarGone(
+                    f"Google no longer shows calendar {calendar_id} to this account",
+                    calendar_id=calendar_id,
+                    code="notFound",
+                ) from error
             if int(error.resp.status) == 410:  # fullSyncRequired
                 raise SyncTokenExpired(
                     "Google needs a full sync of this calendar again", code="fullSyncRequired"

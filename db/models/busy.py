@@ -13,7 +13,10 @@ from db.columns import id_field, timestamp_field
 
 class BusyInterval(SQLModel, table=True):
     __tablename__ = "busy_intervals"
-    __table_args__ = (Index("ix_busy_intervals_calendar_start", "calendar_id", "start_at"),)
+    __table_args__ = (
+        Index("ix_busy_intervals_calendar_start", "calendar_id", "start_at"),
+        Index("ix_busy_intervals_calendar_event", "calendar_id", "external_id"),
+    )
 
     id: uuid.UUID = id_field()
     calendar_id: uuid.UUID = Field(foreign_key="calendars.id", ondelete="CASCADE")

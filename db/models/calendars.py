@@ -54,6 +54,8 @@ class Calendar(SQLModel, table=True):
     # The range whose busy time that fetch holds: slots are offered only inside it.
     covered_from: datetime | None = timestamp_field(nullable=True)
     covered_until: datetime | None = timestamp_field(nullable=True)
+    # Where the provider's change list stands for this calendar (a Google sync token), when it has one.
+    sync_token: str | None = Field(default=None, max_length=2000, repr=False)
     # When the last fetch failed (None once one succeeds): answers then say times may be missing.
     busy_failed_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()

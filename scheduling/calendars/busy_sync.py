@@ -1,8 +1,10 @@
 """Keeps the local busy-time cache current, so slot queries never wait on a provider (rule 7).
 
-A connection's integrated calendars are fetched in one provider call for a window that covers
-every page's horizon; their cached intervals and the range they cover are replaced in one
-transaction, and the owner's ``AvailabilityChanged`` is published when answers may differ. A
+A connection's integrated calendars are read for a window that covers every page's horizon:
+where the provider can say what changed (``IncrementalSync``), round by round from their events
+(``event_sync``: only changes are fetched and applied); otherwise in one free/busy call whose
+answer replaces the cached intervals. The range each calendar holds is stored with it, and the
+owner's ``AvailabilityChanged`` is published when answers may differ. A
 failed fetch is recorded on the calendars, so answers can say some times may be missing. In the
 background each process claims connections whose cache is older than ``interval`` (``FOR UPDATE
 SKIP LOCKED`` with a lease, so processes share the work) and refreshes them in parallel.
@@ -22,8 +24,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import CalendarStatus
 from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from providers.base import BusyBlock, IncrementalSync
 from providers.errors import CalendarGone, ProviderError
 from scheduling.calendars.access import ProviderAccess
+from scheduling.calendars.event_sync import sync_calendar
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
 from scheduling.engine.coverage import MARGIN, MAX_AHEAD, PAST
@@ -83,22 +87,6 @@ class BusySync:
             return await self._probe(connection)
         now = self._clock()
         start, end = now - PAST, now + ahead
-        try:
-            async with self._concurrency, self._access.client(connection) as client:
-                blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
-        except CalendarGone as exc:  # That calendar is no longer shared; the others sync next time
-            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
-            return False
-        except ProviderError as exc:
-            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
-            await self._failed(connection, calendars, now)
-            return False
-        by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
-        fetched = {
-            (by_external_id[block.calendar_id], block.start.astimezone(UTC), block.end.astimezone(UTC))
-            for block in blocks
-            if block.calendar_id in by_external_id and block.start < block.end
-        }
         # Answers change when busy time does, and also when time that was not known (never
         # fetched, beyond the last fetch's horizon, or failing) becomes known.
         newly_known = any(
@@ -107,7 +95,24 @@ class BusySync:
             or calendar.covered_until < end - MARGIN
             for calendar in calendars
         )
-        changed = await self._store(connection_id, list(by_external_id.values()), fetched, now, (start, end))
+        try:
+            async with self._concurrency, self._access.client(connection) as client:
+                if isinstance(client, IncrementalSync):  # only what changed since the last round
+                    changed = False
+                    for calendar in calendars:
+                        changed |= await sync_calendar(self._db, client, calendar, start=start, end=end, now=now)
+                    async with self._db.transaction() as session:
+                        await _mark_checked(session, connection_id, now)
+                else:
+                    blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
+                    changed = await self._store(connection_id, calendars, blocks, now, (start, end))
+        except CalendarGone as exc:  # That calendar is no longer shared; the others sync next time
+            await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
+            return False
+        except ProviderError as exc:
+            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
+            await self._failed(connection, calendars, now)
+            return False
         if changed or newly_known:
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
         return True
@@ -182,12 +187,20 @@ class BusySync:
     async def _store(
         self,
         connection_id: uuid.UUID,
-        calendar_ids: list[uuid.UUID],
-        fetched: set[tuple[uuid.UUID, datetime, datetime]],
+        calendars: list[Calendar],
+        blocks: list[BusyBlock],
         now: datetime,
         covered: tuple[datetime, datetime],
     ) -> bool:
-        """Replace the calendars' cached intervals and the range they cover; True when they changed."""
+        """Replace the calendars' cached intervals (from a free/busy answer) and the range they
+        cover; True when they changed."""
+        by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
+        calendar_ids = list(by_external_id.values())
+        fetched = {
+            (by_external_id[block.calendar_id], block.start.astimezone(UTC), block.end.astimezone(UTC))
+            for block in blocks
+            if block.calendar_id in by_external_id and block.start < block.end
+        }
         async with self._db.transaction() as session:
             rows = (
                 await session.exec(

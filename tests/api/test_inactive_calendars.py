@@ -143,9 +143,10 @@ async def test_a_storm_of_transient_failures_marks_nothing_inactive(server: Live
     await connect_google(server, google, owner, ACCOUNT)
     google.expire_access_tokens()
     google.fail("POST /token", status=500, times=2)
-    google.fail("POST /calendar/v3/freeBusy", status=503, times=3)
-    google.fail("POST /calendar/v3/freeBusy", status=429, headers={"Retry-After": "30"}, times=3)
-    google.fail("POST /calendar/v3/freeBusy", delay=1.5, times=2)  # longer than the provider timeout
+    events = "GET /calendar/v3/calendars/"  # the busy-time sync reads the calendar's events
+    google.fail(events, status=503, times=3)
+    google.fail(events, status=429, headers={"Retry-After": "30"}, times=3)
+    google.fail(events, delay=1.5, times=2)  # longer than the provider timeout
     outcomes = [await refresh(server, owner) for _ in range(10)]
     assert outcomes.count(False) >= 4, outcomes  # the storm was felt ...
     assert outcomes[-1] is True  # ... and passed
@@ -168,6 +169,7 @@ async def test_a_connection_without_integrated_calendars_is_probed_too(
     assert await refresh(server, owner)
     assert google.requests_to("GET /calendar/v3/users/me/calendarList")  # the probe
     assert not google.requests_to("POST /calendar/v3/freeBusy")  # no busy time is wanted
+    assert not google.requests_to("/events")
 
     google.revoke(ACCOUNT)
     google.expire_access_tokens()

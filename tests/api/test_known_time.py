@@ -1,8 +1,9 @@
 """Only fetched time is offered, and the check at booking time decides (Google end to end).
 
 In the order a new owner sets things up: connect the calendar first, then create or lengthen a
-page. The Google double answers freeBusy for exactly the asked ``timeMin``/``timeMax``, so any
-time the server never asked about is really unknown to it. Bookings go through the server's
+page. The Google double answers events.list (the busy-time sync) and freeBusy (the check at booking
+time) for exactly the asked ``timeMin``/``timeMax``, so any time the server never asked about is
+really unknown to it. Bookings go through the server's
 real Google adapter; status changes arrive on a real WebSocket; emails reach a real SMTP sink.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from sqlmodel import select
@@ -24,11 +26,14 @@ from tests.support.booking_helpers import NOW, Owner, book, change, create_intro
 from tests.support.clock import MovableClock
 from tests.support.connect_helpers import (
     DISCONNECT,
+    GOOGLE_ACCOUNT,
+    GOOGLE_TEAM,
     REMOVE,
     SET_INTEGRATED,
     booking_row,
     connect_google,
     connections,
+    google_with_team,
     owner_allowed_to_connect,
     with_google,
 )
@@ -38,9 +43,9 @@ from tests.support.polling import eventually
 from tests.support.smtp_sink import SmtpSink
 from tests.support.status_helpers import inactive_mail, status_event, watching_status
 
-ACCOUNT = "owner.google@example.com"
-TEAM = "team@group.calendar.google.com"
-FREE_BUSY = "POST /calendar/v3/freeBusy"
+ACCOUNT, TEAM = GOOGLE_ACCOUNT, GOOGLE_TEAM
+FREE_BUSY = "POST /calendar/v3/freeBusy"  # the check at booking time
+EVENTS_LIST = "GET /calendar/v3/calendars/"  # the busy-time sync: events.list, a full round with a window
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY")
 SLOTS = """
 query($start: DateTime!, $end: DateTime!) {
@@ -60,9 +65,7 @@ class Answer:
 
 @pytest.fixture
 def google() -> Iterator[GoogleDouble]:
-    with GoogleDouble() as double:
-        double.add_account(ACCOUNT, time_zone="Europe/Helsinki")
-        double.add_calendar(ACCOUNT, TEAM, summary="Team", access_role="reader")
+    with google_with_team() as double:
         yield double
 
 
@@ -103,10 +106,13 @@ def at(offset: int, hour: int, minute: int = 0) -> str:
 
 
 def asked_windows(google: GoogleDouble) -> list[tuple[datetime, datetime]]:
-    return [
-        (datetime.fromisoformat(body["timeMin"]), datetime.fromisoformat(body["timeMax"]))
-        for body in (request.json() for request in google.requests_to(FREE_BUSY))
-    ]
+    """The windows of the full rounds the busy-time sync asked Google for."""
+    windows = []
+    for request in google.requests_to(EVENTS_LIST):
+        query = dict(parse_qsl(request.query))
+        if request.path.endswith("/events") and "timeMin" in query:
+            windows.append((datetime.fromisoformat(query["timeMin"]), datetime.fromisoformat(query["timeMax"])))
+    return windows
 
 
 def page_input(**fields: Any) -> dict[str, Any]:
@@ -362,7 +368,7 @@ async def test_a_move_frees_only_the_event_in_place_and_keeps_a_merged_neighbour
     refresh = server.services.busy_sync.refresh
     booked = await book(server, "2026-12-01T10:00:00+02:00", duration=60)
     await eventually(lambda: booking_row(server, booked["id"]), lambda row: row.calendar_write == "DONE", "written")
-    google.add_busy(ACCOUNT, day(1, 11), day(1, 12))  # the owner's own meeting right after: freeBusy merges them
+    google.add_busy(ACCOUNT, day(1, 11), day(1, 12))  # the owner's own meeting right after (freeBusy merges the two)
     assert await refresh(uuid.UUID(connection["id"]))
 
     overlapping = await change(server, "rescheduleBooking", owner.token, id=booked["id"], start=at(1, 10, 30))

@@ -4,7 +4,7 @@ The same promises run through the server's real Google adapter (against the Goog
 real Microsoft adapter (msal and Graph over HTTPS, against the Microsoft double) and its real
 Exchange adapter (exchangelib over HTTPS, against the EWS double), the last two trusting the
 session's CA through ``ca_bundle``. Every double answers busy time for exactly the asked window
-(Google's freeBusy ``timeMin``/``timeMax``, Graph's calendarView ``startDateTime``/``endDateTime``,
+(Google's events.list ``timeMin``/``timeMax``, Graph's calendarView ``startDateTime``/``endDateTime``,
 EWS's CalendarView ``StartDate``/``EndDate``), so time the server never asked about is really
 unknown to it. Google-only rules (a horizon made longer, the booking-time fallback, moves) are in
 ``test_known_time.py``. Status changes arrive on a real WebSocket; emails reach a real SMTP sink.
@@ -27,7 +27,16 @@ from tests.api.test_connect_forms import MAILBOX, PASSWORD, connect_exchange, ex
 from tests.api.test_connect_microsoft import ACCOUNT, BOSS, DASHBOARD, DEFAULT, SHARED, TEAM, written
 from tests.api.test_connect_microsoft import connect as connect_microsoft
 from tests.api.test_known_time import ACCOUNT as GOOGLE_ACCOUNT
-from tests.api.test_known_time import FREE_BUSY, asked_windows, at, create_page, day, refused_three_times, slots_on
+from tests.api.test_known_time import (
+    EVENTS_LIST,
+    FREE_BUSY,
+    asked_windows,
+    at,
+    create_page,
+    day,
+    refused_three_times,
+    slots_on,
+)
 from tests.api.test_known_time import TEAM as GOOGLE_TEAM
 from tests.doubles.exchange import EWS_PATH, MESSAGES, ExchangeDouble
 from tests.doubles.google import GoogleDouble
@@ -98,7 +107,9 @@ class Google:
         return asked_windows(self.double)
 
     def fail_busy(self) -> None:
-        self.double.fail(FREE_BUSY, status=503, body={"error": {"code": 503, "message": "Backend Error"}}, times=100)
+        unavailable = {"error": {"code": 503, "message": "Backend Error"}}
+        self.double.fail(EVENTS_LIST, status=503, body=unavailable, times=100)  # the sync reads events
+        self.double.fail(FREE_BUSY, status=503, body=unavailable, times=100)
 
     def recover(self) -> None:
         self.double.clear_faults()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +103,19 @@ async def booking_row(server: LiveServer, booking_id: str) -> Booking:
         row = await session.get(Booking, uuid.UUID(booking_id))
     assert row is not None
     return row
+
+
+GOOGLE_ACCOUNT = "owner.google@example.com"
+GOOGLE_TEAM = "team@group.calendar.google.com"
+
+
+@contextmanager
+def google_with_team() -> Iterator[GoogleDouble]:
+    """A Google double with the owner's account (in Helsinki) and a team calendar shared with it."""
+    with GoogleDouble() as double:
+        double.add_account(GOOGLE_ACCOUNT, time_zone="Europe/Helsinki")
+        double.add_calendar(GOOGLE_ACCOUNT, GOOGLE_TEAM, summary="Team", access_role="reader")
+        yield double
 
 
 GOOGLE_CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"

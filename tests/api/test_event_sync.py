@@ -1,0 +1,149 @@
+"""Google busy time kept from the calendar's events: after the first round only changes are read.
+
+The server's real Google adapter talks to the Google double, which speaks ``events.list`` with
+sync tokens as Google does (changes only, deleted events as ``cancelled``, 410 when it forgot a
+token). Slots are read over HTTP, as a visitor's widget reads them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import parse_qsl
+
+import pytest
+from sqlmodel import col, select
+
+from db.models import BusyInterval, Calendar
+from server.settings import Settings
+from tests.api.test_known_time import ACCOUNT, TEAM, at, day, slots_on
+from tests.doubles.google import GoogleDouble
+from tests.support.booking_helpers import NOW
+from tests.support.connect_helpers import (
+    SET_INTEGRATED,
+    connect_google,
+    connections,
+    google_with_team,
+    owner_allowed_to_connect,
+    with_google,
+)
+from tests.support.live_server import LiveServer, start_live_server
+
+EVENTS = "/events"
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleDouble]:
+    with google_with_team() as double:
+        yield double
+
+
+@pytest.fixture
+async def server(settings: Settings, google: GoogleDouble) -> AsyncIterator[LiveServer]:
+    async with start_live_server(with_google(settings, google), clock=lambda: NOW) as live:
+        yield live
+
+
+def list_calls(google: GoogleDouble) -> list[dict[str, str]]:
+    """The query of every events.list call the server made, in order."""
+    return [dict(parse_qsl(request.query)) for request in google.requests_to("GET ") if request.path.endswith(EVENTS)]
+
+
+async def refresh(server: LiveServer, connection_id: str) -> bool:
+    return await server.services.busy_sync.refresh(uuid.UUID(connection_id))
+
+
+async def busy_rows(server: LiveServer, calendar_id: str) -> list[tuple[str | None, str]]:
+    async with server.services.db.session() as session:
+        rows = await session.exec(select(BusyInterval).where(col(BusyInterval.calendar_id) == uuid.UUID(calendar_id)))
+        return sorted((row.external_id, row.start_at.isoformat()) for row in rows.all())
+
+
+async def test_after_the_first_round_only_changes_are_read_and_applied(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-5, BOOK-8, BOOK-1
+    owner = await owner_allowed_to_connect(server)
+    lunch = google.add_event(ACCOUNT, day(1, 11), day(1, 12))
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    primary = next(calendar for calendar in connection["calendars"] if calendar["isPrimary"])
+    (first,) = list_calls(google)
+    assert ("timeMin" in first, "syncToken" in first) == (True, False)  # a full round with a window
+    assert at(1, 11) not in (await slots_on(server, 1)).starts
+
+    google.add_event(ACCOUNT, day(1, 14), day(1, 15))
+    google.add_event(ACCOUNT, day(1, 15), day(1, 16), transparency="transparent")  # marked free
+    google.add_event(ACCOUNT, day(1, 16), day(1, 17), declined=True)  # declined by the owner
+    google.move_event(ACCOUNT, lunch, day(1, 12), day(1, 13))
+    google.clear_requests()
+    assert await refresh(server, connection["id"])
+
+    (second,) = list_calls(google)
+    assert ("syncToken" in second, "timeMin" in second) == (True, False)  # only what changed
+    assert not google.requests_to("freeBusy")
+    free = (await slots_on(server, 1)).starts
+    assert at(1, 11) in free  # the meeting moved away from here
+    assert {at(1, 12), at(1, 14)}.isdisjoint(free)
+    assert {at(1, 15), at(1, 16)} <= set(free)  # free and declined events do not block
+    rows = await busy_rows(server, primary["id"])
+    assert [external_id for external_id, _ in rows].count(lunch) == 1  # moved, not copied
+
+    google.delete_event(ACCOUNT, lunch)
+    google.clear_requests()
+    assert await refresh(server, connection["id"])
+    assert at(1, 12) in (await slots_on(server, 1)).starts
+    google.clear_requests()
+    assert await refresh(server, connection["id"])  # nothing changed: one cheap call
+    assert len(list_calls(google)) == 1
+
+
+async def test_a_forgotten_sync_token_means_one_full_round_without_duplicates(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-5
+    owner = await owner_allowed_to_connect(server)
+    for hour in (10, 12, 14):
+        google.add_event(ACCOUNT, day(1, hour), day(1, hour + 1))
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    primary = next(calendar for calendar in connection["calendars"] if calendar["isPrimary"])
+    before = await busy_rows(server, primary["id"])
+    assert len(before) == 3
+
+    google.invalidate_sync_tokens(ACCOUNT)
+    google.add_event(ACCOUNT, day(1, 16), day(1, 17))
+    google.clear_requests()
+    assert await refresh(server, connection["id"])
+
+    calls = list_calls(google)
+    assert ["syncToken" in call for call in calls] == [True, False]  # refused (410), then one full round
+    after = await busy_rows(server, primary["id"])
+    assert len(after) == 4  # nothing twice, nothing lost
+    assert set(before) < set(after)
+    free = (await slots_on(server, 1)).starts
+    assert not {at(1, 10), at(1, 12), at(1, 14), at(1, 16)} & set(free)
+
+
+async def test_a_calendar_unshared_between_rounds_turns_inactive_alone(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-5, INACT-1
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+
+    google.unshare(ACCOUNT, TEAM)
+    assert not await refresh(server, connection["id"])
+
+    async with server.services.db.session() as session:
+        states = {
+            row.name: (row.status, row.inactive_reason)
+            for row in (
+                await session.exec(select(Calendar).where(Calendar.connection_id == uuid.UUID(connection["id"])))
+            ).all()
+        }
+    assert states == {"Team": ("INACTIVE", "notFound"), ACCOUNT: ("ACTIVE", None)}
