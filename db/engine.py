@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
@@ -78,6 +80,13 @@ class Database:
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._disposed = False
+        # Every driver connection the pool opened: ``dispose`` closes any the pool no longer
+        # holds (one given back after the pool was closed is dropped by it, never closed).
+        self._drivers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+        @event.listens_for(self.engine.sync_engine, "connect")
+        def _remember(dbapi_connection: Any, _record: Any) -> None:
+            self._drivers.add(dbapi_connection.driver_connection)
 
     @asynccontextmanager
     async def _counted(self) -> AsyncIterator[None]:
@@ -127,3 +136,6 @@ class Database:
         except TimeoutError:
             logger.warning("closing the database with %d sessions still open", self._open)
         await self.engine.dispose()
+        for driver in list(self._drivers):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(driver.close(), CLOSE_GRACE)

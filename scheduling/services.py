@@ -14,6 +14,7 @@ from scheduling.booking.queries import BookingQueries
 from scheduling.calendars.access import ProviderAccess
 from scheduling.calendars.busy_check import BusyCheck
 from scheduling.calendars.busy_sync import BusySync
+from scheduling.calendars.channels import PushChannels
 from scheduling.calendars.clients import ProviderClients, ProviderSettings
 from scheduling.calendars.connect import ConnectionService
 from scheduling.calendars.directory import ConnectionDirectory
@@ -69,6 +70,7 @@ class Services:
         clock: Clock,
         answer_cache_entries: int,
         providers: ProviderSettings,
+        push_address: str | None,
     ) -> Services:
         """Every service, each given exactly the collaborators its rules depend on."""
         bus = EventBus(hub, channel_prefix)
@@ -82,7 +84,9 @@ class Services:
         access = ProviderAccess(
             db=db, vault=CredentialVault(secret_keys), clients=ProviderClients(providers), bus=bus, clock=clock
         )
-        busy_sync = BusySync(access=access, bus=bus, clock=clock)
+        busy_sync = BusySync(
+            access=access, bus=bus, clock=clock, channels=PushChannels(db=db, clock=clock, address=push_address)
+        )
         busy_check = BusyCheck(access=access, clock=clock)
         notices = InactiveNotices(
             db=db, mailer=mailer, clock=clock, settings_url=dashboard_url, wake_outbox=lambda: worker.wake()

@@ -22,6 +22,7 @@ from server.graphql_view import answering_endpoint, graphql_app
 from server.metrics import Metrics, MetricsMiddleware
 from server.oauth_routes import oauth_routes
 from server.settings import Settings, load_settings
+from server.webhook_routes import webhook_routes
 from server.wiring import build_services
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
         metrics.watch_busy_check(services.busy_check)
+        metrics.watch_push(services.busy_sync.channels)
         follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
         workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
@@ -71,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             # running after the grace period (a slow provider call) is cancelled.
             services.outbox.stop()
             services.busy_sync.stop()
+            workers.append(asyncio.create_task(services.busy_sync.finish_pushed(), name="kokous-pushed-syncs"))
             _, running = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
             for task in running:
                 task.cancel()
@@ -88,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics),
             *oauth_routes(),
+            *webhook_routes(),
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

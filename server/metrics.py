@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pubsub import EventHub
 from scheduling.calendars.busy_check import BusyCheck
+from scheduling.calendars.channels import PushChannels
 from scheduling.live.answer_cache import AnswerCache
 
 
@@ -78,6 +79,35 @@ class BusyCheckCollector(Collector):
         yield fallbacks
 
 
+class PushCollector(Collector):
+    """Push channels and the notifications they bring."""
+
+    def __init__(self, channels: PushChannels) -> None:
+        self._channels = channels
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._channels.stats
+        notifications = CounterMetricFamily(
+            "kokous_push_notifications", "Provider change notifications, by what became of them", labels=["outcome"]
+        )
+        for outcome, count in stats.notifications.items():
+            notifications.add_metric([outcome], count)
+        yield notifications
+        channels = CounterMetricFamily(
+            "kokous_push_channels", "Push channels opened, renewed and stopped", labels=["event"]
+        )
+        for event, count in (("opened", stats.opened), ("renewed", stats.renewed), ("stopped", stats.stopped)):
+            channels.add_metric([event], count)
+        yield channels
+        yield CounterMetricFamily("kokous_push_syncs", "Syncs started by notifications", value=stats.syncs)
+        latest = sorted(stats.sync_seconds)
+        yield GaugeMetricFamily(
+            "kokous_push_sync_seconds_p99",
+            "Seconds from a notification to the end of its sync (slots published), 99th percentile of the last 1000",
+            value=latest[min(len(latest) - 1, int(len(latest) * 0.99))] if latest else 0.0,
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -93,6 +123,9 @@ class Metrics:
 
     def watch_answer_cache(self, cache: AnswerCache) -> None:
         self.registry.register(AnswerCacheCollector(cache))
+
+    def watch_push(self, channels: PushChannels) -> None:
+        self.registry.register(PushCollector(channels))
 
     def watch_busy_check(self, check: BusyCheck) -> None:
         self.registry.register(BusyCheckCollector(check))

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     broadcast_channel_prefix: str = "kokous"
     public_url: str = "http://127.0.0.1:8000"
     dashboard_url: str = ""
+    # Where providers post change notifications (``/webhooks/...`` below it); empty: PUBLIC_URL.
+    webhook_url: str = ""
     data_dir: Path = Path(".kokous")
     secret_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     smtp_url: str | None = Field(default=None, repr=False)
@@ -94,7 +96,7 @@ class Settings(BaseSettings):
             raise ValueError("lower-case letters, digits and _, starting with a letter, <= 16")
         return value
 
-    @field_validator("public_url", "dashboard_url")
+    @field_validator("public_url", "dashboard_url", "webhook_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if value == "":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from db.engine import Database
 from pubsub import EventHub
 from scheduling.clock import Clock, system_clock
@@ -9,6 +11,8 @@ from scheduling.notifications.mailer import Mailer
 from scheduling.services import Services
 from server.providers import provider_settings
 from server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def build_services(settings: Settings, *, db: Database, hub: EventHub, clock: Clock = system_clock) -> Services:
@@ -24,7 +28,21 @@ def build_services(settings: Settings, *, db: Database, hub: EventHub, clock: Cl
         clock=clock,
         answer_cache_entries=settings.answer_cache_entries,
         providers=provider_settings(settings),
+        push_address=push_address(settings),
     )
+
+
+def push_address(settings: Settings) -> str | None:
+    """Where Google posts change notifications: ``{WEBHOOK_URL or PUBLIC_URL}/webhooks/google``.
+
+    Google delivers only to HTTPS with a valid certificate; in production a plain-http public URL
+    opens no channels (the background pass polls instead), in development any URL is registered.
+    """
+    address = f"{(settings.webhook_url or settings.public_url).rstrip('/')}/webhooks/google"
+    if settings.production and not address.startswith("https://"):
+        logger.warning("the webhook address is not https: calendars are polled, not pushed")
+        return None
+    return address
 
 
 def mailer_for(settings: Settings, clock: Clock = system_clock) -> Mailer:

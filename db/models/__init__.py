@@ -2,7 +2,7 @@
 
 from db.models.bookings import Booking, Contact
 from db.models.busy import BusyInterval
-from db.models.calendars import Calendar, CalendarConnection, ConnectionAttempt
+from db.models.calendars import Calendar, CalendarConnection, ConnectionAttempt, PushChannel
 from db.models.outbox import OutboxMessage
 from db.models.pages import Domain, SchedulingPage
 from db.models.users import ApiToken, User
@@ -17,6 +17,7 @@ __all__ = [
     "Contact",
     "Domain",
     "OutboxMessage",
+    "PushChannel",
     "SchedulingPage",
     "User",
 ]

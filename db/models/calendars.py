@@ -76,3 +76,20 @@ class ConnectionAttempt(SQLModel, table=True):
     verifier: bytes = Field(sa_type=LargeBinary, repr=False)
     expires_at: datetime = timestamp_field()
     created_at: datetime = timestamp_field()
+
+
+class PushChannel(SQLModel, table=True):
+    """A provider's push channel for one calendar: it posts to our webhook on every change.
+
+    ``id`` is the channel id the provider echoes; the token it echoes too is kept only as a
+    SHA-256 digest, compared in constant time, so a database reader cannot forge notifications.
+    """
+
+    __tablename__ = "push_channels"
+
+    id: uuid.UUID = id_field()
+    calendar_id: uuid.UUID = Field(foreign_key="calendars.id", ondelete="CASCADE", index=True)
+    resource_id: str = Field(max_length=500)
+    token_digest: str = Field(max_length=64, repr=False)
+    expires_at: datetime = timestamp_field()
+    created_at: datetime = timestamp_field()

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter
 
 from sqlalchemy import delete, func, or_, update
 from sqlmodel import col, select
@@ -27,7 +28,9 @@ from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
 from providers.base import BusyBlock, IncrementalSync
 from providers.errors import CalendarGone, ProviderError
 from scheduling.calendars.access import ProviderAccess
+from scheduling.calendars.channels import Notice, PushChannels
 from scheduling.calendars.event_sync import sync_calendar
+from scheduling.calendars.vault import CredentialsUnreadable
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
 from scheduling.engine.coverage import MARGIN, MAX_AHEAD, PAST
@@ -49,7 +52,9 @@ class BusySync:
         access: ProviderAccess,
         bus: EventBus,
         clock: Clock,
+        channels: PushChannels,
         interval: timedelta = timedelta(minutes=5),
+        pushed_interval: timedelta = timedelta(hours=6),
         concurrency: int = 8,
     ) -> None:
         self._access = access
@@ -57,6 +62,12 @@ class BusySync:
         self._bus = bus
         self._clock = clock
         self._interval = interval
+        # Connections whose calendars all push their changes are polled only this often, as a
+        # safety net (and to renew channels well before they end).
+        self._pushed_interval = pushed_interval
+        self.channels = channels
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}  # pushed syncs under way
+        self._again: set[uuid.UUID] = set()  # connections notified again while their sync ran
         self._concurrency = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
 
@@ -103,6 +114,7 @@ class BusySync:
                         changed |= await sync_calendar(self._db, client, calendar, start=start, end=end, now=now)
                     async with self._db.transaction() as session:
                         await _mark_checked(session, connection_id, now)
+                    await self.channels.keep_open(client, calendars)
                 else:
                     blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
                     changed = await self._store(connection_id, calendars, blocks, now, (start, end))
@@ -228,7 +240,7 @@ class BusySync:
         """Until ``stop``: refresh stale connections, then wait a little."""
         while not self._stopping.is_set():
             try:
-                claimed = await self._claim()
+                claimed = await self.claim_due()
                 await run_all(self.refresh(connection_id) for connection_id in claimed)
             except Exception:
                 logger.exception("busy-time sync: a pass failed; trying again")
@@ -239,9 +251,74 @@ class BusySync:
         """Finish the pass under way (its transactions complete), then leave ``run``."""
         self._stopping.set()
 
-    async def _claim(self) -> list[uuid.UUID]:
+    async def finish_pushed(self) -> None:
+        """Let syncs started by notifications finish (the server is stopping)."""
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def notified(self, channel_id: str, token: str | None, resource_id: str | None, state: str) -> Notice:
+        """A provider's change notification: checked, then one incremental sync of the connection.
+
+        One sync at a time per connection: notifications that arrive while it runs ask for one
+        more after it, so a burst costs two rounds, not one each.
+        """
+        notice, connection_id = await self.channels.check(channel_id, token, resource_id, state)
+        if notice is Notice.SYNCED and connection_id is not None:
+            if connection_id in self._running:
+                self._again.add(connection_id)
+            else:
+                self._running[connection_id] = asyncio.create_task(
+                    self._sync_until_quiet(connection_id, perf_counter()), name=f"push-sync-{connection_id}"
+                )
+        return notice
+
+    async def _sync_until_quiet(self, connection_id: uuid.UUID, received: float) -> None:
+        stats = self.channels.stats
+        try:
+            while True:
+                self._again.discard(connection_id)
+                try:
+                    await self.refresh(connection_id)
+                except Exception:
+                    logger.exception("push-triggered sync of connection %s failed", connection_id)
+                stats.syncs += 1
+                stats.sync_seconds.append(perf_counter() - received)
+                del stats.sync_seconds[:-1000]
+                if connection_id not in self._again:
+                    return
+                received = perf_counter()
+        finally:
+            self._running.pop(connection_id, None)
+
+    async def stop_channels(self, connection: CalendarConnection, calendar_ids: list[uuid.UUID]) -> None:
+        """Best effort: close the push channels of calendars that no longer count.
+
+        The account may be on its way out (disconnected, its access revoked): a failure here
+        is only logged and never changes a calendar's status.
+        """
+        if not calendar_ids or connection.credentials is None or not await self.channels.any_for(calendar_ids):
+            return
+        client = None
+        try:
+            client = self._access.clients.client(connection.provider, self._access.vault.open(connection.credentials))
+            if isinstance(client, IncrementalSync):
+                await self.channels.stop_all(client, calendar_ids)
+        except (ProviderError, CredentialsUnreadable, ValueError) as exc:
+            logger.info("push channels of connection %s not stopped: %s", connection.id, exc)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    @property
+    def pushed_syncs_running(self) -> int:
+        """Syncs started by notifications that have not ended yet."""
+        return len(self._running)
+
+    async def claim_due(self) -> list[uuid.UUID]:
+        """Connections due for a background sync, leased to this process: those not synced for
+        ``interval`` (``pushed_interval`` when all their calendars push their changes)."""
         now = self._clock()
         stale = now - self._interval
+        pushed = await self.channels.pushed_connections(now)
         async with self._db.transaction(write=True) as session:
             with_active_calendars = (
                 select(col(Calendar.connection_id)).where(col(Calendar.status) == CalendarStatus.ACTIVE).distinct()
@@ -253,6 +330,10 @@ class BusySync:
                         col(CalendarConnection.id).in_(with_active_calendars),
                         col(CalendarConnection.credentials).is_not(None),
                         or_(col(CalendarConnection.checked_at).is_(None), col(CalendarConnection.checked_at) < stale),
+                        or_(
+                            col(CalendarConnection.id).not_in(pushed),
+                            col(CalendarConnection.checked_at) < now - self._pushed_interval,
+                        ),
                         or_(
                             col(CalendarConnection.sync_lease_until).is_(None),
                             col(CalendarConnection.sync_lease_until) < now,

@@ -381,8 +381,17 @@ class ConnectionService:
             session.add(calendar)
         if integrated:
             await self._busy.refresh(calendar.connection_id)
+        else:
+            await self._stop_channels(calendar)
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="integrated_calendars"))
         return calendar
+
+    async def _stop_channels(self, calendar: Calendar) -> None:
+        """A calendar that no longer counts needs no change notifications."""
+        async with self._db.session() as session:
+            connection = await session.get(CalendarConnection, calendar.connection_id)
+        if connection is not None:
+            await self._busy.stop_channels(connection, [calendar.id])
 
     async def remove_calendar(
         self, owner_id: uuid.UUID, calendar_id: uuid.UUID
@@ -411,6 +420,7 @@ class ConnectionService:
             calendar.inactive_reason = calendar.inactive_since = calendar.inactive_notified_at = None
             calendar.busy_synced_at = calendar.covered_from = calendar.covered_until = calendar.busy_failed_at = None
             session.add(calendar)
+        await self._stop_channels(calendar)
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="calendar_removed"))
         await self._bus.publish(status_changed(owner_id, calendar, CalendarStatus.REMOVED))
         return CalendarRemoved(calendar_id=calendar.id)
@@ -423,6 +433,12 @@ class ConnectionService:
         allowed two connections keeps one from then on.
         """
         now = self._clock()
+        async with self._db.session() as session:
+            leaving = await session.get(CalendarConnection, connection_id)
+            if leaving is not None and leaving.user_id == owner_id:
+                ids = (await session.exec(select(Calendar.id).where(Calendar.connection_id == connection_id))).all()
+        if leaving is not None and leaving.user_id == owner_id:
+            await self._busy.stop_channels(leaving, list(ids))  # while its credentials still work
         async with self._db.transaction() as session:
             connection = await session.get(CalendarConnection, connection_id)
             if connection is None or connection.user_id != owner_id:

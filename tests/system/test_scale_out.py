@@ -60,6 +60,7 @@ async def seed_owner_with_page(database_url: str) -> tuple[str, uuid.UUID]:
         clock=system_clock,
         answer_cache_entries=0,
         providers=ProviderSettings(),
+        push_address=None,
     )
     try:
         created = await services.users.create(email=f"{uuid.uuid4().hex[:8]}@example.com")

@@ -1,4 +1,4 @@
-"""event sync: a calendar's sync token, and busy rows found by their event
+"""event sync: a calendar's sync token, busy rows found by their event, push channels
 
 Revision ID: 0005
 Revises: 0004
@@ -21,9 +21,23 @@ def upgrade() -> None:
     with op.batch_alter_table("calendars", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sync_token", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True))
     op.create_index("ix_busy_intervals_calendar_event", "busy_intervals", ["calendar_id", "external_id"])
+    op.create_table(
+        "push_channels",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("calendar_id", sa.Uuid(), nullable=False),
+        sa.Column("resource_id", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("token_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["calendar_id"], ["calendars.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_push_channels_calendar_id", "push_channels", ["calendar_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_push_channels_calendar_id", table_name="push_channels")
+    op.drop_table("push_channels")
     op.drop_index("ix_busy_intervals_calendar_event", table_name="busy_intervals")
     with op.batch_alter_table("calendars", schema=None) as batch_op:
         batch_op.drop_column("sync_token")
