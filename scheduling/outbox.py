@@ -42,6 +42,9 @@ EMAIL_REQUEST_MOVED = "email.request_moved"
 EMAIL_OWNER_NEW_BOOKING = "email.owner_new_booking"
 EMAIL_OWNER_NEW_REQUEST = "email.owner_new_request"
 EMAIL_OWNER_CALENDAR_INACTIVE = "email.owner_calendar_inactive"
+EMAIL_OWNER_MOVED_OUTSIDE_RULES = "email.owner_moved_outside_rules"
+# The owner deleted or moved a booking's event in their calendar: the booking follows.
+BOOKING_FOLLOW_CALENDAR = "booking.follow_calendar"
 
 LEASE = timedelta(seconds=10)
 RENEW_EVERY = LEASE / 3  # leaves two renewals' slack for a slow database write

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from db.engine import Database
 from pubsub import EventHub
+from scheduling import outbox
 from scheduling.booking.book import BookingDeps, BookingService
 from scheduling.booking.emails import BookingEmails
 from scheduling.booking.lifecycle import BookingLifecycle
@@ -88,6 +89,10 @@ class Services:
             access=access, bus=bus, clock=clock, channels=PushChannels(db=db, clock=clock, address=push_address)
         )
         busy_check = BusyCheck(access=access, clock=clock)
+        # The outbox runs the handlers, and the handlers' services wake the outbox: each side
+        # reaches the other through a name bound just below.
+        worker: OutboxWorker
+        lifecycle: BookingLifecycle
         notices = InactiveNotices(
             db=db, mailer=mailer, clock=clock, settings_url=dashboard_url, wake_outbox=lambda: worker.wake()
         )
@@ -95,6 +100,7 @@ class Services:
             **emails.handlers(),
             **CalendarWrites(access=access, clock=clock).handlers(),
             **notices.handlers(),
+            outbox.BOOKING_FOLLOW_CALENDAR: lambda payload: lifecycle.follow_calendar(payload),
         }
         worker = OutboxWorker(db=db, handlers=handlers, clock=clock)
         booking_deps = BookingDeps(
@@ -107,6 +113,7 @@ class Services:
             busy_check=busy_check,
             inactive_notices=notices,
         )
+        lifecycle = BookingLifecycle(booking_deps)
         return cls(
             db=db,
             bus=bus,
@@ -119,7 +126,7 @@ class Services:
             calendars=ConnectionDirectory(db=db, bus=bus),
             bookings=BookingQueries(db),
             booking=BookingService(booking_deps),
-            lifecycle=BookingLifecycle(booking_deps),
+            lifecycle=lifecycle,
             outbox=worker,
             answers=AnswerCache(bus=bus, clock=clock, max_entries=answer_cache_entries),
             connections=ConnectionService(

@@ -78,6 +78,7 @@ class BookingEmails:
             outbox.EMAIL_REQUEST_MOVED: self._request_moved,
             outbox.EMAIL_OWNER_NEW_BOOKING: self._owner_new_booking,
             outbox.EMAIL_OWNER_NEW_REQUEST: self._owner_new_request,
+            outbox.EMAIL_OWNER_MOVED_OUTSIDE_RULES: self._owner_moved_outside_rules,
         }
 
     async def _load(self, payload: dict[str, Any]) -> _Context | None:
@@ -150,3 +151,8 @@ class BookingEmails:
         context = await self._load(payload)
         if context is not None:
             await self._send(messages.owner_new_request(context.meeting(), requests_url=self._dashboard_url))
+
+    async def _owner_moved_outside_rules(self, payload: dict[str, Any]) -> None:
+        context = await self._load(payload)
+        if context is not None:
+            await self._send(messages.owner_moved_outside_rules(context.meeting(), booking_url=self._dashboard_url))

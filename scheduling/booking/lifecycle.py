@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -152,6 +152,35 @@ class BookingLifecycle(BookingChecks):
             return [outbox.EMAIL_REQUEST_DECLINED]
 
         return await self._change(booking_id, owner_id, change)
+
+    async def follow_calendar(self, payload: dict[str, Any]) -> None:
+        """The owner deleted or moved the booking's event in their calendar: the booking follows.
+
+        Deleted: the booking is cancelled and the invitee told (the event is already gone).
+        Moved: the booking takes the event's time and the invitee is told (the manage link stays
+        valid); a time the page would not offer is kept all the same, and the owner is told.
+        """
+        deleted = bool(payload["deleted"])
+        start = None if deleted else datetime.fromisoformat(str(payload["start"]))
+        end = None if deleted else datetime.fromisoformat(str(payload["end"]))
+
+        async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            if booking.status != BookingStatus.CONFIRMED or booking.calendar_write != CalendarWrite.DONE:
+                return []  # changed meanwhile here: our own change wins, the calendar follows it
+            if start is None or end is None:
+                booking.status, booking.cancelled_at = BookingStatus.CANCELLED, self._clock()
+                booking.calendar_write = CalendarWrite.NONE  # nothing left to delete
+                return [outbox.EMAIL_BOOKING_CANCELLED]
+            booking.start_at, booking.end_at = start, end
+            kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
+            try:
+                # Its event is where the booking now is: only the page's rules and other bookings count.
+                await self._require_free(session, page, booking, start, now=self._clock(), own_event=True)
+            except Refused:
+                kinds.append(outbox.EMAIL_OWNER_MOVED_OUTSIDE_RULES)
+            return kinds
+
+        await self._change(uuid.UUID(str(payload["booking_id"])), None, change)
 
     async def _require_free(
         self,

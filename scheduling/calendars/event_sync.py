@@ -14,11 +14,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from common.values import BookingStatus, CalendarWrite
 from db.engine import Database
-from db.models import BusyInterval, Calendar
+from db.models import Booking, BusyInterval, Calendar, OutboxMessage
 from providers.base import EventChanges, IncrementalSync
 from providers.errors import SyncTokenExpired
+from scheduling import outbox
 
 SLACK = timedelta(days=14)
 _IDS_PER_STATEMENT = 500  # bound parameters per DELETE, well under every driver's limit
@@ -86,8 +89,42 @@ async def _apply(
                 )
             changed = bool(removed or kept)
         session.add_all(kept)
+        if not changes.full:
+            await _follow_own_events(session, calendar_id, changes, now)
         values: dict[str, object] = {"sync_token": changes.sync_token, "busy_synced_at": now, "busy_failed_at": None}
         if changes.full:
             values.update(covered_from=window[0], covered_until=window[1])
         await session.exec(update(Calendar).where(col(Calendar.id) == calendar_id).values(**values))
     return changed
+
+
+async def _follow_own_events(
+    session: AsyncSession, calendar_id: uuid.UUID, changes: EventChanges, now: datetime
+) -> None:
+    """A booking's event that the owner deleted or moved in the calendar: queue the booking to follow.
+
+    Only events in place count (the booking's last write reached the calendar): a change we
+    made ourselves comes back at the booking's own time and asks for nothing, so it never
+    echoes as the owner's.
+    """
+    touched = {event.event_id: event for event in changes.changed} | {event_id: None for event_id in changes.deleted}
+    if not touched:
+        return
+    bookings = (
+        await session.exec(
+            select(Booking).where(
+                Booking.calendar_event_calendar_id == calendar_id,
+                col(Booking.calendar_event_id).in_(list(touched)),
+                Booking.status == BookingStatus.CONFIRMED,
+                Booking.calendar_write == CalendarWrite.DONE,
+            )
+        )
+    ).all()
+    for booking in bookings:
+        event = touched[booking.calendar_event_id or ""]
+        if event is not None and (event.start, event.end) == (booking.start_at, booking.end_at):
+            continue  # where the booking is: nothing to follow
+        payload: dict[str, object] = {"booking_id": booking.id.hex, "deleted": event is None}
+        if event is not None:
+            payload.update(start=event.start.isoformat(), end=event.end.isoformat())
+        session.add(OutboxMessage(kind=outbox.BOOKING_FOLLOW_CALENDAR, payload=payload, available_at=now))

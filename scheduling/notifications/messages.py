@@ -29,6 +29,7 @@ __all__ = [
     "calendar_inactive_attempt",
     "format_when",
     "mailbox",
+    "owner_moved_outside_rules",
     "owner_new_booking",
     "owner_new_request",
     "request_declined",
@@ -386,6 +387,32 @@ def request_declined(
         to=mailbox(meeting.invitee_name, meeting.invitee_email),
         reply_to=mailbox(meeting.owner_name, meeting.owner_email),
         subject=f"Declined: {title} on {format_when(meeting.start, meeting.end, meeting.invitee_time_zone, short=True)}",
+        body=body,
+    )
+
+
+def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = None) -> EmailMessage:
+    """To the owner: they moved a booked meeting in their calendar to a time the page would not
+    offer (outside the hours, too soon, over another booking); it is kept there all the same."""
+    booking_url = _optional_url(booking_url)
+    invitee = one_line(meeting.invitee_name)
+    when = format_when(meeting.start, meeting.end, meeting.owner_time_zone)
+    body = _lines(
+        f"Hello {one_line(meeting.owner_name)},",
+        "",
+        f"You moved your meeting with {invitee} <{normalise_email(meeting.invitee_email)}> in your calendar to:",
+        "",
+        f"When: {when}",
+        "",
+        f"That time is outside what {one_line(meeting.page_name, max_length=100)} offers (its hours, notice",
+        f"or another booking). The meeting stays at the new time and {invitee} has been told;",
+        "move it again if that was not what you meant.",
+        "",
+        f"Details: {booking_url}" if booking_url else None,
+    )
+    return _message(
+        to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"Moved outside your page's times: {invitee} on {format_when(meeting.start, meeting.end, meeting.owner_time_zone, short=True)}",
         body=body,
     )
 

@@ -1,0 +1,156 @@
+"""A booking follows its event: deleted or moved by the owner in Google, the booking does too.
+
+The server's real Google adapter writes the booking's event to the Google double; the owner
+then deletes or moves it there (as in Google Calendar), and the next incremental sync notices.
+The invitee's and owner's emails reach a real SMTP sink.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from server.settings import Settings
+from tests.api.test_known_time import ACCOUNT, day
+from tests.doubles.google import GoogleDouble
+from tests.support.booking_helpers import NOW, book, change
+from tests.support.connect_helpers import (
+    booking_row,
+    connect_google,
+    connections,
+    google_with_team,
+    owner_allowed_to_connect,
+    with_google,
+)
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.polling import eventually
+from tests.support.smtp_sink import SmtpSink
+
+HALF_HOUR = timedelta(minutes=30)
+
+
+@pytest.fixture
+def google() -> Iterator[GoogleDouble]:
+    with google_with_team() as double:
+        yield double
+
+
+@pytest.fixture
+async def server(settings: Settings, google: GoogleDouble, sink: SmtpSink) -> AsyncIterator[LiveServer]:
+    configured = with_google(settings, google).model_copy(update={"smtp_url": sink.url})
+    async with start_live_server(configured, clock=lambda: NOW) as live:
+        yield live
+
+
+@dataclass(frozen=True)
+class Written:
+    booking: dict[str, Any]
+    event_id: str
+    connection_id: str
+    owner_token: str
+
+
+async def booked_and_written(server: LiveServer, google: GoogleDouble) -> Written:
+    """An owner connected to Google and a booking on Tuesday 10:00 whose event is in the calendar."""
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    booked = await book(server, "2026-12-01T10:00:00+02:00", email="vera@example.com")
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "written")
+    assert row.calendar_event_id is not None
+    return Written(booked, row.calendar_event_id, connection["id"], owner.token)
+
+
+async def sync_and_follow(server: LiveServer, connection_id: str) -> None:
+    """The next sync (as a notification or the background pass would run it), then the outbox."""
+    assert await server.services.busy_sync.refresh(uuid.UUID(connection_id))
+    await server.services.outbox.run_once()
+
+
+def mail_to(sink: SmtpSink, address: str, subject_start: str) -> list[Any]:
+    return [
+        mail
+        for mail in sink.messages
+        if mail.rcpt_tos == [address] and str(mail.message["Subject"]).startswith(subject_start)
+    ]
+
+
+async def test_an_event_deleted_by_the_owner_cancels_the_booking_and_tells_the_invitee(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, BOOK-5
+    written = await booked_and_written(server, google)
+    booked, connection_id = written.booking, written.connection_id
+    google.delete_event(ACCOUNT, written.event_id)  # the owner deletes it in Google Calendar
+    google.clear_requests()
+    await sync_and_follow(server, connection_id)
+
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.status == "CANCELLED", "cancelled")
+    assert row.calendar_write == "NONE"
+    await eventually(lambda: mail_to(sink, "vera@example.com", "Cancelled:"), bool, "the invitee's email")
+    assert not google.requests_to("DELETE")  # the event is already gone: nothing to delete
+
+
+async def test_an_event_moved_by_the_owner_moves_the_booking_and_its_link_still_works(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, BOOK-5
+    written = await booked_and_written(server, google)
+    booked, connection_id = written.booking, written.connection_id
+    google.move_event(ACCOUNT, written.event_id, day(1, 13), day(1, 13) + HALF_HOUR)
+    google.clear_requests()
+    await sync_and_follow(server, connection_id)
+
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.start_at == day(1, 13), "moved")
+    assert (row.status, row.calendar_write, row.end_at) == ("CONFIRMED", "DONE", day(1, 13) + HALF_HOUR)
+    await eventually(lambda: mail_to(sink, "vera@example.com", "Rescheduled:"), bool, "the invitee's email")
+    by_link = await server.graphql("query($t: String!) { booking(token: $t) { start } }", {"t": booked["manageToken"]})
+    assert by_link["data"]["booking"]["start"] == "2026-12-01T13:00:00+02:00"
+    assert not mail_to(sink, "vera@example.com", "Cancelled:")
+    assert not google.requests_to("PATCH")  # the calendar already has it: nothing written back
+    assert not [mail for mail in sink.messages if "outside" in str(mail.message["Subject"])]
+
+
+async def test_an_event_moved_outside_the_pages_hours_keeps_its_time_and_the_owner_is_told(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6
+    written = await booked_and_written(server, google)
+    booked, connection_id = written.booking, written.connection_id
+    google.move_event(ACCOUNT, written.event_id, day(1, 20), day(1, 20) + HALF_HOUR)  # 20:00: the page ends at 17
+    await sync_and_follow(server, connection_id)
+
+    row = await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.start_at == day(1, 20), "moved")
+    assert row.status == "CONFIRMED"
+    owner_mail = await eventually(
+        lambda: [mail for mail in sink.messages if "outside your page" in str(mail.message["Subject"])],
+        bool,
+        "the owner's email",
+    )
+    assert owner_mail[0].rcpt_tos != ["vera@example.com"]
+    await eventually(lambda: mail_to(sink, "vera@example.com", "Rescheduled:"), bool, "the invitee's email")
+
+
+async def test_our_own_move_does_not_echo_back_as_the_owners(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, BOOK-5
+    written = await booked_and_written(server, google)
+    booked, connection_id = written.booking, written.connection_id
+    moved = await change(
+        server, "rescheduleBooking", written.owner_token, id=booked["id"], start="2026-12-01T14:00:00+02:00"
+    )
+    assert moved["__typename"] == "Booking"
+    await eventually(lambda: booking_row(server, booked["id"]), lambda b: b.calendar_write == "DONE", "patched")
+    await sync_and_follow(server, connection_id)
+    await server.services.outbox.run_once()
+
+    row = await booking_row(server, booked["id"])
+    assert (row.status, row.start_at) == ("CONFIRMED", day(1, 14))
+    await eventually(lambda: mail_to(sink, "vera@example.com", "Rescheduled:"), bool, "the invitee's email")
+    assert len(mail_to(sink, "vera@example.com", "Rescheduled:")) == 1  # ours alone, not echoed
