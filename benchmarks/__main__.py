@@ -31,6 +31,7 @@ MODULES = [
     "benchmarks.b4_fanout",
     "benchmarks.b5_race",
     "benchmarks.b6_scale_out",
+    "benchmarks.b8_push",
 ]
 
 

@@ -23,6 +23,7 @@ from enum import Enum
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from common.values import CalendarStatus
 from db.engine import Database
 from db.models import Calendar, CalendarConnection, PushChannel
 from providers.base import IncrementalSync
@@ -154,7 +155,7 @@ class PushChannels:
                 await session.exec(
                     select(col(Calendar.connection_id), col(Calendar.id), col(PushChannel.expires_at))
                     .join(PushChannel, col(PushChannel.calendar_id) == col(Calendar.id), isouter=True)
-                    .where(col(Calendar.integrated).is_(True))
+                    .where(col(Calendar.integrated).is_(True), col(Calendar.status) == CalendarStatus.ACTIVE)
                 )
             ).all()
         live: dict[uuid.UUID, bool] = {}

@@ -15,7 +15,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import col
 
+from db.models import PushChannel
 from server.settings import Settings
 from tests.api.test_known_time import ACCOUNT, day
 from tests.doubles.google import GoogleDouble
@@ -23,6 +26,8 @@ from tests.support.booking_helpers import NOW
 from tests.support.clock import MovableClock
 from tests.support.connect_helpers import (
     DISCONNECT,
+    GOOGLE_TEAM,
+    SET_INTEGRATED,
     connect_google,
     connections,
     google_with_team,
@@ -217,3 +222,26 @@ async def test_a_pushed_connection_is_polled_only_as_a_safety_net(
     assert uuid.UUID(connection["id"]) not in await busy_sync.claim_due()
     clock.now = NOW + timedelta(hours=7)
     assert uuid.UUID(connection["id"]) in await busy_sync.claim_due()
+
+
+async def test_a_calendar_gone_inactive_does_not_bring_back_polling(
+    server: LiveServer, google: GoogleDouble, clock: MovableClock
+) -> None:
+    # covers: SYNC-5, INACT-1
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    assert len(google.channels()) == 2  # each integrated calendar pushes
+    google.unshare(ACCOUNT, GOOGLE_TEAM)
+    assert not await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))  # Team turns inactive
+    async with server.services.db.transaction() as session:  # Team's channel ends; it is not renewed
+        await session.exec(delete(PushChannel).where(col(PushChannel.calendar_id) == uuid.UUID(team["id"])))
+
+    # Nobody books while it is inactive, and the primary calendar still pushes: a safety net only.
+    clock.now = NOW + timedelta(minutes=30)
+    assert uuid.UUID(connection["id"]) not in await server.services.busy_sync.claim_due()
+    clock.now = NOW + timedelta(hours=7)
+    assert uuid.UUID(connection["id"]) in await server.services.busy_sync.claim_due()
