@@ -400,7 +400,10 @@ def _list_changes(
                     "Google needs a full sync of this calendar again", code="fullSyncRequired"
                 ) from error
             raise
-        zone = _zone(str(page.get("timeZone") or "UTC"))
+        try:
+            zone = _zone(str(page.get("timeZone") or "UTC"))
+        except ValueError:  # a zone this server's tzdata lacks: all-day events are read in UTC
+            zone = ZoneInfo("UTC")
         for item in page.get("items", []):
             event = _calendar_event(item, zone)
             if event is None:

@@ -43,6 +43,7 @@ EMAIL_OWNER_NEW_BOOKING = "email.owner_new_booking"
 EMAIL_OWNER_NEW_REQUEST = "email.owner_new_request"
 EMAIL_OWNER_CALENDAR_INACTIVE = "email.owner_calendar_inactive"
 EMAIL_OWNER_MOVED_OUTSIDE_RULES = "email.owner_moved_outside_rules"
+EMAIL_OWNER_MOVE_NOT_FOLLOWED = "email.owner_move_not_followed"
 # The owner deleted or moved a booking's event in their calendar: the booking follows.
 BOOKING_FOLLOW_CALENDAR = "booking.follow_calendar"
 

@@ -79,6 +79,7 @@ class BookingEmails:
             outbox.EMAIL_OWNER_NEW_BOOKING: self._owner_new_booking,
             outbox.EMAIL_OWNER_NEW_REQUEST: self._owner_new_request,
             outbox.EMAIL_OWNER_MOVED_OUTSIDE_RULES: self._owner_moved_outside_rules,
+            outbox.EMAIL_OWNER_MOVE_NOT_FOLLOWED: self._owner_move_not_followed,
         }
 
     async def _load(self, payload: dict[str, Any]) -> _Context | None:
@@ -156,3 +157,8 @@ class BookingEmails:
         context = await self._load(payload)
         if context is not None:
             await self._send(messages.owner_moved_outside_rules(context.meeting(), booking_url=self._dashboard_url))
+
+    async def _owner_move_not_followed(self, payload: dict[str, Any]) -> None:
+        context = await self._load(payload)
+        if context is not None:
+            await self._send(messages.owner_move_not_followed(context.meeting(), booking_url=self._dashboard_url))

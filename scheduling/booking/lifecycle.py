@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import BookingStatus, CalendarWrite, PageStatus
+from common.values import BLOCKING_STATUSES, BookingStatus, CalendarWrite, PageStatus
 from db.models import Booking, OutboxMessage, SchedulingPage
 from scheduling import outbox
 from scheduling.booking.book import BookingChecks, BookingView, event_in_place, lock_owner
@@ -163,14 +164,22 @@ class BookingLifecycle(BookingChecks):
         deleted = bool(payload["deleted"])
         start = None if deleted else datetime.fromisoformat(str(payload["start"]))
         end = None if deleted else datetime.fromisoformat(str(payload["end"]))
+        seen = (datetime.fromisoformat(str(payload["seen_start"])), datetime.fromisoformat(str(payload["seen_end"])))
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
-            if booking.status != BookingStatus.CONFIRMED or booking.calendar_write != CalendarWrite.DONE:
+            if (
+                booking.status != BookingStatus.CONFIRMED
+                or booking.calendar_write != CalendarWrite.DONE
+                or (booking.start_at, booking.end_at) != seen
+            ):
                 return []  # changed meanwhile here: our own change wins, the calendar follows it
             if start is None or end is None:
                 booking.status, booking.cancelled_at = BookingStatus.CANCELLED, self._clock()
                 booking.calendar_write = CalendarWrite.NONE  # nothing left to delete
                 return [outbox.EMAIL_BOOKING_CANCELLED]
+            if await _overlaps_another(session, booking, start, end):
+                # Two bookings cannot hold one time: this one stays, and the owner hears why.
+                return [outbox.EMAIL_OWNER_MOVE_NOT_FOLLOWED]
             booking.start_at, booking.end_at = start, end
             kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]
             try:
@@ -236,3 +245,19 @@ class BookingLifecycle(BookingChecks):
         await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking_changed"))
         self._wake_outbox()
         return BookingView(booking=booking, page=page)
+
+
+async def _overlaps_another(session: AsyncSession, booking: Booking, start: datetime, end: datetime) -> bool:
+    """Whether another confirmed booking or pending request of the owner holds part of [start, end)."""
+    statement = (
+        select(Booking.id)
+        .where(
+            Booking.owner_id == booking.owner_id,
+            Booking.id != booking.id,
+            col(Booking.status).in_(BLOCKING_STATUSES),
+            col(Booking.start_at) < end.astimezone(UTC),
+            col(Booking.end_at) > start.astimezone(UTC),
+        )
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None

@@ -125,6 +125,10 @@ class BusySync:
             logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
             await self._failed(connection, calendars, now)
             return False
+        except Exception:  # a bug, or a provider's answer we could not read: never a visitor's error
+            logger.exception("busy time of connection %s not refreshed", connection_id)
+            await self._failed(connection, calendars, now)
+            return False
         if changed or newly_known:
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
         return True
@@ -309,6 +313,11 @@ class BusySync:
                 await client.aclose()
 
     @property
+    def access(self) -> ProviderAccess:
+        """The provider access this sync works through."""
+        return self._access
+
+    @property
     def pushed_syncs_running(self) -> int:
         """Syncs started by notifications that have not ended yet."""
         return len(self._running)
@@ -318,7 +327,6 @@ class BusySync:
         ``interval`` (``pushed_interval`` when all their calendars push their changes)."""
         now = self._clock()
         stale = now - self._interval
-        pushed = await self.channels.pushed_connections(now)
         async with self._db.transaction(write=True) as session:
             with_active_calendars = (
                 select(col(Calendar.connection_id)).where(col(Calendar.status) == CalendarStatus.ACTIVE).distinct()
@@ -331,7 +339,7 @@ class BusySync:
                         col(CalendarConnection.credentials).is_not(None),
                         or_(col(CalendarConnection.checked_at).is_(None), col(CalendarConnection.checked_at) < stale),
                         or_(
-                            col(CalendarConnection.id).not_in(pushed),
+                            ~PushChannels.pushed(CalendarConnection.id, now),
                             col(CalendarConnection.checked_at) < now - self._pushed_interval,
                         ),
                         or_(

@@ -19,8 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, and_, delete, exists
 from sqlmodel import col, select
 
 from common.values import CalendarStatus
@@ -108,7 +109,9 @@ class PushChannels:
             calendar.external_id, channel_id=str(channel_id), address=self._address, token=token, ttl=CHANNEL_TTL
         )
         async with self._db.transaction() as session:
-            kept = await session.get(Calendar, calendar.id) is not None  # not removed meanwhile
+            current = await session.get(Calendar, calendar.id)
+            # Not removed, turned off or inactive while the provider opened the channel.
+            kept = current is not None and current.integrated and current.status == CalendarStatus.ACTIVE
             if kept:
                 session.add(
                     PushChannel(
@@ -148,21 +151,29 @@ class PushChannels:
         for channel in channels:
             await self._stop(client, channel)
 
-    async def pushed_connections(self, now: datetime) -> set[uuid.UUID]:
-        """Connections whose every integrated active calendar has a live channel."""
-        async with self._db.session() as session:
-            rows = (
-                await session.exec(
-                    select(col(Calendar.connection_id), col(Calendar.id), col(PushChannel.expires_at))
-                    .join(PushChannel, col(PushChannel.calendar_id) == col(Calendar.id), isouter=True)
-                    .where(col(Calendar.integrated).is_(True), col(Calendar.status) == CalendarStatus.ACTIVE)
-                )
-            ).all()
-        live: dict[uuid.UUID, bool] = {}
-        for connection_id, _, expires_at in rows:
-            ok = expires_at is not None and expires_at > now
-            live[connection_id] = live.get(connection_id, True) and ok
-        return {connection_id for connection_id, ok in live.items() if ok}
+    @staticmethod
+    def pushed(connection_id: Any, now: datetime) -> ColumnElement[bool]:
+        """SQL: every integrated active calendar of the connection has a live channel (and it has one)."""
+        unpushed = (
+            select(Calendar.id)
+            .where(
+                col(Calendar.connection_id) == connection_id,
+                col(Calendar.integrated).is_(True),
+                col(Calendar.status) == CalendarStatus.ACTIVE,
+                ~exists().where(col(PushChannel.calendar_id) == col(Calendar.id), col(PushChannel.expires_at) > now),
+            )
+            .exists()
+        )
+        integrated = (
+            select(Calendar.id)
+            .where(
+                col(Calendar.connection_id) == connection_id,
+                col(Calendar.integrated).is_(True),
+                col(Calendar.status) == CalendarStatus.ACTIVE,
+            )
+            .exists()
+        )
+        return and_(integrated, ~unpushed)
 
     async def check(
         self, channel_id: str, token: str | None, resource_id: str | None, state: str
@@ -193,8 +204,8 @@ class PushChannels:
         if found is None:
             return Notice.UNKNOWN, None
         channel, connection_id = found
-        genuine = hmac.compare_digest(channel.token_digest, digest(token or "")) and (
-            resource_id is None or hmac.compare_digest(channel.resource_id, resource_id)
+        genuine = hmac.compare_digest(channel.token_digest.encode(), digest(token or "").encode()) and (
+            resource_id is None or hmac.compare_digest(channel.resource_id.encode(), resource_id.encode())
         )
         if not genuine:
             return Notice.FORGED, None

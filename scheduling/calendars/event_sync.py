@@ -38,19 +38,49 @@ async def sync_calendar(
             changes = await client.list_changes(
                 calendar.external_id, sync_token=calendar.sync_token, start=covered[0], end=covered[1]
             )
-            return await _apply(db, calendar.id, changes, (covered[0], covered[1]), now)
+            return await _apply(db, calendar.id, changes, (covered[0], covered[1]), now, since=calendar.sync_token)
         except SyncTokenExpired:
             pass  # the provider forgot where we were: everything again
     window = (start, end + SLACK)
     changes = await client.list_changes(calendar.external_id, sync_token=None, start=window[0], end=window[1])
-    return await _apply(db, calendar.id, changes, window, now)
+    return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token)
+
+
+class _Superseded(Exception):
+    """Another round of this calendar (another process, a notification) stored its result first."""
 
 
 async def _apply(
-    db: Database, calendar_id: uuid.UUID, changes: EventChanges, window: tuple[datetime, datetime], now: datetime
+    db: Database,
+    calendar_id: uuid.UUID,
+    changes: EventChanges,
+    window: tuple[datetime, datetime],
+    now: datetime,
+    *,
+    since: str | None,
 ) -> bool:
     """Store a round: a full one replaces the calendar's rows, an incremental one only the rows
-    of the events it names. Busy events outside the window are not kept (nothing asks there)."""
+    of the events it names. Busy events outside the window are not kept (nothing asks there).
+
+    A round is stored only if the calendar's token is still the one it started from: rounds of
+    one calendar may overlap (processes, notifications), and an older one finishing last must
+    not put back what a newer one replaced. The later round is then simply dropped.
+    """
+    try:
+        return await _store_round(db, calendar_id, changes, window, now, since=since)
+    except _Superseded:
+        return False
+
+
+async def _store_round(
+    db: Database,
+    calendar_id: uuid.UUID,
+    changes: EventChanges,
+    window: tuple[datetime, datetime],
+    now: datetime,
+    *,
+    since: str | None,
+) -> bool:
     kept = [
         BusyInterval(
             calendar_id=calendar_id, start_at=event.start, end_at=event.end, external_id=event.event_id, updated_at=now
@@ -59,6 +89,15 @@ async def _apply(
         if event.busy and event.start < window[1] and window[0] < event.end
     ]
     async with db.transaction() as session:
+        values: dict[str, object] = {"sync_token": changes.sync_token, "busy_synced_at": now, "busy_failed_at": None}
+        if changes.full:
+            values.update(covered_from=window[0], covered_until=window[1])
+        same_token = col(Calendar.sync_token).is_(None) if since is None else col(Calendar.sync_token) == since
+        claimed = await session.exec(
+            update(Calendar).where(col(Calendar.id) == calendar_id, same_token).values(**values)
+        )
+        if claimed.rowcount != 1:
+            raise _Superseded(str(calendar_id))
         if changes.full:
             before = (
                 await session.exec(
@@ -91,10 +130,6 @@ async def _apply(
         session.add_all(kept)
         if not changes.full:
             await _follow_own_events(session, calendar_id, changes, now)
-        values: dict[str, object] = {"sync_token": changes.sync_token, "busy_synced_at": now, "busy_failed_at": None}
-        if changes.full:
-            values.update(covered_from=window[0], covered_until=window[1])
-        await session.exec(update(Calendar).where(col(Calendar.id) == calendar_id).values(**values))
     return changed
 
 
@@ -110,21 +145,29 @@ async def _follow_own_events(
     touched = {event.event_id: event for event in changes.changed} | {event_id: None for event_id in changes.deleted}
     if not touched:
         return
-    bookings = (
-        await session.exec(
+    ids = list(touched)
+    bookings: list[Booking] = []
+    for first in range(0, len(ids), _IDS_PER_STATEMENT):
+        found = await session.exec(
             select(Booking).where(
                 Booking.calendar_event_calendar_id == calendar_id,
-                col(Booking.calendar_event_id).in_(list(touched)),
+                col(Booking.calendar_event_id).in_(ids[first : first + _IDS_PER_STATEMENT]),
                 Booking.status == BookingStatus.CONFIRMED,
                 Booking.calendar_write == CalendarWrite.DONE,
             )
         )
-    ).all()
+        bookings.extend(found.all())
     for booking in bookings:
         event = touched[booking.calendar_event_id or ""]
         if event is not None and (event.start, event.end) == (booking.start_at, booking.end_at):
             continue  # where the booking is: nothing to follow
-        payload: dict[str, object] = {"booking_id": booking.id.hex, "deleted": event is None}
+        payload: dict[str, object] = {
+            "booking_id": booking.id.hex,
+            "deleted": event is None,
+            # Where the booking was when this was seen: if it moved since, ours is newer.
+            "seen_start": booking.start_at.isoformat(),
+            "seen_end": booking.end_at.isoformat(),
+        }
         if event is not None:
             payload.update(start=event.start.isoformat(), end=event.end.isoformat())
         session.add(OutboxMessage(kind=outbox.BOOKING_FOLLOW_CALENDAR, payload=payload, available_at=now))

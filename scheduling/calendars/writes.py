@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlmodel import col, select
@@ -90,7 +90,7 @@ class CalendarWrites:
         written = await self._call(target, lambda client: client.create_event(calendar_id, draft))
         if written is None:
             return None
-        if not await self._done(target.booking.id, target.calendar.id, written.event_id):
+        if not await self._done(target.booking.id, target.calendar.id, written.event_id, (draft.start, draft.end)):
             # Cancelled while the event was being written: its delete may have run already (on
             # another worker) and found no event to delete, so this one goes now.
             await self._call(target, lambda client: client.delete_event(calendar_id, written.event_id))
@@ -116,7 +116,7 @@ class CalendarWrites:
             target, lambda client: client.update_event(target.calendar.external_id, event_id, draft)
         )
         if written is not None:
-            await self._done(target.booking.id, target.calendar.id, written.event_id)
+            await self._done(target.booking.id, target.calendar.id, written.event_id, (draft.start, draft.end))
 
     async def _delete(self, payload: dict[str, Any]) -> None:
         target = await self._target(payload, for_delete=True)
@@ -161,15 +161,23 @@ class CalendarWrites:
             return None
         return _Target(booking, page, owner, calendar, connection)
 
-    async def _done(self, booking_id: uuid.UUID, calendar_id: uuid.UUID, event_id: str) -> bool:
-        """Record the written event; False when the booking is no longer confirmed (or gone)."""
+    async def _done(
+        self, booking_id: uuid.UUID, calendar_id: uuid.UUID, event_id: str, written_at: tuple[datetime, datetime]
+    ) -> bool:
+        """Record the written event; False when the booking is no longer confirmed (or gone).
+
+        The write is DONE only if the booking is still where the event was written: a booking
+        moved again meanwhile stays PENDING until its own update lands, so its event is never
+        taken to sit where the booking is while it does not.
+        """
         async with self._db.transaction() as session:
             booking = await session.get(Booking, booking_id)
             if booking is None:
                 return False
             booking.calendar_event_id = event_id
             booking.calendar_event_calendar_id = calendar_id
-            booking.calendar_write = CalendarWrite.DONE
+            if (booking.start_at, booking.end_at) == written_at:
+                booking.calendar_write = CalendarWrite.DONE
             booking.calendar_write_error = None
             session.add(booking)
             return booking.status == BookingStatus.CONFIRMED

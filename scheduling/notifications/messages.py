@@ -29,6 +29,7 @@ __all__ = [
     "calendar_inactive_attempt",
     "format_when",
     "mailbox",
+    "owner_move_not_followed",
     "owner_moved_outside_rules",
     "owner_new_booking",
     "owner_new_request",
@@ -413,6 +414,29 @@ def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = Non
     return _message(
         to=mailbox(meeting.owner_name, meeting.owner_email),
         subject=f"Moved outside your page's times: {invitee} on {format_when(meeting.start, meeting.end, meeting.owner_time_zone, short=True)}",
+        body=body,
+    )
+
+
+def owner_move_not_followed(meeting: Meeting, *, booking_url: str | None = None) -> EmailMessage:
+    """To the owner: they moved a booked meeting in their calendar onto another booking's time;
+    the booking keeps its time (two bookings never hold one time)."""
+    booking_url = _optional_url(booking_url)
+    invitee = one_line(meeting.invitee_name)
+    body = _lines(
+        f"Hello {one_line(meeting.owner_name)},",
+        "",
+        f"You moved your meeting with {invitee} <{normalise_email(meeting.invitee_email)}> in your calendar",
+        "onto the time of another booking. Two bookings never hold one time, so this one keeps its time:",
+        "",
+        f"When: {format_when(meeting.start, meeting.end, meeting.owner_time_zone)}",
+        "",
+        "Move the event in your calendar back, or reschedule one of the two meetings.",
+        f"Details: {booking_url}" if booking_url else None,
+    )
+    return _message(
+        to=mailbox(meeting.owner_name, meeting.owner_email),
+        subject=f"Not moved: your meeting with {invitee} overlaps another booking",
         body=body,
     )
 

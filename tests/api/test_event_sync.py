@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 import pytest
 from sqlmodel import col, select
 
-from db.models import BusyInterval, Calendar
+from db.models import BusyInterval, Calendar, CalendarConnection
+from providers.base import IncrementalSync
+from scheduling.calendars.event_sync import sync_calendar
 from server.settings import Settings
 from tests.api.test_known_time import ACCOUNT, TEAM, at, day, slots_on
 from tests.doubles.google import GoogleDouble
@@ -147,3 +150,44 @@ async def test_a_calendar_unshared_between_rounds_turns_inactive_alone(
             ).all()
         }
     assert states == {"Team": ("INACTIVE", "notFound"), ACCOUNT: ("ACTIVE", None)}
+
+
+async def test_an_older_round_finishing_last_does_not_undo_a_newer_one(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-5
+    owner = await owner_allowed_to_connect(server)
+    meeting = google.add_event(ACCOUNT, day(1, 10), day(1, 11))
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    primary = next(calendar for calendar in connection["calendars"] if calendar["isPrimary"])
+    async with server.services.db.session() as session:
+        as_seen_by_the_older_round = await session.get(Calendar, uuid.UUID(primary["id"]))
+    assert as_seen_by_the_older_round is not None
+
+    google.move_event(ACCOUNT, meeting, day(1, 14), day(1, 15))
+    assert await refresh(server, connection["id"])  # the newer round stores the move first
+    async with server.services.db.session() as session:
+        stored = await session.get(Calendar, uuid.UUID(primary["id"]))
+    assert stored is not None
+    newest_token = stored.sync_token
+
+    async with server.services.db.session() as session:
+        row = await session.get(CalendarConnection, uuid.UUID(connection["id"]))
+    assert row is not None
+    async with server.services.busy_sync.access.client(row) as client:  # the older round, from the older token
+        assert isinstance(client, IncrementalSync)
+        changed = await sync_calendar(
+            server.services.db,
+            client,
+            as_seen_by_the_older_round,
+            start=NOW - timedelta(days=1),
+            end=NOW + timedelta(days=60),
+            now=NOW,
+        )
+    assert changed is False  # dropped: its token was no longer the calendar's
+    async with server.services.db.session() as session:
+        again = await session.get(Calendar, uuid.UUID(primary["id"]))
+    assert again is not None
+    assert again.sync_token == newest_token
+    assert [start for _, start in await busy_rows(server, primary["id"])] == [day(1, 14).isoformat()]

@@ -154,3 +154,24 @@ async def test_our_own_move_does_not_echo_back_as_the_owners(
     assert (row.status, row.start_at) == ("CONFIRMED", day(1, 14))
     await eventually(lambda: mail_to(sink, "vera@example.com", "Rescheduled:"), bool, "the invitee's email")
     assert len(mail_to(sink, "vera@example.com", "Rescheduled:")) == 1  # ours alone, not echoed
+
+
+async def test_an_event_moved_onto_another_booking_keeps_the_booking_and_tells_the_owner(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, BOOK-3
+    written = await booked_and_written(server, google)
+    other = await book(server, "2026-12-01T14:00:00+02:00", email="olli@example.com")
+    assert other["__typename"] == "Booking"
+    google.move_event(ACCOUNT, written.event_id, day(1, 14), day(1, 14) + HALF_HOUR)  # onto Olli's booking
+    await sync_and_follow(server, written.connection_id)
+
+    await eventually(
+        lambda: [mail for mail in sink.messages if str(mail.message["Subject"]).startswith("Not moved:")],
+        bool,
+        "the owner's email",
+    )
+    row = await booking_row(server, written.booking["id"])
+    assert (row.status, row.start_at) == ("CONFIRMED", day(1, 10))  # two bookings never hold one time
+    assert (await booking_row(server, other["id"])).start_at == day(1, 14)
+    assert not mail_to(sink, "vera@example.com", "Rescheduled:")

@@ -48,7 +48,9 @@ from tests.system.processes import ROOT, ServerProcess, spawn_server
 pytestmark = pytest.mark.system
 
 ACCOUNT = "owner.google@example.com"
-INSERT = "POST /calendar/v3/calendars/"  # the event insert (nothing else POSTs under calendars/)
+INSERT = "POST /calendar/v3/calendars/"  # event inserts, and the watch channels beside them
+# A planned fault for the insert alone: only an event's body carries attendees (a watch's has none).
+INSERT_BODY = '"attendees"'
 # Long enough that the kill always comes first; short enough that the double's shutdown, which
 # waits for answers still being held, is not slowed down.
 HELD = 8.0
@@ -198,7 +200,7 @@ async def outbox_rows(database_url: str, booking_id: str) -> list[OutboxMessage]
 
 def inserts(google: GoogleDouble) -> list[str]:
     """The event ids of every insert the double received, held ones included."""
-    return [str(request.json()["id"]) for request in google.requests_to(INSERT)]
+    return [str(request.json()["id"]) for request in google.requests_to(INSERT) if request.path.endswith("/events")]
 
 
 def mail_to(folder: Path) -> list[str]:
@@ -254,7 +256,7 @@ async def test_a_kill_while_google_holds_the_event_insert_loses_nothing(
     with kokous_serve(port, env, tmp_path / "first.log") as first:
         async with httpx.AsyncClient(base_url=first.base_url, timeout=10) as http:
             await owner_with_google_calendar(http, google, token)
-            google.fail(INSERT, status=500, delay=HELD)  # Google sits on the insert; the worker waits
+            google.fail(INSERT_BODY, status=500, delay=HELD)  # Google sits on the insert; the worker waits
             booking_id = await book(http, slot(10), "vera@example.com")
         await eventually(
             lambda: inserts(google), lambda ids: len(ids) == 1, "the insert reaching Google", 10, interval=0.1
@@ -321,7 +323,7 @@ async def test_a_kill_after_the_commit_before_the_worker_took_the_booking_loses_
             await owner_with_google_calendar(http, google, token)
             # The worker gets stuck on an earlier booking's insert, so the next booking commits
             # and is answered while nobody has taken up its calendar write yet.
-            google.fail(INSERT, status=500, delay=HELD)
+            google.fail(INSERT_BODY, status=500, delay=HELD)
             earlier = await book(http, slot(9), "early@example.com")
             await eventually(lambda: inserts(google), lambda ids: len(ids) == 1, "the earlier insert", 10, interval=0.1)
             booking_id = await book(http, slot(11), "vera@example.com")
