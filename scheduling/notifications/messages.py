@@ -394,7 +394,7 @@ def request_declined(
 
 def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = None) -> EmailMessage:
     """To the owner: they moved a booked meeting in their calendar to a time the page would not
-    offer (outside the hours, too soon, over another booking); it is kept there all the same."""
+    offer (outside the hours, too soon, within a buffer); it is kept there all the same."""
     booking_url = _optional_url(booking_url)
     invitee = one_line(meeting.invitee_name)
     when = format_when(meeting.start, meeting.end, meeting.owner_time_zone)
@@ -405,8 +405,8 @@ def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = Non
         "",
         f"When: {when}",
         "",
-        f"That time is outside what {one_line(meeting.page_name, max_length=100)} offers (its hours, notice",
-        f"or another booking). The meeting stays at the new time and {invitee} has been told;",
+        f"That time is outside what {one_line(meeting.page_name, max_length=100)} offers (its hours, its notice",
+        f"or its buffers). The meeting stays at the new time and {invitee} has been told;",
         "move it again if that was not what you meant.",
         "",
         f"Details: {booking_url}" if booking_url else None,
