@@ -68,6 +68,7 @@ class BusySync:
         self.channels = channels
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}  # pushed syncs under way
         self._again: set[uuid.UUID] = set()  # connections notified again while their sync ran
+        self._filling: dict[uuid.UUID, asyncio.Future[bool]] = {}  # fetches visitors wait on
         self._concurrency = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
 
@@ -179,7 +180,16 @@ class BusySync:
                 )
             ).all()
         if connection_ids:
-            await run_all(self.refresh(connection_id) for connection_id in connection_ids)
+            await run_all(self._fill(connection_id) for connection_id in connection_ids)
+
+    async def _fill(self, connection_id: uuid.UUID) -> None:
+        """One fetch per connection for every visitor waiting on it in this process: a popular
+        page whose horizon just grew asks the provider once, not once per visitor."""
+        filling = self._filling.get(connection_id)
+        if filling is None:
+            filling = self._filling[connection_id] = asyncio.ensure_future(self.refresh(connection_id))
+            filling.add_done_callback(lambda _: self._filling.pop(connection_id, None))
+        await asyncio.shield(filling)  # a visitor leaving does not cut the others' fetch short
 
     async def _horizon(self, session: AsyncSession, owner_id: uuid.UUID) -> timedelta:
         """How far ahead the owner's pages let visitors book (the cache must cover all of it)."""
@@ -256,8 +266,8 @@ class BusySync:
         self._stopping.set()
 
     async def finish_pushed(self) -> None:
-        """Let syncs started by notifications finish (the server is stopping)."""
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        """Let syncs started by notifications, and fetches visitors started, finish (the server is stopping)."""
+        await asyncio.gather(*self._running.values(), *self._filling.values(), return_exceptions=True)
 
     async def notified(self, channel_id: str, token: str | None, resource_id: str | None, state: str) -> Notice:
         """A provider's change notification: checked, then one incremental sync of the connection.

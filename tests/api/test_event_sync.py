@@ -7,6 +7,7 @@ token). Slots are read over HTTP, as a visitor's widget reads them.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from db.models import BusyInterval, Calendar, CalendarConnection
 from providers.base import IncrementalSync
 from scheduling.calendars.event_sync import sync_calendar
 from server.settings import Settings
-from tests.api.test_known_time import ACCOUNT, TEAM, at, day, slots_on
+from tests.api.test_known_time import ACCOUNT, TEAM, at, create_page, day, slots_on
 from tests.doubles.google import GoogleDouble
 from tests.support.booking_helpers import NOW
 from tests.support.connect_helpers import (
@@ -191,3 +192,21 @@ async def test_an_older_round_finishing_last_does_not_undo_a_newer_one(
     assert again is not None
     assert again.sync_token == newest_token
     assert [start for _, start in await busy_rows(server, primary["id"])] == [day(1, 14).isoformat()]
+
+
+async def test_visitors_waiting_on_the_same_unfetched_time_share_one_fetch(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: BOOK-8, SYNC-5
+    owner = await owner_allowed_to_connect(server, with_page=False)
+    google.add_event(ACCOUNT, day(100, 10), day(100, 11))
+    await connect_google(server, google, owner, ACCOUNT)
+    owner.page_id = await create_page(server, owner, bookingHorizonDays=120)
+    google.clear_requests()
+    google.latency = 0.3  # the fetch takes a while: every visitor below arrives while it runs
+
+    answers = await asyncio.gather(*(slots_on(server, 100) for _ in range(6)))
+
+    full_rounds = [call for call in list_calls(google) if "timeMin" in call]
+    assert len(full_rounds) == 1  # one fetch for six visitors
+    assert all(at(100, 10) not in answer.starts and at(100, 9) in answer.starts for answer in answers)
