@@ -327,19 +327,19 @@ async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
     await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
 
 
-async def bookings_overlap(session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime) -> bool:
-    """Whether a confirmed booking or pending request of the owner overlaps [start, end)."""
-    statement = (
-        select(Booking.id)
-        .where(
-            Booking.owner_id == owner_id,
-            col(Booking.status).in_(BLOCKING_STATUSES),
-            col(Booking.start_at) < end.astimezone(UTC),
-            col(Booking.end_at) > start.astimezone(UTC),
-        )
-        .limit(1)
+async def bookings_overlap(
+    session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, *, other_than: uuid.UUID | None = None
+) -> bool:
+    """Whether a confirmed booking or pending request of the owner (but ``other_than``) overlaps [start, end)."""
+    statement = select(Booking.id).where(
+        Booking.owner_id == owner_id,
+        col(Booking.status).in_(BLOCKING_STATUSES),
+        col(Booking.start_at) < end.astimezone(UTC),
+        col(Booking.end_at) > start.astimezone(UTC),
     )
-    return (await session.exec(statement)).first() is not None
+    if other_than is not None:
+        statement = statement.where(Booking.id != other_than)
+    return (await session.exec(statement.limit(1))).first() is not None
 
 
 async def upsert_contact(

@@ -11,13 +11,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import BLOCKING_STATUSES, BookingStatus, CalendarWrite, PageStatus
+from common.values import BookingStatus, CalendarWrite, PageStatus
 from db.models import Booking, OutboxMessage, SchedulingPage
 from scheduling import outbox
-from scheduling.booking.book import BookingChecks, BookingView, event_in_place, lock_owner
+from scheduling.booking.book import BookingChecks, BookingView, bookings_overlap, event_in_place, lock_owner
 from scheduling.calendars.busy_check import Verdict
 from scheduling.errors import CalendarInactive, CalendarUnreachable, InvalidInput, NotFound, Refused, SlotUnavailable
 from scheduling.events import AvailabilityChanged
@@ -177,7 +176,7 @@ class BookingLifecycle(BookingChecks):
                 booking.status, booking.cancelled_at = BookingStatus.CANCELLED, self._clock()
                 booking.calendar_write = CalendarWrite.NONE  # nothing left to delete
                 return [outbox.EMAIL_BOOKING_CANCELLED]
-            if await _overlaps_another(session, booking, start, end):
+            if await bookings_overlap(session, booking.owner_id, start, end, other_than=booking.id):
                 # Two bookings cannot hold one time: this one stays, and the owner hears why.
                 return [outbox.EMAIL_OWNER_MOVE_NOT_FOLLOWED]
             booking.start_at, booking.end_at = start, end
@@ -245,19 +244,3 @@ class BookingLifecycle(BookingChecks):
         await self._bus.publish(AvailabilityChanged(owner_id=booking.owner_id, reason="booking_changed"))
         self._wake_outbox()
         return BookingView(booking=booking, page=page)
-
-
-async def _overlaps_another(session: AsyncSession, booking: Booking, start: datetime, end: datetime) -> bool:
-    """Whether another confirmed booking or pending request of the owner holds part of [start, end)."""
-    statement = (
-        select(Booking.id)
-        .where(
-            Booking.owner_id == booking.owner_id,
-            Booking.id != booking.id,
-            col(Booking.status).in_(BLOCKING_STATUSES),
-            col(Booking.start_at) < end.astimezone(UTC),
-            col(Booking.end_at) > start.astimezone(UTC),
-        )
-        .limit(1)
-    )
-    return (await session.exec(statement)).first() is not None
