@@ -528,7 +528,7 @@ async def in_process(
                 clock=clock,
                 answer_cache_entries=0,
                 providers=provider_settings(settings),
-                push_address=f"http://127.0.0.1:{CLOSED_ADDRESS_PORT}/webhooks/google" if push else None,
+                push_address=f"http://127.0.0.1:{CLOSED_ADDRESS_PORT}/webhooks" if push else None,
             )
             tag = uuid.uuid4().hex[:8]
             created = await services.users.create(email=f"b8-{tag}@example.com", name="Bench push")

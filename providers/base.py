@@ -176,15 +176,24 @@ class CalendarClient(Protocol):
 
 @runtime_checkable
 class IncrementalSync(Protocol):
-    """What a client offers when its provider can say what changed and push notifications."""
+    """What a client offers when its provider can say what changed since the last round."""
 
     async def list_changes(
         self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
     ) -> EventChanges:
-        """Without a token: every event overlapping [start, end) and a first token. With one:
-        what changed since it (wherever it now is); ``SyncTokenExpired`` when the provider
-        needs a full round again."""
+        """Without a token: every event overlapping [start, end) and a first token (``full``).
+
+        With one: what changed since it, as events (wherever they now are) and deleted ids; or,
+        where the provider can only say *that* something changed in a way ids cannot express (a
+        recurring series, a deletion of unknown kind), every event of [start, end) again with
+        ``full`` set. ``SyncTokenExpired`` when the provider needs a full round again.
+        """
         ...
+
+
+@runtime_checkable
+class PushWatch(Protocol):
+    """What a client offers when its provider posts a notification on each change."""
 
     async def watch(
         self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl: timedelta
@@ -194,4 +203,13 @@ class IncrementalSync(Protocol):
 
     async def stop_watch(self, channel_id: str, resource_id: str) -> None:
         """Close a channel; one already gone is not an error."""
+        ...
+
+
+@runtime_checkable
+class RenewableWatch(Protocol):
+    """A provider whose channels can be given a later end in place (Graph subscriptions)."""
+
+    async def renew_watch(self, resource_id: str, ttl: timedelta) -> datetime:
+        """Extend the channel; returns its new end. ``ProviderNotFound`` when it is gone."""
         ...

@@ -17,6 +17,9 @@ Mappings chosen here:
   ``canShare`` and ``canViewPrivateItems`` do not change the level.
 * Busy time: ``showAs`` ``free`` and ``workingElsewhere`` (the person is available, just remote) and
   cancelled events are not busy; ``busy``, ``tentative``, ``oof`` and ``unknown`` are.
+* Changes: ``calendarView/delta`` per calendar (the delta link is the sync token; 410 or
+  ``SyncStateNotFound`` means a full round again) and subscriptions on the calendar's events,
+  whose ``clientState`` is the secret our webhook checks; declined events are not busy.
 * Failures: 401 is retried once with a forced token refresh (Graph may reject a token msal still
   thinks valid), then ``ProviderAuthError``. 403 is ``ProviderAuthError`` when Graph says access
   is denied (sharing removed, consent withdrawn: the calendar turns inactive), else
@@ -35,7 +38,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -49,8 +52,11 @@ from providers.base import (
     AuthorizationStart,
     BusyBlock,
     CalendarAccess,
+    CalendarEvent,
+    EventChanges,
     EventDraft,
     ProviderCalendar,
+    WatchChannel,
     WrittenEvent,
 )
 from providers.errors import (
@@ -62,6 +68,7 @@ from providers.errors import (
     ProviderRateLimited,
     ProviderRefused,
     ProviderUnavailable,
+    SyncTokenExpired,
 )
 from providers.plumbing import TrustAdapter, aware_utc, retry_after, trust_context
 from providers.windows_zones import windows_name, zone_named
@@ -83,6 +90,12 @@ _AADSTS = re.compile(r"AADSTS\d+")
 _CALENDAR_FIELDS = "id,name,isDefaultCalendar,canEdit,owner"
 _BUSY_FIELDS = "start,end,showAs,isCancelled"
 _EVENTS_PER_PAGE = 500
+_PAGED_IN_UTC = f'outlook.timezone="UTC", odata.maxpagesize={_EVENTS_PER_PAGE}'
+# Graph's answers when it no longer knows the state a delta link stands for.
+_DELTA_FORGOTTEN = frozenset({"SyncStateNotFound", "SyncStateInvalid", "resyncRequired"})
+# Outlook event subscriptions live at most 4,230 minutes on some tenants and 10,080 on others:
+# ask for what every tenant grants, and keep the expiry Graph answers.
+_LONGEST_SUBSCRIPTION = timedelta(minutes=4200)
 # The authority's OpenID configuration: msal fetches it whenever an application is built, and one is
 # built per connection client, so without this every busy-time fetch waited one more round trip
 # (bar B3). Kept per (CA bundle, URL) for a day, as msal's own http_cache keeps it for a long-lived app.
@@ -324,6 +337,8 @@ def _raise_for_status(response: httpx.Response) -> None:
         raise ProviderAuthError(message, code=code)
     if status == 404:
         raise ProviderNotFound(message, code=code)
+    if status == 410 or code in _DELTA_FORGOTTEN:
+        raise SyncTokenExpired(message, code=code)
     if status == 429 or (status == 503 and wait is not None):
         raise ProviderRateLimited(message, retry_after=wait, code=code)
     if status >= 500 or status == 408:
@@ -357,6 +372,33 @@ def _mailbox(calendars: list[Json]) -> str | None:
 
 def _is_busy(event: Json) -> bool:
     return not event.get("isCancelled") and event.get("showAs", "busy") not in _NOT_BUSY
+
+
+def _calendar_event(item: Json) -> CalendarEvent:
+    """A delta item as we keep it; an event the mailbox declined does not block its time."""
+    declined = (item.get("responseStatus") or {}).get("response") == "declined"
+    return CalendarEvent(
+        event_id=str(item["id"]),
+        start=_graph_time(item["start"]),
+        end=_graph_time(item["end"]),
+        busy=_is_busy(item) and not declined,
+        ical_uid=item.get("iCalUId"),
+    )
+
+
+def _graph_instant(value: datetime) -> str:
+    """An expiration as Graph writes it: UTC with seven fractional digits."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def _subscription_end(ttl: timedelta) -> str:
+    return _graph_instant(datetime.now(UTC) + min(ttl, _LONGEST_SUBSCRIPTION))
+
+
+def _parse_instant(text: str) -> datetime:
+    """Graph's ``2026-12-10T09:00:00.0000000Z``: Python reads at most six fractional digits."""
+    head, dot, rest = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{rest[:6]}" if dot else head).replace(tzinfo=UTC)
 
 
 class MicrosoftCalendarClient:
@@ -452,6 +494,77 @@ class MicrosoftCalendarClient:
         except ProviderNotFound:
             logger.debug("event %s of calendar %s was already gone", event_id, calendar_id)
 
+    # -- IncrementalSync, PushWatch ---------------------------------------------------------
+
+    async def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
+    ) -> EventChanges:
+        """``calendarView/delta`` of one calendar: its window is fixed by the first round and
+        carried by the delta link we keep as the token. Events changed out of the window come
+        back as removed, which is what the cache wants too."""
+        changed: list[CalendarEvent] = []
+        deleted: list[str] = []
+        if sync_token is None:
+            url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/calendarView/delta"
+            params: dict[str, str] | None = {
+                "startDateTime": _query_time(aware_utc(start, "start")),
+                "endDateTime": _query_time(aware_utc(end, "end")),
+            }
+        elif sync_token.startswith(self._base + "/"):
+            url, params = sync_token, None
+        else:  # a link of another Graph address (the setting changed): start over
+            raise SyncTokenExpired("The stored delta link is not one of this Graph address", code="foreign_link")
+        while True:
+            page = await self._delta_page(calendar_id, url, params)
+            with _readable():
+                for item in page["value"]:
+                    if "@removed" in item:
+                        deleted.append(str(item["id"]))
+                    else:
+                        changed.append(_calendar_event(item))
+                next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
+            if delta_link:
+                return EventChanges(tuple(changed), tuple(deleted), str(delta_link), full=sync_token is None)
+            if not next_link:
+                raise ProviderUnavailable("Microsoft Graph ended a delta round without a delta link")
+            url, params = self._own_link(str(next_link)), None
+
+    async def _delta_page(self, calendar_id: str, url: str, params: dict[str, str] | None) -> Json:
+        try:
+            return await self._json("GET", url, params=params, headers={"Prefer": _PAGED_IN_UTC})
+        except ProviderNotFound as exc:  # deleted, or no longer shared with the account
+            raise CalendarGone(exc.message, calendar_id=calendar_id, code=exc.code) from exc
+
+    async def watch(
+        self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl: timedelta
+    ) -> WatchChannel:
+        """A subscription to the calendar's events; Graph checks ``address`` answers before it
+        agrees. Lifecycle notices (renew, removed, missed) go to the same address."""
+        body = {
+            "changeType": "created,updated,deleted",
+            "notificationUrl": address,
+            "lifecycleNotificationUrl": address,
+            "resource": f"me/calendars/{calendar_id}/events",
+            "expirationDateTime": _subscription_end(ttl),
+            "clientState": token,
+        }
+        created = await self._json("POST", f"{self._base}/subscriptions", body=body)
+        with _readable():
+            return WatchChannel(channel_id, str(created["id"]), _parse_instant(str(created["expirationDateTime"])))
+
+    async def renew_watch(self, resource_id: str, ttl: timedelta) -> datetime:
+        """A later end for the subscription (it also answers Graph's reauthorization request)."""
+        url = f"{self._base}/subscriptions/{quote(resource_id, safe='')}"
+        renewed = await self._json("PATCH", url, body={"expirationDateTime": _subscription_end(ttl)})
+        with _readable():
+            return _parse_instant(str(renewed["expirationDateTime"]))
+
+    async def stop_watch(self, channel_id: str, resource_id: str) -> None:
+        try:
+            await self._request("DELETE", f"{self._base}/subscriptions/{quote(resource_id, safe='')}")
+        except ProviderNotFound:
+            logger.debug("subscription %s (channel %s) was already gone", resource_id, channel_id)
+
     # -- Graph requests ---------------------------------------------------------------------
 
     async def _collect(self, url: str, params: dict[str, str], headers: dict[str, str] | None = None) -> list[Json]:
@@ -464,9 +577,13 @@ class MicrosoftCalendarClient:
                 next_link = page.get("@odata.nextLink")
             if not next_link:
                 return items
-            if not str(next_link).startswith(self._base + "/"):
-                raise ProviderRefused("Microsoft Graph sent a paging link to another host", code="bad_next_link")
-            page = await self._json("GET", str(next_link), headers=headers)
+            page = await self._json("GET", self._own_link(str(next_link)), headers=headers)
+
+    def _own_link(self, link: str) -> str:
+        """A paging link Graph sent, followed only to our Graph address (it carries our token)."""
+        if not link.startswith(self._base + "/"):
+            raise ProviderRefused("Microsoft Graph sent a paging link to another host", code="bad_next_link")
+        return link
 
     async def _json(
         self,

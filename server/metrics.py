@@ -94,11 +94,18 @@ class PushCollector(Collector):
             notifications.add_metric([outcome], count)
         yield notifications
         channels = CounterMetricFamily(
-            "kokous_push_channels", "Push channels opened, renewed and stopped", labels=["event"]
+            "kokous_push_channels",
+            "Push channels (Google watch channels, Graph subscriptions) opened, renewed, stopped, and refused by the provider",
+            labels=["event"],
         )
-        for event, count in (("opened", stats.opened), ("renewed", stats.renewed), ("stopped", stats.stopped)):
+        events = {"opened": stats.opened, "renewed": stats.renewed, "stopped": stats.stopped, "refused": stats.refused}
+        for event, count in events.items():
             channels.add_metric([event], count)
         yield channels
+        active = GaugeMetricFamily("kokous_push_channels_active", "Live push channels, by provider", labels=["provider"])
+        for provider, count in sorted(stats.active.items()):
+            active.add_metric([provider], count)
+        yield active
         yield CounterMetricFamily("kokous_push_syncs", "Syncs started by notifications", value=stats.syncs)
         latest = sorted(stats.sync_seconds)
         yield GaugeMetricFamily(

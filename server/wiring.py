@@ -33,12 +33,14 @@ def build_services(settings: Settings, *, db: Database, hub: EventHub, clock: Cl
 
 
 def push_address(settings: Settings) -> str | None:
-    """Where Google posts change notifications: ``{WEBHOOK_URL or PUBLIC_URL}/webhooks/google``.
+    """Where providers post change notifications: ``{WEBHOOK_URL or PUBLIC_URL}/webhooks``, then
+    ``/google`` or ``/microsoft``.
 
-    Google delivers only to HTTPS with a valid certificate; in production a plain-http public URL
-    opens no channels (the background pass polls instead), in development any URL is registered.
+    Google and Graph deliver only to HTTPS with a valid certificate; in production a plain-http
+    public URL opens no channels (the background pass polls instead), in development any URL is
+    registered.
     """
-    address = f"{(settings.webhook_url or settings.public_url).rstrip('/')}/webhooks/google"
+    address = f"{(settings.webhook_url or settings.public_url).rstrip('/')}/webhooks"
     if settings.production and not address.startswith("https://"):
         logger.warning("the webhook address is not https: calendars are polled, not pushed")
         return None

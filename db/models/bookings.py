@@ -18,6 +18,8 @@ class Booking(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("page_id", "idempotency_key"),
         Index("ix_bookings_owner_start", "owner_id", "start_at"),
+        # A calendar's sync finds the bookings of the events it sees.
+        Index("ix_bookings_calendar_event", "calendar_event_calendar_id", "calendar_event_id"),
     )
 
     id: uuid.UUID = id_field()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import LargeBinary, UniqueConstraint
+from sqlalchemy import LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from common.values import CalendarProvider, CalendarStatus
@@ -54,8 +54,12 @@ class Calendar(SQLModel, table=True):
     # The range whose busy time that fetch holds: slots are offered only inside it.
     covered_from: datetime | None = timestamp_field(nullable=True)
     covered_until: datetime | None = timestamp_field(nullable=True)
-    # Where the provider's change list stands for this calendar (a Google sync token), when it has one.
-    sync_token: str | None = Field(default=None, max_length=2000, repr=False)
+    # Where the provider's change list stands for this calendar (a Google sync token, a Graph delta
+    # link, an EWS sync state, a CalDAV sync token), when it has one; EWS states run to kilobytes.
+    sync_token: str | None = Field(default=None, sa_type=Text, repr=False)
+    # The provider refused a push channel for this calendar (some calendars cannot be watched):
+    # not asked again until then, and its connection is polled meanwhile.
+    push_refused_until: datetime | None = timestamp_field(nullable=True)
     # When the last fetch failed (None once one succeeds): answers then say times may be missing.
     busy_failed_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
@@ -89,7 +93,8 @@ class PushChannel(SQLModel, table=True):
 
     id: uuid.UUID = id_field()
     calendar_id: uuid.UUID = Field(foreign_key="calendars.id", ondelete="CASCADE", index=True)
-    resource_id: str = Field(max_length=500)
+    # The provider's own id: Google's resource id, or the Graph subscription id its notifications name.
+    resource_id: str = Field(max_length=500, index=True)
     token_digest: str = Field(max_length=64, repr=False)
     expires_at: datetime = timestamp_field()
     created_at: datetime = timestamp_field()

@@ -18,17 +18,23 @@ import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
+from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import CalendarStatus
 from db.models import BusyInterval, Calendar, CalendarConnection, SchedulingPage
-from providers.base import BusyBlock, IncrementalSync
-from providers.errors import CalendarGone, ProviderError
+from providers.base import BusyBlock, IncrementalSync, PushWatch
+from providers.errors import (
+    CalendarGone,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+)
 from scheduling.calendars.access import ProviderAccess
-from scheduling.calendars.channels import Notice, PushChannels
+from scheduling.calendars.channels import Lifecycle, Notice, PushChannels
 from scheduling.calendars.event_sync import sync_calendar
 from scheduling.calendars.vault import CredentialsUnreadable
 from scheduling.clock import Clock
@@ -54,6 +60,7 @@ class BusySync:
         clock: Clock,
         channels: PushChannels,
         interval: timedelta = timedelta(minutes=5),
+        incremental_interval: timedelta = timedelta(minutes=1),
         pushed_interval: timedelta = timedelta(hours=6),
         concurrency: int = 8,
     ) -> None:
@@ -62,6 +69,9 @@ class BusySync:
         self._bus = bus
         self._clock = clock
         self._interval = interval
+        # Connections whose calendars all say what changed cheaply (a sync token each), but do
+        # not push, are asked this often: one small call, not a refetch of the whole range.
+        self._incremental_interval = incremental_interval
         # Connections whose calendars all push their changes are polled only this often, as a
         # safety net (and to renew channels well before they end).
         self._pushed_interval = pushed_interval
@@ -110,12 +120,13 @@ class BusySync:
         try:
             async with self._concurrency, self._access.client(connection) as client:
                 if isinstance(client, IncrementalSync):  # only what changed since the last round
-                    changed = False
-                    for calendar in calendars:
-                        changed |= await sync_calendar(self._db, client, calendar, start=start, end=end, now=now)
-                    async with self._db.transaction() as session:
-                        await _mark_checked(session, connection_id, now)
-                    await self.channels.keep_open(client, calendars)
+                    changed, all_synced = await self._sync_events(connection, client, calendars, (start, end), now)
+                    if not all_synced:
+                        if changed:
+                            await self._bus.publish(
+                                AvailabilityChanged(owner_id=connection.user_id, reason="busy_time")
+                            )
+                        return False
                 else:
                     blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
                     changed = await self._store(connection_id, calendars, blocks, now, (start, end))
@@ -133,6 +144,42 @@ class BusySync:
         if changed or newly_known:
             await self._bus.publish(AvailabilityChanged(owner_id=connection.user_id, reason="busy_time"))
         return True
+
+    async def _sync_events(
+        self,
+        connection: CalendarConnection,
+        client: IncrementalSync,
+        calendars: list[Calendar],
+        window: tuple[datetime, datetime],
+        now: datetime,
+    ) -> tuple[bool, bool]:
+        """A round for each calendar; one calendar's failure leaves the others' rounds standing.
+        Whether busy time changed, and whether every calendar was synced.
+
+        Lost access and rate limits concern the whole account and end the round; anything else
+        (one calendar gone, or failing) is noted on that calendar alone.
+        """
+        changed, synced, failed = False, [], False
+        for calendar in calendars:
+            try:
+                changed |= await sync_calendar(self._db, client, calendar, start=window[0], end=window[1], now=now)
+            except (ProviderAuthError, ProviderRateLimited):
+                raise
+            except CalendarGone as exc:  # no longer shared: that calendar turns inactive
+                await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
+                failed = True
+            except ProviderError as exc:
+                logger.warning("busy time of calendar %s not refreshed: %s", calendar.id, exc.message)
+                await self._failed(connection, [calendar], now)
+                failed = True
+            else:
+                synced.append(calendar)
+        if synced:
+            async with self._db.transaction() as session:
+                await _mark_checked(session, connection.id, now)
+            if isinstance(client, PushWatch):
+                await self.channels.keep_open(client, synced, connection.provider)
+        return changed, not failed
 
     async def _failed(self, connection: CalendarConnection, calendars: list[Calendar], now: datetime) -> None:
         """Note the failure on the calendars; answers say times may be missing until a fetch works."""
@@ -254,6 +301,7 @@ class BusySync:
         """Until ``stop``: refresh stale connections, then wait a little."""
         while not self._stopping.is_set():
             try:
+                await self.channels.count_active()
                 claimed = await self.claim_due()
                 await run_all(self.refresh(connection_id) for connection_id in claimed)
             except Exception:
@@ -270,20 +318,41 @@ class BusySync:
         await asyncio.gather(*self._running.values(), *self._filling.values(), return_exceptions=True)
 
     async def notified(self, channel_id: str, token: str | None, resource_id: str | None, state: str) -> Notice:
-        """A provider's change notification: checked, then one incremental sync of the connection.
-
-        One sync at a time per connection: notifications that arrive while it runs ask for one
-        more after it, so a burst costs two rounds, not one each.
-        """
+        """A Google change notification: checked, then one incremental sync of the connection."""
         notice, connection_id = await self.channels.check(channel_id, token, resource_id, state)
         if notice is Notice.SYNCED and connection_id is not None:
-            if connection_id in self._running:
-                self._again.add(connection_id)
-            else:
-                self._running[connection_id] = asyncio.create_task(
-                    self._sync_until_quiet(connection_id, perf_counter()), name=f"push-sync-{connection_id}"
-                )
+            self._sync_soon(connection_id)
         return notice
+
+    async def notified_subscription(
+        self, subscription_id: str, client_state: str | None, lifecycle: Lifecycle | None
+    ) -> Notice:
+        """A Graph notification: a change (one incremental sync), or news of the subscription.
+
+        Renewal and replacement happen in that sync: a subscription that needs reauthorizing is
+        marked as ending now (the sync renews it), a removed one is forgotten (the sync opens a
+        new one). Missed notifications need nothing more: the delta round reads every change
+        since the last one, notified or not.
+        """
+        notice, channel, connection_id = await self.channels.check_subscription(subscription_id, client_state)
+        if notice is not Notice.SYNCED or channel is None or connection_id is None:
+            return notice
+        if lifecycle is Lifecycle.REAUTHORIZATION_REQUIRED:
+            await self.channels.due_now(channel.id)
+        elif lifecycle is Lifecycle.SUBSCRIPTION_REMOVED:
+            await self.channels.forget(channel.id)
+        self._sync_soon(connection_id)
+        return notice
+
+    def _sync_soon(self, connection_id: uuid.UUID) -> None:
+        """One sync at a time per connection: notifications that arrive while it runs ask for one
+        more after it, so a burst costs two rounds, not one each."""
+        if connection_id in self._running:
+            self._again.add(connection_id)
+        else:
+            self._running[connection_id] = asyncio.create_task(
+                self._sync_until_quiet(connection_id, perf_counter()), name=f"push-sync-{connection_id}"
+            )
 
     async def _sync_until_quiet(self, connection_id: uuid.UUID, received: float) -> None:
         stats = self.channels.stats
@@ -314,7 +383,7 @@ class BusySync:
         client = None
         try:
             client = self._access.clients.client(connection.provider, self._access.vault.open(connection.credentials))
-            if isinstance(client, IncrementalSync):
+            if isinstance(client, PushWatch):
                 await self.channels.stop_all(client, calendar_ids)
         except (ProviderError, CredentialsUnreadable, ValueError) as exc:
             logger.info("push channels of connection %s not stopped: %s", connection.id, exc)
@@ -336,7 +405,19 @@ class BusySync:
         """Connections due for a background sync, leased to this process: those not synced for
         ``interval`` (``pushed_interval`` when all their calendars push their changes)."""
         now = self._clock()
-        stale = now - self._interval
+        checked_at = col(CalendarConnection.checked_at)
+        pushed = PushChannels.pushed(CalendarConnection.id, now)
+        due = or_(
+            checked_at.is_(None),
+            and_(pushed, checked_at < now - self._pushed_interval),
+            and_(
+                ~pushed,
+                or_(
+                    checked_at < now - self._interval,
+                    and_(_incremental(CalendarConnection.id), checked_at < now - self._incremental_interval),
+                ),
+            ),
+        )
         async with self._db.transaction(write=True) as session:
             with_active_calendars = (
                 select(col(Calendar.connection_id)).where(col(Calendar.status) == CalendarStatus.ACTIVE).distinct()
@@ -347,11 +428,7 @@ class BusySync:
                     .where(
                         col(CalendarConnection.id).in_(with_active_calendars),
                         col(CalendarConnection.credentials).is_not(None),
-                        or_(col(CalendarConnection.checked_at).is_(None), col(CalendarConnection.checked_at) < stale),
-                        or_(
-                            ~PushChannels.pushed(CalendarConnection.id, now),
-                            col(CalendarConnection.checked_at) < now - self._pushed_interval,
-                        ),
+                        due,
                         or_(
                             col(CalendarConnection.sync_lease_until).is_(None),
                             col(CalendarConnection.sync_lease_until) < now,
@@ -365,6 +442,19 @@ class BusySync:
                 connection.sync_lease_until = now + LEASE
                 session.add(connection)
             return [connection.id for connection in connections]
+
+
+def _incremental(connection_id: Any) -> ColumnElement[bool]:
+    """SQL: the connection's integrated active calendars (it has some) all hold a sync token."""
+    integrated = (
+        col(Calendar.connection_id) == connection_id,
+        col(Calendar.integrated).is_(True),
+        col(Calendar.status) == CalendarStatus.ACTIVE,
+    )
+    return and_(
+        select(Calendar.id).where(*integrated).exists(),
+        ~select(Calendar.id).where(*integrated, col(Calendar.sync_token).is_(None)).exists(),
+    )
 
 
 async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime) -> None:

@@ -1,8 +1,10 @@
 """Push channels: the provider tells us when a calendar changes, and we sync it at once.
 
-After each successful sync of a connection whose provider can push (``IncrementalSync``), every
-integrated calendar gets a live channel: a new one is opened before the old one expires (with a
-new id; the old one is stopped), so notifications never lapse. A notification carries no data:
+After each successful sync of a connection whose provider can push (``PushWatch``: Google watch
+channels, Graph subscriptions), every integrated calendar gets a live channel. Before it ends it
+is renewed in place where the provider allows (Graph), else replaced by a new one (new id; the
+old one is stopped), so notifications never lapse. A calendar the provider refuses to watch is
+not asked again for a day (its connection is polled meanwhile). A notification carries no data:
 it is checked here (the channel is ours, its token matches in constant time) and the busy-time
 sync then runs one incremental sync of the connection. While every calendar of a connection has
 a live channel, the background pass polls it only as a safety net.
@@ -21,20 +23,29 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists
+from sqlalchemy import ColumnElement, and_, delete, exists, func, update
 from sqlmodel import col, select
 
-from common.values import CalendarStatus
+from common.values import CalendarProvider, CalendarStatus
 from db.engine import Database
 from db.models import Calendar, CalendarConnection, PushChannel
-from providers.base import IncrementalSync
-from providers.errors import ProviderError
+from providers.base import PushWatch, RenewableWatch
+from providers.errors import ProviderError, ProviderRefused
 from scheduling.clock import Clock
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_TTL = timedelta(days=7)  # Google's longest
-RENEW_BEFORE = timedelta(days=1)  # a channel closer than this to its end is replaced
+RENEW_BEFORE = timedelta(days=1)  # a channel closer than this to its end is renewed or replaced
+REFUSED_FOR = timedelta(days=1)  # a calendar the provider refused to watch is not asked again before
+
+
+class Lifecycle(Enum):
+    """What Graph says about a subscription itself, besides changes of its calendar."""
+
+    REAUTHORIZATION_REQUIRED = "reauthorizationRequired"  # renew it, or it stops
+    SUBSCRIPTION_REMOVED = "subscriptionRemoved"  # gone: open a new one, then sync
+    MISSED = "missed"  # some notifications were lost: sync
 
 
 class Notice(Enum):
@@ -56,7 +67,9 @@ class PushStats:
     """Counters for ``/metrics``."""
 
     notifications: dict[str, int] = field(default_factory=lambda: {notice.value: 0 for notice in Notice})
+    active: dict[str, int] = field(default_factory=dict)  # live channels by provider, as last counted
     opened: int = 0
+    refused: int = 0  # calendars the provider would not watch
     renewed: int = 0
     stopped: int = 0
     syncs: int = 0
@@ -70,7 +83,8 @@ def digest(token: str) -> str:
 
 class PushChannels:
     def __init__(self, *, db: Database, clock: Clock, address: str | None) -> None:
-        """``address``: where providers post (None: no channels, the background pass polls)."""
+        """``address``: where providers post, ``{address}/{provider}`` (None: no channels, the
+        background pass polls)."""
         self._db = db
         self._clock = clock
         self._address = address
@@ -80,7 +94,7 @@ class PushChannels:
     def enabled(self) -> bool:
         return self._address is not None
 
-    async def keep_open(self, client: IncrementalSync, calendars: list[Calendar]) -> None:
+    async def keep_open(self, client: PushWatch, calendars: list[Calendar], provider: CalendarProvider) -> None:
         """Give each calendar a channel that lives for at least ``RENEW_BEFORE``; stop replaced ones."""
         if self._address is None:
             return
@@ -92,8 +106,17 @@ class PushChannels:
             own = [channel for channel in channels if channel.calendar_id == calendar.id]
             if any(channel.expires_at > now + RENEW_BEFORE for channel in own):
                 continue
+            if calendar.push_refused_until is not None and calendar.push_refused_until > now:
+                continue
+            live = [channel for channel in own if channel.expires_at > now]
+            if live and isinstance(client, RenewableWatch) and await self._renewed(client, live[-1]):
+                continue
             try:
-                await self._open(client, calendar, now)
+                await self._open(client, calendar, now, f"{self._address}/{CalendarProvider(provider).value.lower()}")
+            except ProviderRefused as exc:
+                logger.info("calendar %s cannot be watched: %s; polling it", calendar.id, exc.message)
+                await self._refused(calendar.id, now)
+                continue
             except ProviderError as exc:
                 logger.warning("no push channel for calendar %s: %s", calendar.id, exc.message)
                 continue
@@ -102,11 +125,31 @@ class PushChannels:
             for old in own:
                 await self._stop(client, old)
 
-    async def _open(self, client: IncrementalSync, calendar: Calendar, now: datetime) -> None:
-        assert self._address is not None
+    async def _renewed(self, client: RenewableWatch, channel: PushChannel) -> bool:
+        """Extend the channel in place; False when the provider no longer has it (open a new one)."""
+        try:
+            expires_at = await client.renew_watch(channel.resource_id, CHANNEL_TTL)
+        except ProviderError as exc:
+            logger.info("channel %s not renewed: %s; opening a new one", channel.id, exc.message)
+            return False
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(PushChannel).where(col(PushChannel.id) == channel.id).values(expires_at=expires_at)
+            )
+        self.stats.renewed += 1
+        return True
+
+    async def _refused(self, calendar_id: uuid.UUID, now: datetime) -> None:
+        self.stats.refused += 1
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(Calendar).where(col(Calendar.id) == calendar_id).values(push_refused_until=now + REFUSED_FOR)
+            )
+
+    async def _open(self, client: PushWatch, calendar: Calendar, now: datetime, address: str) -> None:
         channel_id, token = uuid.uuid4(), secrets.token_urlsafe(32)
         opened = await client.watch(
-            calendar.external_id, channel_id=str(channel_id), address=self._address, token=token, ttl=CHANNEL_TTL
+            calendar.external_id, channel_id=str(channel_id), address=address, token=token, ttl=CHANNEL_TTL
         )
         async with self._db.transaction() as session:
             current = await session.get(Calendar, calendar.id)
@@ -128,12 +171,38 @@ class PushChannels:
             return
         self.stats.opened += 1
 
-    async def _stop(self, client: IncrementalSync, channel: PushChannel) -> None:
+    async def _stop(self, client: PushWatch, channel: PushChannel) -> None:
         with contextlib.suppress(ProviderError):
             await client.stop_watch(str(channel.id), channel.resource_id)
-        async with self._db.transaction() as session:
-            await session.exec(delete(PushChannel).where(col(PushChannel.id) == channel.id))
+        await self.forget(channel.id)
         self.stats.stopped += 1
+
+    async def forget(self, channel_id: uuid.UUID) -> None:
+        """Drop a channel the provider no longer has (removed on its side)."""
+        async with self._db.transaction() as session:
+            await session.exec(delete(PushChannel).where(col(PushChannel.id) == channel_id))
+
+    async def due_now(self, channel_id: uuid.UUID) -> None:
+        """Mark a channel as ending now, so the next sync renews or replaces it."""
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(PushChannel).where(col(PushChannel.id) == channel_id).values(expires_at=self._clock())
+            )
+
+    async def count_active(self) -> None:
+        """Count live channels by provider for ``/metrics`` (the background pass calls this)."""
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(col(CalendarConnection.provider), func.count())
+                    .select_from(PushChannel)
+                    .join(Calendar, col(Calendar.id) == col(PushChannel.calendar_id))
+                    .join(CalendarConnection, col(CalendarConnection.id) == col(Calendar.connection_id))
+                    .where(col(PushChannel.expires_at) > self._clock())
+                    .group_by(col(CalendarConnection.provider))
+                )
+            ).all()
+        self.stats.active = {str(provider).lower(): int(count) for provider, count in rows}
 
     async def any_for(self, calendar_ids: list[uuid.UUID]) -> bool:
         async with self._db.session() as session:
@@ -142,7 +211,7 @@ class PushChannels:
             )
             return found.first() is not None
 
-    async def stop_all(self, client: IncrementalSync, calendar_ids: list[uuid.UUID]) -> None:
+    async def stop_all(self, client: PushWatch, calendar_ids: list[uuid.UUID]) -> None:
         """Close the channels of calendars that no longer count (removed, or their account leaving)."""
         async with self._db.session() as session:
             channels = (
@@ -178,37 +247,55 @@ class PushChannels:
     async def check(
         self, channel_id: str, token: str | None, resource_id: str | None, state: str
     ) -> tuple[Notice, uuid.UUID | None]:
-        """Whether a notification is ours and genuine, and the connection to sync if it is."""
-        notice, connection_id = await self._check(channel_id, token, resource_id, state)
-        self.stats.notifications[notice.value] += 1
-        if notice is Notice.FORGED:
-            logger.warning("a notification for channel %s had the wrong token", channel_id)
-        return notice, connection_id
-
-    async def _check(
-        self, channel_id: str, token: str | None, resource_id: str | None, state: str
-    ) -> tuple[Notice, uuid.UUID | None]:
+        """Whether a Google notification is ours and genuine, and the connection to sync if it is."""
         try:
             parsed = uuid.UUID(channel_id)
         except ValueError:
-            return Notice.UNKNOWN, None
+            return self._counted(Notice.UNKNOWN, channel_id), None
+        found = await self._channel(col(PushChannel.id) == parsed)
+        notice = self._genuine(found, token, resource_id)
+        if notice is Notice.SYNCED and state == "sync":  # the channel's first message: nothing changed yet
+            notice = Notice.IGNORED
+        return self._counted(notice, channel_id), found[1] if found and notice is Notice.SYNCED else None
+
+    async def check_subscription(
+        self, subscription_id: str, client_state: str | None
+    ) -> tuple[Notice, PushChannel | None, uuid.UUID | None]:
+        """Whether a Graph notification is ours and genuine: its subscription, and the connection."""
+        found = await self._channel(
+            col(PushChannel.resource_id) == subscription_id,
+            col(CalendarConnection.provider) == CalendarProvider.MICROSOFT,
+        )
+        notice = self._genuine(found, client_state, None)
+        if found is None or notice is not Notice.SYNCED:
+            return self._counted(notice, subscription_id), None, None
+        return self._counted(notice, subscription_id), found[0], found[1]
+
+    def _counted(self, notice: Notice, channel: str) -> Notice:
+        self.stats.notifications[notice.value] += 1
+        if notice is Notice.FORGED:
+            logger.warning("a notification for channel %s had the wrong token", channel[:100])
+        return notice
+
+    async def _channel(self, *where: ColumnElement[bool]) -> tuple[PushChannel, uuid.UUID] | None:
+        """The channel and its connection, while the connection still holds credentials."""
         async with self._db.session() as session:
             found = (
                 await session.exec(
                     select(PushChannel, col(Calendar.connection_id))
                     .join(Calendar, col(Calendar.id) == col(PushChannel.calendar_id))
                     .join(CalendarConnection, col(CalendarConnection.id) == col(Calendar.connection_id))
-                    .where(PushChannel.id == parsed, col(CalendarConnection.credentials).is_not(None))
+                    .where(*where, col(CalendarConnection.credentials).is_not(None))
                 )
             ).first()
+        return None if found is None else (found[0], found[1])
+
+    @staticmethod
+    def _genuine(found: tuple[PushChannel, uuid.UUID] | None, token: str | None, resource_id: str | None) -> Notice:
         if found is None:
-            return Notice.UNKNOWN, None
-        channel, connection_id = found
+            return Notice.UNKNOWN
+        channel = found[0]
         genuine = hmac.compare_digest(channel.token_digest.encode(), digest(token or "").encode()) and (
             resource_id is None or hmac.compare_digest(channel.resource_id.encode(), resource_id.encode())
         )
-        if not genuine:
-            return Notice.FORGED, None
-        if state == "sync":  # the channel's first message: nothing changed yet
-            return Notice.IGNORED, None
-        return Notice.SYNCED, connection_id
+        return Notice.SYNCED if genuine else Notice.FORGED

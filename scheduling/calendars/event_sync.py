@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import ColumnElement, delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarWrite
 from db.engine import Database
 from db.models import Booking, BusyInterval, Calendar, OutboxMessage
-from providers.base import EventChanges, IncrementalSync
+from providers.base import CalendarEvent, EventChanges, IncrementalSync
 from providers.errors import SyncTokenExpired
 from scheduling import outbox
 
@@ -31,6 +31,9 @@ async def sync_calendar(
     db: Database, client: IncrementalSync, calendar: Calendar, *, start: datetime, end: datetime, now: datetime
 ) -> bool:
     """One round for ``calendar`` so its busy time covers [start, end); True when it changed."""
+    # Bookings whose event was in place before the provider is asked: a full answer must list
+    # them, so one it leaves out was deleted by the owner (not written after the listing).
+    written = await _written_bookings(db, calendar.id)
     covered = (calendar.covered_from, calendar.covered_until)
     incremental = calendar.sync_token is not None and covered[0] is not None and covered[1] is not None
     if incremental and covered[0] is not None and covered[1] is not None and covered[0] <= start and end <= covered[1]:
@@ -38,12 +41,28 @@ async def sync_calendar(
             changes = await client.list_changes(
                 calendar.external_id, sync_token=calendar.sync_token, start=covered[0], end=covered[1]
             )
-            return await _apply(db, calendar.id, changes, (covered[0], covered[1]), now, since=calendar.sync_token)
+            window = (covered[0], covered[1])
+            return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
         except SyncTokenExpired:
             pass  # the provider forgot where we were: everything again
     window = (start, end + SLACK)
     changes = await client.list_changes(calendar.external_id, sync_token=None, start=window[0], end=window[1])
-    return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token)
+    return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
+
+
+async def _written_bookings(db: Database, calendar_id: uuid.UUID) -> set[uuid.UUID]:
+    async with db.session() as session:
+        found = await session.exec(select(Booking.id).where(*_in_place(calendar_id)))
+        return set(found.all())
+
+
+def _in_place(calendar_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """Confirmed bookings whose event on the calendar is written where the booking is."""
+    return (
+        col(Booking.calendar_event_calendar_id) == calendar_id,
+        col(Booking.status) == BookingStatus.CONFIRMED,
+        col(Booking.calendar_write) == CalendarWrite.DONE,
+    )
 
 
 class _Superseded(Exception):
@@ -58,6 +77,7 @@ async def _apply(
     now: datetime,
     *,
     since: str | None,
+    written: set[uuid.UUID],
 ) -> bool:
     """Store a round: a full one replaces the calendar's rows, an incremental one only the rows
     of the events it names. Busy events outside the window are not kept (nothing asks there).
@@ -67,7 +87,7 @@ async def _apply(
     not put back what a newer one replaced. The later round is then simply dropped.
     """
     try:
-        return await _store_round(db, calendar_id, changes, window, now, since=since)
+        return await _store_round(db, calendar_id, changes, window, now, since=since, written=written)
     except _Superseded:
         return False
 
@@ -80,6 +100,7 @@ async def _store_round(
     now: datetime,
     *,
     since: str | None,
+    written: set[uuid.UUID],
 ) -> bool:
     kept = [
         BusyInterval(
@@ -128,37 +149,54 @@ async def _store_round(
                 )
             changed = bool(removed or kept)
         session.add_all(kept)
-        if not changes.full:
-            await _follow_own_events(session, calendar_id, changes, now)
+        await _follow_own_events(session, calendar_id, changes, now, window=window, written=written)
     return changed
 
 
 async def _follow_own_events(
-    session: AsyncSession, calendar_id: uuid.UUID, changes: EventChanges, now: datetime
+    session: AsyncSession,
+    calendar_id: uuid.UUID,
+    changes: EventChanges,
+    now: datetime,
+    *,
+    window: tuple[datetime, datetime],
+    written: set[uuid.UUID],
 ) -> None:
     """A booking's event that the owner deleted or moved in the calendar: queue the booking to follow.
 
     Only events in place count (the booking's last write reached the calendar): a change we
     made ourselves comes back at the booking's own time and asks for nothing, so it never
-    echoes as the owner's.
+    echoes as the owner's. An incremental round names what changed; a full one lists every
+    event of its window, so a booking of the window whose event it leaves out was deleted, if
+    that event was written before the round asked (``written``).
     """
-    touched = {event.event_id: event for event in changes.changed} | {event_id: None for event_id in changes.deleted}
-    if not touched:
-        return
-    ids = list(touched)
+    touched: dict[str, CalendarEvent | None] = {event.event_id: event for event in changes.changed}
+    touched |= {event_id: None for event_id in changes.deleted}
     bookings: list[Booking] = []
-    for first in range(0, len(ids), _IDS_PER_STATEMENT):
-        found = await session.exec(
-            select(Booking).where(
-                Booking.calendar_event_calendar_id == calendar_id,
-                col(Booking.calendar_event_id).in_(ids[first : first + _IDS_PER_STATEMENT]),
-                Booking.status == BookingStatus.CONFIRMED,
-                Booking.calendar_write == CalendarWrite.DONE,
+    if changes.full:
+        booking_ids = list(written)
+        for first in range(0, len(booking_ids), _IDS_PER_STATEMENT):
+            found = await session.exec(
+                select(Booking).where(
+                    *_in_place(calendar_id),
+                    col(Booking.id).in_(booking_ids[first : first + _IDS_PER_STATEMENT]),
+                    col(Booking.start_at) >= window[0],
+                    col(Booking.end_at) <= window[1],
+                )
             )
-        )
-        bookings.extend(found.all())
+            bookings.extend(found.all())
+    else:
+        event_ids = list(touched)
+        for first in range(0, len(event_ids), _IDS_PER_STATEMENT):
+            found = await session.exec(
+                select(Booking).where(
+                    *_in_place(calendar_id),
+                    col(Booking.calendar_event_id).in_(event_ids[first : first + _IDS_PER_STATEMENT]),
+                )
+            )
+            bookings.extend(found.all())
     for booking in bookings:
-        event = touched[booking.calendar_event_id or ""]
+        event = touched.get(booking.calendar_event_id or "")
         if event is not None and (event.start, event.end) == (booking.start_at, booking.end_at):
             continue  # where the booking is: nothing to follow
         payload: dict[str, object] = {

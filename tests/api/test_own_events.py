@@ -7,14 +7,23 @@ The invitee's and owner's emails reach a real SMTP sink.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
 
+from common.values import CalendarWrite
+from db.engine import Database
+from db.models import Booking, Calendar, CalendarConnection, OutboxMessage
+from providers.base import EventChanges, IncrementalSync
+from scheduling import outbox
+from scheduling.calendars.event_sync import sync_calendar
 from server.settings import Settings
 from tests.api.test_known_time import ACCOUNT, day
 from tests.doubles.google import GoogleDouble
@@ -175,3 +184,80 @@ async def test_an_event_moved_onto_another_booking_keeps_the_booking_and_tells_t
     assert (row.status, row.start_at) == ("CONFIRMED", day(1, 10))  # two bookings never hold one time
     assert (await booking_row(server, other["id"])).start_at == day(1, 14)
     assert not mail_to(sink, "vera@example.com", "Rescheduled:")
+
+
+async def test_an_event_deleted_while_the_token_was_forgotten_is_seen_in_the_full_round(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, SYNC-5
+    written = await booked_and_written(server, google)
+    google.delete_event(ACCOUNT, written.event_id)
+    google.invalidate_sync_tokens(ACCOUNT)  # the next round lists every event again
+    await sync_and_follow(server, written.connection_id)
+
+    await eventually(lambda: booking_row(server, written.booking["id"]), lambda b: b.status == "CANCELLED", "cancelled")
+    await eventually(lambda: mail_to(sink, "vera@example.com", "Cancelled:"), bool, "the invitee's email")
+
+
+async def test_an_event_moved_while_the_token_was_forgotten_is_followed_from_the_full_round(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-6, SYNC-5
+    written = await booked_and_written(server, google)
+    google.move_event(ACCOUNT, written.event_id, day(1, 13), day(1, 13) + HALF_HOUR)
+    google.invalidate_sync_tokens(ACCOUNT)
+    await sync_and_follow(server, written.connection_id)
+
+    row = await eventually(
+        lambda: booking_row(server, written.booking["id"]), lambda b: b.start_at == day(1, 13), "moved"
+    )
+    assert row.status == "CONFIRMED"
+
+
+class _ListedBeforeTheWrite:
+    """A full listing made just before the booking's event was written, the write landing meanwhile."""
+
+    def __init__(self, client: IncrementalSync, db: Database, booking_id: uuid.UUID, event_id: str) -> None:
+        self._client, self._db, self._booking_id, self._event_id = client, db, booking_id, event_id
+
+    async def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
+    ) -> EventChanges:
+        listed = await self._client.list_changes(calendar_id, sync_token=None, start=start, end=end)
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(Booking).where(col(Booking.id) == self._booking_id).values(calendar_write=CalendarWrite.DONE)
+            )
+        without = tuple(event for event in listed.changed if event.event_id != self._event_id)
+        return dataclasses.replace(listed, changed=without)
+
+
+@pytest.mark.parametrize("written_before_the_round", [True, False])
+async def test_a_full_round_cancels_only_bookings_whose_event_was_written_before_it_asked(
+    server: LiveServer, google: GoogleDouble, written_before_the_round: bool
+) -> None:
+    # covers: SYNC-6, BOOK-5
+    written = await booked_and_written(server, google)
+    booking_id = uuid.UUID(written.booking["id"])
+    db = server.services.db
+    async with db.transaction() as session:
+        if not written_before_the_round:  # the write was still under way when the round began
+            await session.exec(
+                update(Booking).where(col(Booking.id) == booking_id).values(calendar_write=CalendarWrite.PENDING)
+            )
+        connection = await session.get(CalendarConnection, uuid.UUID(written.connection_id))
+        booking = await session.get(Booking, booking_id)
+        assert connection is not None
+        assert booking is not None
+        calendar = await session.get(Calendar, booking.calendar_event_calendar_id)
+        assert calendar is not None
+    async with server.services.busy_sync.access.client(connection) as client:
+        assert isinstance(client, IncrementalSync)
+        listing = _ListedBeforeTheWrite(client, db, booking_id, written.event_id)
+        await sync_calendar(db, listing, calendar, start=NOW - timedelta(days=1), end=NOW + timedelta(days=60), now=NOW)
+
+    async with db.session() as session:
+        follows = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.kind == outbox.BOOKING_FOLLOW_CALENDAR))
+        ).all()
+    assert [message.payload["deleted"] for message in follows] == ([True] if written_before_the_round else [])
