@@ -210,3 +210,26 @@ async def test_visitors_waiting_on_the_same_unfetched_time_share_one_fetch(
     full_rounds = [call for call in list_calls(google) if "timeMin" in call]
     assert len(full_rounds) == 1  # one fetch for six visitors
     assert all(at(100, 10) not in answer.starts and at(100, 9) in answer.starts for answer in answers)
+
+
+async def test_one_calendar_failing_leaves_the_other_calendars_round_standing(
+    server: LiveServer, google: GoogleDouble
+) -> None:
+    # covers: SYNC-5, BOOK-8
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+
+    google.add_event(ACCOUNT, day(1, 10), day(1, 11))
+    google.fail(f"GET /calendar/v3/calendars/{TEAM}/events", status=500, times=3)
+    assert not await refresh(server, connection["id"])  # not every calendar synced
+
+    async with server.services.db.session() as session:
+        rows = (await session.exec(select(Calendar).where(Calendar.connection_id == uuid.UUID(connection["id"])))).all()
+    failing = {row.name: row.busy_failed_at is not None for row in rows if row.integrated}
+    assert failing == {"Team": True, ACCOUNT: False}
+    assert {row.status for row in rows} == {"ACTIVE"}
+    assert at(1, 10) not in (await slots_on(server, 1)).starts  # the primary's change arrived

@@ -21,7 +21,7 @@ from sqlmodel import col
 from db.models import PushChannel
 from server.settings import Settings
 from tests.api.test_known_time import ACCOUNT, day
-from tests.doubles.google import GoogleDouble
+from tests.doubles.google import GoogleDouble, google_error
 from tests.support.booking_helpers import NOW
 from tests.support.clock import MovableClock
 from tests.support.connect_helpers import (
@@ -245,3 +245,31 @@ async def test_a_calendar_gone_inactive_does_not_bring_back_polling(
     assert uuid.UUID(connection["id"]) not in await server.services.busy_sync.claim_due()
     clock.now = NOW + timedelta(hours=7)
     assert uuid.UUID(connection["id"]) in await server.services.busy_sync.claim_due()
+
+
+async def test_a_calendar_google_will_not_watch_is_polled_and_not_asked_again_for_a_day(
+    server: LiveServer, google: GoogleDouble, clock: MovableClock
+) -> None:
+    # covers: SYNC-5
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    connection_id = uuid.UUID(connection["id"])
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    refused = google_error(400, "pushNotSupportedForRequestedResource", "Push notifications are not supported.")
+    google.fail(f"/calendars/{GOOGLE_TEAM}/events/watch", status=400, body=refused)
+    google.clear_requests()
+    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    assert [channel["calendarId"] for channel in google.channels()] == [ACCOUNT]
+    assert len(google.requests_to("/events/watch")) == 1
+    assert await metric(server, "kokous_push_channels_total", 'event="refused"') == 1.0
+
+    clock.now = NOW + timedelta(minutes=6)  # Team does not push: the connection is polled as usual
+    assert connection_id in await server.services.busy_sync.claim_due()
+    assert await server.services.busy_sync.refresh(connection_id)
+    assert len(google.requests_to("/events/watch")) == 1  # not asked again the same day
+
+    clock.now = NOW + timedelta(days=1, minutes=10)
+    assert await server.services.busy_sync.refresh(connection_id)
+    assert sorted(channel["calendarId"] for channel in google.channels()) == sorted([ACCOUNT, GOOGLE_TEAM])
