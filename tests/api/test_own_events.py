@@ -261,3 +261,34 @@ async def test_a_full_round_cancels_only_bookings_whose_event_was_written_before
             await session.exec(select(OutboxMessage).where(OutboxMessage.kind == outbox.BOOKING_FOLLOW_CALENDAR))
         ).all()
     assert [message.payload["deleted"] for message in follows] == ([True] if written_before_the_round else [])
+
+
+async def test_a_notice_seen_before_our_own_move_does_not_move_the_booking_back(
+    server: LiveServer, google: GoogleDouble, sink: SmtpSink
+) -> None:
+    # covers: SYNC-6, BOOK-5
+    written = await booked_and_written(server, google)
+    booking_id = written.booking["id"]
+    moved = await change(
+        server, "rescheduleBooking", written.owner_token, id=booking_id, start="2026-12-01T14:00:00+02:00"
+    )
+    assert moved["__typename"] == "Booking"
+    await eventually(lambda: booking_row(server, booking_id), lambda b: b.calendar_write == "DONE", "patched")
+    # The owner's move to 13:00, seen by a sync while the booking was still at 10:00, is handled late.
+    late = {
+        "booking_id": uuid.UUID(booking_id).hex,
+        "deleted": False,
+        "seen_start": day(1, 10).isoformat(),
+        "seen_end": (day(1, 10) + HALF_HOUR).isoformat(),
+        "start": day(1, 13).isoformat(),
+        "end": (day(1, 13) + HALF_HOUR).isoformat(),
+    }
+    async with server.services.db.transaction() as session:
+        session.add(OutboxMessage(kind=outbox.BOOKING_FOLLOW_CALENDAR, payload=late, available_at=NOW))
+    await server.services.outbox.run_once()
+
+    row = await booking_row(server, booking_id)
+    assert (row.status, row.start_at, row.calendar_write) == ("CONFIRMED", day(1, 14), "DONE")
+    (event,) = [event for event in google.events_on(ACCOUNT) if event["id"] == written.event_id]
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == day(1, 14)  # the calendar has our time
+    assert not [mail for mail in sink.messages if "13:00" in str(mail.message)]  # nobody told of 13:00
