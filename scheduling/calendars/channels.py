@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, update
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, update
 from sqlmodel import col, select
 
 from common.values import CalendarProvider, CalendarStatus
@@ -183,10 +183,14 @@ class PushChannels:
             await session.exec(delete(PushChannel).where(col(PushChannel.id) == channel_id))
 
     async def due_now(self, channel_id: uuid.UUID) -> None:
-        """Mark a channel as ending now, so the next sync renews or replaces it."""
+        """Make a channel due for renewal, so the next sync renews it (it stays live meanwhile)."""
+        due = self._clock() + RENEW_BEFORE
+        expires_at = col(PushChannel.expires_at)
         async with self._db.transaction() as session:
             await session.exec(
-                update(PushChannel).where(col(PushChannel.id) == channel_id).values(expires_at=self._clock())
+                update(PushChannel)
+                .where(col(PushChannel.id) == channel_id)
+                .values(expires_at=case((expires_at > due, due), else_=expires_at))
             )
 
     async def count_active(self) -> None:
