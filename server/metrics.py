@@ -102,7 +102,9 @@ class PushCollector(Collector):
         for event, count in events.items():
             channels.add_metric([event], count)
         yield channels
-        active = GaugeMetricFamily("kokous_push_channels_active", "Live push channels, by provider", labels=["provider"])
+        active = GaugeMetricFamily(
+            "kokous_push_channels_active", "Live push channels, by provider", labels=["provider"]
+        )
         for provider, count in sorted(stats.active.items()):
             active.add_metric([provider], count)
         yield active

@@ -33,7 +33,6 @@ import base64
 import copy
 import hashlib
 import json
-import queue
 import re
 import secrets
 import ssl
@@ -51,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from tests.doubles.notifier import Notifier
 from tests.doubles.server import DoubleServer, TLSFiles
 
 Json = dict[str, Any]
@@ -229,23 +229,16 @@ class GoogleDouble(DoubleServer):
         self._sync_tokens: dict[str, _SyncToken] = {}
         self._pages: dict[str, _Page] = {}
         self._channels: dict[str, _Channel] = {}  # channel id -> its latest channel
-        self._outbox: queue.Queue[_Delivery | None] = queue.Queue()
-        self._deliveries = threading.Condition()
-        self._pending_deliveries = 0
-        self._notifications: list[Notification] = []
-        self._notifier: threading.Thread | None = None
-        self._closing = False
+        self._notifier: Notifier[_Delivery, Notification] = Notifier(self._send, name="google-push")
         self._notification_verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(tls.ca_path)) if tls else True
         )
         super().__init__(self._app(), tls=tls)
 
     def stop(self) -> None:
-        self._closing = True  # undelivered notifications are dropped
+        self._notifier.closing = True  # undelivered notifications are dropped
         super().stop()
-        if self._notifier is not None:
-            self._outbox.put(None)
-            self._notifier.join(timeout=self.notification_timeout + 5)
+        self._notifier.close(timeout=self.notification_timeout + 5)
 
     def config_for(self, redirect_uri: str) -> Json:
         """``GoogleConfig`` keyword arguments pointing at this double (registers the redirect URI)."""
@@ -414,32 +407,24 @@ class GoogleDouble(DoubleServer):
     @property
     def notifications_sent(self) -> list[Notification]:
         """Every notification delivered (or attempted), in the order they were sent."""
-        with self._deliveries:
-            return list(self._notifications)
+        return self._notifier.records
 
     def wait_for_notifications(
         self, count: int, *, channel_id: str | None = None, state: str | None = None, timeout: float = 5.0
     ) -> list[Notification]:
         """Wait until ``count`` notifications (of the channel, of the state) were sent; all of them."""
-
-        def matching() -> list[Notification]:
-            return [
-                notification
-                for notification in self._notifications
-                if (channel_id is None or notification.channel_id == channel_id)
+        return self._notifier.wait_for(
+            count,
+            lambda notification: (
+                (channel_id is None or notification.channel_id == channel_id)
                 and (state is None or notification.state == state)
-            ]
-
-        with self._deliveries:
-            if not self._deliveries.wait_for(lambda: len(matching()) >= count, timeout=timeout):
-                raise AssertionError(f"{len(matching())} notifications, not {count}, after {timeout} s")
-            return matching()
+            ),
+            timeout=timeout,
+        )
 
     def settle_notifications(self, timeout: float = 5.0) -> None:
         """Wait until every notification queued so far has been delivered or dropped."""
-        with self._deliveries:
-            if not self._deliveries.wait_for(lambda: self._pending_deliveries == 0, timeout=timeout):
-                raise AssertionError(f"{self._pending_deliveries} notifications still pending after {timeout} s")
+        self._notifier.settle(timeout=timeout)
 
     def revoke(self, account_email: str) -> None:
         """The owner removed the app's access: every token of the account stops working."""
@@ -937,25 +922,16 @@ class GoogleDouble(DoubleServer):
         }
         if channel.token is not None:
             headers["X-Goog-Channel-Token"] = channel.token
-        with self._deliveries:
-            self._pending_deliveries += 1
-            if self._notifier is None:
-                self._notifier = threading.Thread(target=self._deliver_forever, name="google-push", daemon=True)
-                self._notifier.start()
-        self._outbox.put(_Delivery(channel, state, channel.message_number, headers))
+        self._notifier.queue(_Delivery(channel, state, channel.message_number, headers))
 
-    def _deliver_forever(self) -> None:
-        while (delivery := self._outbox.get()) is not None:
-            try:
-                with self._state_lock:
-                    current = self._channels.get(delivery.channel.id) is delivery.channel
-                    live = current and self._live(delivery.channel)
-                if live and not self._closing:
-                    self._deliver(delivery)
-            finally:
-                with self._deliveries:
-                    self._pending_deliveries -= 1
-                    self._deliveries.notify_all()
+    def _send(self, deliveries: list[_Delivery]) -> None:
+        """The notifier thread's work: post each message whose channel is still live."""
+        for delivery in deliveries:
+            with self._state_lock:
+                current = self._channels.get(delivery.channel.id) is delivery.channel
+                live = current and self._live(delivery.channel)
+            if live and not self._notifier.closing:
+                self._deliver(delivery)
 
     def _deliver(self, delivery: _Delivery) -> None:
         status: int | None = None
@@ -976,9 +952,7 @@ class GoogleDouble(DoubleServer):
             status=status,
             error=error,
         )
-        with self._deliveries:
-            self._notifications.append(notification)
-            self._deliveries.notify_all()
+        self._notifier.record(notification)
 
     async def _event_insert(self, request: Request) -> Response:
         target = self._writable(request)

@@ -15,7 +15,47 @@ Graph (``/v1.0``): ``/me/calendars``, ``/me/calendars/{id}/calendarView`` (honou
 outlook.timezone``), ``POST /me/calendars/{id}/events`` (a repeated ``transactionId`` answers the
 event made the first time), ``PATCH`` / ``DELETE /me/events/{id}``. Collections are paged with
 ``@odata.nextLink`` (``$skip``) at ``page_size`` items. A missing, unknown, expired or revoked
-Bearer token gets 401 ``InvalidAuthenticationToken``.
+Bearer token gets 401 ``InvalidAuthenticationToken``. Errors are ``{"error": {"code", "message",
+"innerError"}}``.
+
+It also speaks change tracking as Graph's pages "event: delta", "Get incremental changes to events
+in a calendar view", "subscription resource type", "Receive change notifications through
+webhooks" and "Reduce missing subscriptions and change notifications" describe it:
+
+* ``GET /me/calendars/{id}/calendarView/delta`` (and ``/me/calendarView/delta`` for the default
+  calendar). The first call of a round needs ``startDateTime`` and ``endDateTime``; the window is
+  then fixed in the opaque ``$skiptoken`` / ``$deltatoken`` of ``@odata.nextLink`` /
+  ``@odata.deltaLink`` (a window sent again beside a token is ignored). Pages hold ``Prefer:
+  odata.maxpagesize`` events (``delta_page_size`` without it), times in ``Prefer:
+  outlook.timezone`` (UTC without it). ``$select``, ``$filter``, ``$expand``, ``$orderby``,
+  ``$search``, ``$top`` and any other ``$`` option get 400 ``ErrorInvalidUrlQuery`` (the words
+  Graph uses for the CalendarView resource). A delta token answers every event of the calendar
+  changed since it: events now in the window in full, deleted ones and changed ones outside the
+  window as ``{"@odata.type", "id", "@removed": {"reason": "deleted"}}``. Each calendar counts
+  its changes (the helpers' and Graph writes alike); ``expire_delta_tokens`` makes every token
+  issued so far answer 410 ``SyncStateNotFound``.
+* ``POST /subscriptions`` for ``me/events`` (the default calendar) or ``me/calendars/{id}/events``
+  (or ``me/calendars('{id}')/events``) of the caller's own calendars (delegated access cannot
+  subscribe to a shared one). Graph first validates ``notificationUrl`` (and
+  ``lifecycleNotificationUrl``): a POST with
+  ``?validationToken=…`` that must be answered 200, ``text/plain``, with the decoded token within
+  ``validation_timeout`` seconds, or there is no subscription (400 ``ValidationError``, or
+  ``InvalidRequest`` "…timed out."). ``changeType``, ``clientState`` (128 characters at most),
+  ``latestSupportedTlsVersion`` and ``expirationDateTime`` (at most ``max_expiration_minutes``
+  ahead, the limit live Graph reports for Outlook events) are checked as Graph checks them;
+  ``require_https`` refuses plain-http addresses as Graph always does. ``GET``/``PATCH``
+  (renew, or move ``notificationUrl``)/``DELETE /subscriptions/{id}``, ``POST
+  /subscriptions/{id}/reauthorize`` and ``GET /subscriptions``; a subscription that is unknown,
+  expired, removed or another mailbox's is 404 ``ResourceNotFound``.
+* Every change to an event of a subscribed calendar posts a ``changeNotificationCollection``
+  (``{"value": [{"subscriptionId", "subscriptionExpirationDateTime", "changeType", "resource",
+  "resourceData", "clientState", "tenantId"}]}``) from a background thread; items for one
+  address queued before the thread picks the first of them up go in one POST
+  (``hold_notifications`` makes that deterministic). Lifecycle notifications
+  (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``) go to
+  ``lifecycleNotificationUrl`` when one was given. While a reauthorization is pending, change
+  notifications are lost, as Graph warns they eventually are. Deliveries are recorded in
+  ``notifications_sent``; expired and removed subscriptions deliver nothing.
 """
 
 from __future__ import annotations
@@ -23,16 +63,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
@@ -42,6 +86,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from providers.microsoft import MicrosoftConfig
+from tests.doubles.notifier import Notifier
 from tests.doubles.server import DoubleServer, TLSFiles
 
 Json = dict[str, Any]
@@ -52,6 +97,25 @@ TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 REDIRECT_URI = "https://kokous.test/oauth/microsoft/callback"
 _TENANTS = {"common", "organizations", TENANT_ID}
 _RESERVED_SCOPES = {"offline_access", "openid", "profile"}
+_NOT_IN_STORE = "The specified object was not found in the store."
+_WINDOW_REQUIRED = (
+    "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime."
+)
+# calendarView delta: what Graph refuses beside change tracking, in its own words.
+_DELTA_NOT_SUPPORTED = ("$orderby", "$filter", "$select", "$expand", "$search")
+_DELTA_TOKENS = ("$skiptoken", "$deltatoken")
+DELTA_PAGE_SIZE = 10
+# Subscriptions.
+CHANGE_TYPES = ("created", "updated", "deleted")
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+MAX_EXPIRATION_MINUTES = 10070  # what live Graph answers for Outlook events ("…can only be 10070 minutes…")
+CLIENT_STATE_MAX = 128
+TLS_VERSIONS = ("v1_0", "v1_1", "v1_2")
+_RESOURCE = re.compile(r"^/?me/(?:events|calendars/(?P<id>[^/()']+)/events|calendars\('(?P<quoted>[^/']+)'\)/events)$")
+_PAYLOAD = "Could not process subscription creation payload. Are all property names spelled and camelCased properly?"
+_VALIDATION_FAILED = (
+    "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request."
+)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -66,6 +130,20 @@ def _b64url(data: bytes) -> str:
 def _graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     inner = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "request-id": str(uuid.uuid4())}
     return JSONResponse({"error": {"code": code, "message": message, "innerError": inner}}, status, headers)
+
+
+def _graph_time(moment: datetime) -> str:
+    """A time as Graph writes it: UTC, seven fractional digits, ``Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
+
+
+def _not_found() -> JSONResponse:
+    return _graph_error(404, "ErrorItemNotFound", _NOT_IN_STORE)
+
+
+def _no_subscription() -> JSONResponse:
+    return _graph_error(404, "ResourceNotFound", "The object was not found.")
 
 
 def _oauth_error(status: int, error: str, code: int, text: str) -> JSONResponse:
@@ -131,13 +209,34 @@ class _Event:
     subject: str = ""
     transaction_id: str | None = None
     extra: Json = field(default_factory=dict)  # body, location, attendees as written
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    modified: datetime = field(default_factory=lambda: datetime.now(UTC))
+    version: int = 0  # how many times it changed: its etag and changeKey follow it
+
+    @property
+    def change_key(self) -> str:
+        return _b64url(hashlib.sha256(f"{self.id}:{self.version}".encode()).digest())[:16]
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.change_key}"'
+
+    def touched(self) -> None:
+        self.version += 1
+        self.modified = datetime.now(UTC)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and self.end > start
 
     def resource(self, zone_name: str | None = "UTC") -> Json:
         """The Graph event with times in ``zone_name`` (None: in the zone it was written in)."""
         shown = zone_name or self.zone
         return {
-            "@odata.etag": f'W/"{_b64url(self.id.encode())[:12]}"',
+            "@odata.etag": self.etag,
             "id": self.id,
+            "createdDateTime": _graph_time(self.created),
+            "lastModifiedDateTime": _graph_time(self.modified),
+            "changeKey": self.change_key,
             "transactionId": self.transaction_id,
             "originalStartTimeZone": self.zone,
             "originalEndTimeZone": self.zone,
@@ -148,6 +247,8 @@ class _Event:
             "isOrganizer": True,
             "showAs": self.show_as,
             "type": "singleInstance",
+            "seriesMasterId": None,
+            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
             "start": self._time(self.start, shown),
             "end": self._time(self.end, shown),
             "organizer": {"emailAddress": {"name": self.mailbox, "address": self.mailbox}},
@@ -172,14 +273,111 @@ class _Code:
     nonce: str | None
 
 
+@dataclass
+class _ChangeLog:
+    """What changed on one calendar, for delta: change N is the calendar's Nth change."""
+
+    changes: int = 0
+    changed_at: dict[str, int] = field(default_factory=dict)  # event id -> its last change, oldest first
+    generation: int = 0  # delta tokens of an older generation are gone (410)
+
+
+@dataclass(frozen=True)
+class _DeltaRound:
+    """What a ``$skiptoken`` or ``$deltatoken`` stands for: a window, and where its round is."""
+
+    kind: str  # "skip" or "delta"
+    mailbox: str
+    calendar_id: str
+    start: datetime
+    end: datetime
+    generation: int
+    watermark: int  # the round reports changes up to this one; its delta token, the changes after it
+    ids: tuple[str, ...] = ()  # the events the round answers, in order (skip tokens only)
+    offset: int = 0
+
+
+@dataclass
+class _Subscription:
+    id: str
+    mailbox: str
+    calendar_id: str
+    resource: str  # as the client wrote it
+    change_type: str  # as the client wrote it
+    notification_url: str
+    lifecycle_url: str | None
+    client_state: str | None
+    expiration: datetime
+    tls_version: str
+    removed: bool = False
+    reauthorization_required: bool = False
+
+    @property
+    def change_types(self) -> set[str]:
+        return set(self.change_type.split(","))
+
+    def live(self) -> bool:
+        return not self.removed and self.expiration > datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class GraphNotification:
+    """One item of a change or lifecycle notification the double posted (or tried to)."""
+
+    subscription_id: str
+    kind: str  # "change", or the lifecycle event: "reauthorizationRequired", "subscriptionRemoved", "missed"
+    change_type: str | None  # "created", "updated" or "deleted" for a change
+    url: str
+    batch: int  # which POST carried it, counted from 1: items posted together share it
+    item: Json
+    status: int | None  # what the receiver answered; None when it could not be reached
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidationRequest:
+    """One validation request Graph made before creating or moving a subscription, and its outcome."""
+
+    url: str  # the address validated, without the validation token
+    token: str  # the token sent (decoded)
+    status: int | None
+    content_type: str | None
+    body: str | None
+    error: str | None
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    subscription: _Subscription
+    kind: str
+    change_type: str | None
+    url: str  # where it goes, as the subscription said when it was queued
+    item: Json
+
+
 class MicrosoftDouble(DoubleServer):
     """The identity platform and Graph for accounts the test adds; state is kept until ``stop``."""
 
-    def __init__(self, tls: TLSFiles, *, page_size: int = 2, token_lifetime: int = 3600) -> None:
+    def __init__(
+        self,
+        tls: TLSFiles,
+        *,
+        page_size: int = 2,
+        token_lifetime: int = 3600,
+        require_https: bool = False,
+        validation_timeout: float = 10.0,
+        notification_timeout: float = 3.0,
+    ) -> None:
         self.tls = tls
         self.page_size = page_size
         self.token_lifetime = token_lifetime  # seconds; under 300 msal treats a new token as expired
         self.honours_timezone_preference = True  # False: answer times in each event's own zone
+        self.delta_page_size = DELTA_PAGE_SIZE  # calendarView delta pages without Prefer: odata.maxpagesize
+        self.require_https = require_https  # Graph refuses http:// addresses; tests on loopback use http
+        self.validation_timeout = validation_timeout  # seconds the validation request waits (Graph: 10)
+        self.notification_timeout = notification_timeout  # seconds a notification POST waits (Graph: 3)
+        self.max_expiration_minutes = MAX_EXPIRATION_MINUTES
         self._state = threading.Lock()
         self._accounts: dict[str, _Account] = {}
         self._calendars: dict[str, _Calendar] = {}
@@ -188,18 +386,35 @@ class MicrosoftDouble(DoubleServer):
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, str] = {}  # token -> email
         self._access_tokens: dict[str, tuple[str, float]] = {}  # token -> (email, expires at)
-        app = Starlette(
-            routes=[
-                Route("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
-                Route("/{tenant}/oauth2/v2.0/authorize", self._authorize),
-                Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
-                Route("/v1.0/me/calendars", self._calendar_list),
-                Route("/v1.0/me/calendars/{calendar_id}/calendarView", self._calendar_view),
-                Route("/v1.0/me/calendars/{calendar_id}/events", self._create_event, methods=["POST"]),
-                Route("/v1.0/me/events/{event_id}", self._event, methods=["PATCH", "DELETE"]),
-            ]
-        )
-        super().__init__(app, tls=tls)
+        self._logs: dict[str, _ChangeLog] = {}  # calendar id -> its changes
+        self._delta_tokens: dict[str, _DeltaRound] = {}
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._validations: list[ValidationRequest] = []
+        self._batches = 0  # POSTs made by the notifier thread
+        self._client_tls = ssl.create_default_context(cafile=str(tls.ca_path))
+        self._notifier: Notifier[_Outgoing, GraphNotification] = Notifier(self._send, name="graph-notifications")
+        subscription = "/v1.0/subscriptions/{subscription_id}"
+        self._routes = [
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
+            Route("/{tenant}/oauth2/v2.0/authorize", self._authorize),
+            Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+            Route("/v1.0/me/calendars", self._calendar_list),
+            Route("/v1.0/me/calendars/{calendar_id}/calendarView", self._calendar_view),
+            Route("/v1.0/me/calendars/{calendar_id}/calendarView/delta", self._calendar_view_delta),
+            Route("/v1.0/me/calendarView/delta", self._calendar_view_delta),
+            Route("/v1.0/me/calendars/{calendar_id}/events", self._create_event, methods=["POST"]),
+            Route("/v1.0/me/events/{event_id}", self._event, methods=["PATCH", "DELETE"]),
+            Route("/v1.0/subscriptions", self._subscription_list, methods=["GET"]),
+            Route("/v1.0/subscriptions", self._subscription_create, methods=["POST"]),
+            Route(subscription, self._subscription, methods=["GET", "PATCH", "DELETE"]),
+            Route(subscription + "/reauthorize", self._subscription_reauthorize, methods=["POST"]),
+        ]
+        super().__init__(Starlette(routes=self._routes), tls=tls)
+
+    def stop(self) -> None:
+        self._notifier.closing = True  # undelivered notifications are dropped
+        super().stop()
+        self._notifier.close(timeout=self.notification_timeout + 5)
 
     @property
     def authority(self) -> str:
@@ -275,7 +490,113 @@ class MicrosoftDouble(DoubleServer):
                 subject="Busy",
             )
             self._events[event.id] = event
+            self._changed(event, "created")
             return event.id
+
+    def move_event(self, event_id: str, start: datetime, end: datetime) -> None:
+        """The owner drags an event to another time; naive times are wall-clock times in its zone."""
+        with self._state:
+            event = self._events[event_id]
+            zone = _zone(event.zone)
+            event.start = (start if start.tzinfo else start.replace(tzinfo=zone)).astimezone(UTC)
+            event.end = (end if end.tzinfo else end.replace(tzinfo=zone)).astimezone(UTC)
+            assert event.start < event.end
+            event.touched()
+            self._changed(event, "updated")
+
+    def set_show_as(self, event_id: str, show_as: str) -> None:
+        """The owner marks an event free, tentative, busy, oof or workingElsewhere."""
+        assert show_as in ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown"), show_as
+        with self._state:
+            event = self._events[event_id]
+            event.show_as = show_as
+            event.touched()
+            self._changed(event, "updated")
+
+    def delete_event(self, event_id: str) -> None:
+        """The owner deletes an event."""
+        with self._state:
+            event = self._events.pop(event_id)
+            self._changed(event, "deleted")
+
+    def expire_delta_tokens(self, calendar_id: str) -> None:
+        """Graph drops the calendar's sync state: every skip or delta token issued so far answers 410."""
+        with self._state:
+            self._logs.setdefault(calendar_id, _ChangeLog()).generation += 1
+
+    def subscriptions(self) -> list[Json]:
+        """The live subscriptions, as Graph shows them."""
+        with self._state:
+            return [self._subscription_json(item) for item in self._subscriptions.values() if item.live()]
+
+    def expire_subscription(self, subscription_id: str) -> None:
+        """The subscription reaches its expiration: Graph delivers nothing more and forgets it."""
+        with self._state:
+            item = self._subscriptions[subscription_id]
+            item.expiration = min(item.expiration, datetime.now(UTC) - timedelta(milliseconds=1))
+
+    def require_reauthorization(self, subscription_id: str) -> None:
+        """Graph challenges the subscription: ``reauthorizationRequired`` is posted, and change
+        notifications are lost until the app reauthorizes (``/reauthorize``) or renews it."""
+        with self._state:
+            item = self._live_subscription(subscription_id)
+            item.reauthorization_required = True
+            self._lifecycle(item, "reauthorizationRequired")
+
+    def remove_subscription(self, subscription_id: str) -> None:
+        """Graph removes the subscription (say, the owner's password changed): ``subscriptionRemoved``."""
+        with self._state:
+            item = self._live_subscription(subscription_id)
+            item.removed = True
+            self._lifecycle(item, "subscriptionRemoved")
+
+    def miss_notifications(self, subscription_id: str) -> None:
+        """Graph could not deliver some change notifications (throttling, say): ``missed``."""
+        with self._state:
+            self._lifecycle(self._live_subscription(subscription_id), "missed")
+
+    @property
+    def notifications_sent(self) -> list[GraphNotification]:
+        """Every notification item delivered (or attempted), in the order they were sent."""
+        return self._notifier.records
+
+    def wait_for_notifications(
+        self, count: int, *, subscription_id: str | None = None, kind: str | None = None, timeout: float = 5.0
+    ) -> list[GraphNotification]:
+        """Wait until ``count`` notification items (of the subscription, of the kind) were sent; all of them."""
+        return self._notifier.wait_for(
+            count,
+            lambda sent: (
+                (subscription_id is None or sent.subscription_id == subscription_id)
+                and (kind is None or sent.kind == kind)
+            ),
+            timeout=timeout,
+        )
+
+    def settle_notifications(self, timeout: float = 5.0) -> None:
+        """Wait until every notification queued so far has been delivered or dropped."""
+        self._notifier.settle(timeout=timeout)
+
+    @contextmanager
+    def hold_notifications(self) -> Iterator[None]:
+        """Inside the block nothing is posted; after it, what was queued for one address goes in one POST."""
+        with self._notifier.hold():
+            yield
+
+    @property
+    def validation_requests(self) -> list[ValidationRequest]:
+        with self._state:
+            return list(self._validations)
+
+    def request_counts(self) -> dict[str, int]:
+        """Recorded requests (planned faults included) by route, as ``"GET /v1.0/me/calendarView/delta"``."""
+        counts: Counter[str] = Counter()
+        for request in self.requests:
+            for route in self._routes:
+                if route.path_regex.match(request.path) and request.method in (route.methods or ()):
+                    counts[f"{request.method} {route.path}"] += 1
+                    break
+        return dict(counts)
 
     def events_on(self, calendar_id: str) -> list[Json]:
         """The calendar's events as Graph shows them, times in UTC, in creation order."""
@@ -498,15 +819,11 @@ class MicrosoftDouble(DoubleServer):
             window_start = self._moment(request.query_params["startDateTime"], preferred or "UTC")
             window_end = self._moment(request.query_params["endDateTime"], preferred or "UTC")
         except (KeyError, ValueError):
-            return _graph_error(
-                400,
-                "ErrorInvalidParameter",
-                "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
-            )
+            return _graph_error(400, "ErrorInvalidParameter", _WINDOW_REQUIRED)
         shown = (preferred or "UTC") if self.honours_timezone_preference else None
         with self._state:
             if self._own_calendar(mailbox, request.path_params["calendar_id"]) is None:
-                return _graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return _not_found()
             events = sorted(
                 (
                     event
@@ -521,12 +838,19 @@ class MicrosoftDouble(DoubleServer):
         return self._page(request, items)
 
     @staticmethod
-    def _preferred_zone(request: Request) -> str | None:
-        for preference in request.headers.get("prefer", "").split(","):
-            name, _, value = preference.strip().partition("=")
-            if name == "outlook.timezone":
-                return value.strip('"')
-        return None
+    def _preferences(request: Request) -> dict[str, str]:
+        """The ``Prefer`` header(s) as name -> value (quotes taken off)."""
+        found: dict[str, str] = {}
+        for header in request.headers.getlist("prefer"):
+            for preference in header.split(","):
+                name, _, value = preference.strip().partition("=")
+                if name:
+                    found[name.lower()] = value.strip().strip('"')
+        return found
+
+    @classmethod
+    def _preferred_zone(cls, request: Request) -> str | None:
+        return cls._preferences(request).get("outlook.timezone")
 
     @staticmethod
     def _moment(text: str, zone_name: str) -> datetime:
@@ -569,7 +893,7 @@ class MicrosoftDouble(DoubleServer):
         with self._state:
             calendar = self._own_calendar(mailbox, request.path_params["calendar_id"])
             if calendar is None:
-                return _graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return _not_found()
             if not calendar.can_edit:
                 return _graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
             transaction_id = body.get("transactionId")
@@ -588,6 +912,7 @@ class MicrosoftDouble(DoubleServer):
                 extra=fields["extra"],
             )
             self._events[event.id] = event
+            self._changed(event, "created")
         location = f"{self.graph_url}/users('{self._accounts[mailbox].oid}')/events('{event.id}')"
         return JSONResponse(event.resource(), 201, {"Location": location})
 
@@ -601,20 +926,468 @@ class MicrosoftDouble(DoubleServer):
         with self._state:
             event = self._events.get(request.path_params["event_id"])
             if event is None or event.mailbox != mailbox:
-                return _graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return _not_found()
             if request.method == "DELETE":
                 del self._events[event.id]
+                self._changed(event, "deleted")
                 return Response(status_code=204)
             event.start = fields.get("start", event.start)
             event.end = fields.get("end", event.end)
             event.zone = fields.get("zone", event.zone)
             event.subject = fields.get("subject", event.subject)
             event.extra.update(fields["extra"])
+            event.touched()
+            self._changed(event, "updated")
             return JSONResponse(event.resource())
 
     @staticmethod
     def _new_event_id() -> str:
         return "AAMkAGI2" + secrets.token_urlsafe(30)
+
+    # -- calendarView delta ---------------------------------------------------------------------
+
+    async def _calendar_view_delta(self, request: Request) -> Response:
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        params = {key.lower(): value for key, value in request.query_params.items()}  # Graph ignores their case
+        refusal = _delta_query_problem(params)
+        if refusal is not None:
+            return refusal
+        preferences = self._preferences(request)
+        applied: list[str] = []
+        size = self.delta_page_size
+        if preferences.get("odata.maxpagesize", "").isdigit() and int(preferences["odata.maxpagesize"]) > 0:
+            size = int(preferences["odata.maxpagesize"])
+            applied.append(f"odata.maxpagesize={size}")
+        zone: str | None = "UTC"
+        if "outlook.timezone" in preferences:
+            try:
+                _zone(preferences["outlook.timezone"])
+                zone = preferences["outlook.timezone"]
+                applied.append(f'outlook.timezone="{zone}"')
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # not a zone Graph knows: it answers in UTC
+        if not self.honours_timezone_preference:
+            zone = None
+        with self._state:
+            calendar = self._delta_calendar(mailbox, request.path_params.get("calendar_id"))
+            if calendar is None:
+                return _not_found()
+            log = self._logs.setdefault(calendar.id, _ChangeLog())
+            round_ = self._delta_round(mailbox, calendar, log, params)
+            if isinstance(round_, Response):
+                return round_
+            shown = round_.ids[round_.offset : round_.offset + size]
+            body: Json = {
+                "@odata.context": f"{self.graph_url}/$metadata#Collection(event)",
+                "value": [self._delta_item(event_id, round_, zone) for event_id in shown],
+            }
+            link = f"{self.url}{quote(request.url.path)}"
+            token = secrets.token_urlsafe(36)
+            if round_.offset + size < len(round_.ids):
+                self._delta_tokens[token] = replace(round_, offset=round_.offset + size)
+                body["@odata.nextLink"] = f"{link}?$skiptoken={token}"
+            else:
+                self._delta_tokens[token] = replace(round_, kind="delta", ids=(), offset=0)
+                body["@odata.deltaLink"] = f"{link}?$deltatoken={token}"
+        headers = {"Preference-Applied": ", ".join(applied)} if applied else None
+        return JSONResponse(body, headers=headers)
+
+    def _delta_calendar(self, mailbox: str, calendar_id: str | None) -> _Calendar | None:
+        if calendar_id is not None:
+            return self._own_calendar(mailbox, calendar_id)
+        defaults = [item for item in self._calendars.values() if item.mailbox == mailbox and item.is_default]
+        return defaults[0] if defaults else None
+
+    def _delta_round(
+        self, mailbox: str, calendar: _Calendar, log: _ChangeLog, params: dict[str, str]
+    ) -> _DeltaRound | Response:
+        """The page of a round to answer: a new round, or where a token says one stands."""
+        skip, delta = params.get("$skiptoken"), params.get("$deltatoken")
+        if skip is not None and delta is not None:
+            return _graph_error(400, "ErrorInvalidUrlQuery", "Only one of $skiptoken and $deltatoken can be given.")
+        if skip is None and delta is None:  # the first call of a first round: the window is fixed here
+            try:
+                start = self._moment(params["startdatetime"], "UTC")
+                end = self._moment(params["enddatetime"], "UTC")
+            except (KeyError, ValueError):
+                return _graph_error(400, "ErrorInvalidParameter", _WINDOW_REQUIRED)
+            events = sorted(
+                (
+                    item
+                    for item in self._events.values()
+                    if item.calendar_id == calendar.id and item.overlaps(start, end)
+                ),
+                key=lambda item: item.start,
+            )
+            ids = tuple(item.id for item in events)
+            return _DeltaRound("skip", mailbox, calendar.id, start, end, log.generation, log.changes, ids)
+        text, kind = (skip, "skip") if skip is not None else (delta, "delta")
+        round_ = self._delta_tokens.get(text or "")
+        if round_ is None or round_.kind != kind or (round_.mailbox, round_.calendar_id) != (mailbox, calendar.id):
+            return _graph_error(
+                400, "ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid."
+            )
+        if round_.generation != log.generation:
+            message = (
+                f"The sync state generation is not found; generation={round_.generation};[highest={log.generation}]."
+            )
+            return _graph_error(410, "SyncStateNotFound", message)
+        if kind == "delta":  # a new round: every event of the calendar changed since the token
+            changed = tuple(event_id for event_id, number in log.changed_at.items() if number > round_.watermark)
+            return replace(round_, kind="skip", ids=changed, offset=0, watermark=log.changes)
+        return round_
+
+    def _delta_item(self, event_id: str, round_: _DeltaRound, zone: str | None) -> Json:
+        """The event in full when it is in the round's window now; else Graph's ``@removed`` entry."""
+        event = self._events.get(event_id)
+        if event is not None and event.calendar_id == round_.calendar_id and event.overlaps(round_.start, round_.end):
+            return {"@odata.type": "#microsoft.graph.event", **event.resource(zone)}
+        return {"@odata.type": "#microsoft.graph.event", "id": event_id, "@removed": {"reason": "deleted"}}
+
+    # -- subscriptions --------------------------------------------------------------------------
+
+    async def _subscription_list(self, request: Request) -> Response:
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        with self._state:
+            mine = [
+                self._subscription_json(item) for item in self._subscriptions.values() if self._touchable(item, mailbox)
+            ]
+        return JSONResponse({"@odata.context": f"{self.graph_url}/$metadata#subscriptions", "value": mine})
+
+    async def _subscription_create(self, request: Request) -> Response:
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        body = _json_object(await request.body())
+        if body is None:
+            return _graph_error(400, "InvalidRequest", _PAYLOAD)
+        for name in ("changeType", "notificationUrl", "resource"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return _graph_error(400, "InvalidRequest", _PAYLOAD)
+        if "expirationDateTime" not in body:
+            return _graph_error(
+                400, "InvalidRequest", "expirationDateTime is a required property for subscription creation"
+            )
+        change_type = body["changeType"]
+        for value in change_type.split(","):
+            if value not in CHANGE_TYPES:
+                return _graph_error(400, "InvalidRequest", f"Invalid 'changeType' attribute: '{value}'.")
+        lifecycle_url = body.get("lifecycleNotificationUrl")
+        refusal = self._url_problem(body["notificationUrl"], "NotificationUrl") or (
+            self._url_problem(lifecycle_url, "LifecycleNotificationUrl") if lifecycle_url is not None else None
+        )
+        if refusal is not None:
+            return refusal
+        client_state = body.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > CLIENT_STATE_MAX):
+            return _graph_error(400, "InvalidRequest", f"clientState can be {CLIENT_STATE_MAX} characters at most.")
+        tls_version = body.get("latestSupportedTlsVersion", "v1_2")
+        if tls_version not in TLS_VERSIONS:
+            return _graph_error(400, "ValidationError", "Invalid property value for LatestSupportedTlsVersion")
+        if body.get("includeResourceData"):
+            return _graph_error(
+                400, "InvalidRequest", "The double does not speak rich notifications (includeResourceData)."
+            )
+        expiration = self._expiration(body["expirationDateTime"])
+        if isinstance(expiration, Response):
+            return expiration
+        with self._state:
+            calendar = self._subscribed_calendar(mailbox, body["resource"])
+        if isinstance(calendar, Response):
+            return calendar
+        for url in (body["notificationUrl"], lifecycle_url):
+            if url is not None and (refusal := await self._validate(url)) is not None:
+                return refusal
+        item = _Subscription(
+            id=str(uuid.uuid4()),
+            mailbox=mailbox,
+            calendar_id=calendar.id,
+            resource=body["resource"],
+            change_type=change_type,
+            notification_url=body["notificationUrl"],
+            lifecycle_url=lifecycle_url,
+            client_state=client_state,
+            expiration=expiration,
+            tls_version=tls_version,
+        )
+        with self._state:
+            self._subscriptions[item.id] = item
+            return JSONResponse(self._subscription_json(item, context=True), 201)
+
+    async def _subscription(self, request: Request) -> Response:
+        """GET, PATCH (renew, or move notificationUrl) and DELETE of one subscription."""
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        subscription_id = request.path_params["subscription_id"]
+        with self._state:
+            item = self._subscriptions.get(subscription_id)
+            if item is None or not self._touchable(item, mailbox):
+                return _no_subscription()
+            if request.method == "GET":
+                return JSONResponse(self._subscription_json(item, context=True))
+            if request.method == "DELETE":
+                del self._subscriptions[item.id]
+                return Response(status_code=204)
+        body = _json_object(await request.body())
+        if body is None:
+            return _graph_error(400, "InvalidRequest", _PAYLOAD)
+        if "lifecycleNotificationUrl" in body:
+            message = "lifecycleNotificationUrl cannot be added or changed on an existing subscription."
+            return _graph_error(400, "InvalidRequest", message)
+        if body.get("expirationDateTime") is None and body.get("notificationUrl") is None:
+            message = (
+                "Subscription must contain either the 'expirationDateTime' or 'notificationUrl' property and its value."
+            )
+            return _graph_error(400, "InvalidRequest", message)
+        expiration = item.expiration
+        if body.get("expirationDateTime") is not None:
+            parsed = self._expiration(body["expirationDateTime"])
+            if isinstance(parsed, Response):
+                return parsed
+            expiration = parsed
+        url = body.get("notificationUrl")
+        if url is not None:
+            refusal = self._url_problem(url, "NotificationUrl") or await self._validate(url)
+            if refusal is not None:
+                return refusal
+        with self._state:
+            if not self._touchable(item, mailbox) or self._subscriptions.get(item.id) is not item:
+                return _no_subscription()
+            item.expiration = expiration
+            item.notification_url = url or item.notification_url
+            item.reauthorization_required = False  # renewing reauthorizes too
+            return JSONResponse(self._subscription_json(item, context=True))
+
+    async def _subscription_reauthorize(self, request: Request) -> Response:
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        with self._state:
+            item = self._subscriptions.get(request.path_params["subscription_id"])
+            if item is None or not self._touchable(item, mailbox):
+                return _no_subscription()
+            item.reauthorization_required = False
+        return Response(status_code=204)
+
+    @staticmethod
+    def _touchable(item: _Subscription, mailbox: str) -> bool:
+        """Whether the caller sees the subscription: a live one it made (Graph forgets expired ones)."""
+        return item.mailbox == mailbox and item.live()
+
+    def _live_subscription(self, subscription_id: str) -> _Subscription:
+        item = self._subscriptions[subscription_id]
+        assert item.live(), f"subscription {subscription_id} is expired or removed"
+        return item
+
+    def _url_problem(self, url: object, name: str) -> Response | None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            label = "notification url" if name == "NotificationUrl" else "lifecycle notification url"
+            return _graph_error(400, "InvalidRequest", f"Invalid {label}='{url}'.")
+        if self.require_https and parts.scheme != "https":
+            return _graph_error(400, "InvalidRequest", f"{name} scheme='{parts.scheme}' is not supported.")
+        return None
+
+    def _expiration(self, value: object) -> datetime | Response:
+        """The asked expiration, or Graph's refusal of it."""
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise ValueError(value)
+        except ValueError:
+            return _graph_error(400, "InvalidRequest", _PAYLOAD)
+        now = datetime.now(UTC)
+        if moment <= now:
+            return _graph_error(400, "ExtensionError", "Subscription expiration must be in the future.")
+        if moment > now + timedelta(minutes=self.max_expiration_minutes):
+            message = f"Subscription expiration can only be {self.max_expiration_minutes} minutes in the future."
+            return _graph_error(400, "ExtensionError", message)
+        return moment.astimezone(UTC)
+
+    def _subscribed_calendar(self, mailbox: str, resource: str) -> _Calendar | Response:
+        """The calendar a ``resource`` names: ``me/events`` is the default one."""
+        match = _RESOURCE.match(resource)
+        if match is None:
+            reason = f"Unsupported resource '{resource}'."
+            return _graph_error(
+                400, "ExtensionError", f"Operation: Create; Exception: [Status Code: BadRequest; Reason: {reason}]"
+            )
+        calendar_id = match.group("id") or match.group("quoted")
+        calendar = self._delta_calendar(mailbox, calendar_id)
+        if calendar is None:
+            reason = _NOT_IN_STORE
+            return _graph_error(
+                404, "ExtensionError", f"Operation: Create; Exception: [Status Code: NotFound; Reason: {reason}]"
+            )
+        if calendar.owner_email != mailbox:  # shared with the mailbox: delegated access cannot subscribe
+            reason = "Access is denied. Check credentials and try again."
+            return _graph_error(
+                403, "ExtensionError", f"Operation: Create; Exception: [Status Code: Forbidden; Reason: {reason}]"
+            )
+        return calendar
+
+    async def _validate(self, url: str) -> Response | None:
+        """Graph's validation request to an address; None when the address passed it."""
+        token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()}"
+        parts = urlsplit(url)
+        joiner = "&" if parts.query else "" if url.endswith("?") else "?"
+        target = f"{url}{joiner}validationToken={quote(token, safe='')}"
+        status = content_type = text = error = None
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.validation_timeout, verify=self._client_tls, trust_env=False
+            ) as client:
+                answer = await client.post(target, content=b"", headers={"Content-Type": "text/plain; charset=utf-8"})
+            status, content_type, text = answer.status_code, answer.headers.get("content-type"), answer.text
+        except httpx.TimeoutException as failure:
+            error = f"{type(failure).__name__}: {failure}"
+            self._record_validation(ValidationRequest(url, token, None, None, None, error, accepted=False))
+            return _graph_error(400, "InvalidRequest", "Subscription validation request timed out.")
+        except (httpx.HTTPError, OSError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        accepted = status == 200 and (content_type or "").startswith("text/plain") and text == token
+        self._record_validation(ValidationRequest(url, token, status, content_type, text, error, accepted))
+        return None if accepted else _graph_error(400, "ValidationError", _VALIDATION_FAILED)
+
+    def _record_validation(self, validation: ValidationRequest) -> None:
+        with self._state:
+            self._validations.append(validation)
+
+    def _subscription_json(self, item: _Subscription, *, context: bool = False) -> Json:
+        answer: Json = {"@odata.context": f"{self.graph_url}/$metadata#subscriptions/$entity"} if context else {}
+        return answer | {
+            "id": item.id,
+            "resource": item.resource,
+            "applicationId": CLIENT_ID,
+            "changeType": item.change_type,
+            "clientState": item.client_state,
+            "notificationUrl": item.notification_url,
+            "notificationQueryOptions": None,
+            "lifecycleNotificationUrl": item.lifecycle_url,
+            "expirationDateTime": _graph_time(item.expiration),
+            "creatorId": self._oid(item.mailbox),
+            "includeResourceData": False,
+            "latestSupportedTlsVersion": item.tls_version,
+            "encryptionCertificate": None,
+            "encryptionCertificateId": None,
+            "notificationUrlAppId": None,
+        }
+
+    def _oid(self, mailbox: str) -> str:
+        account = self._accounts.get(mailbox)
+        return account.oid if account else str(uuid.uuid5(uuid.NAMESPACE_DNS, mailbox))
+
+    # -- changes and notifications (callers hold the state lock) -------------------------------
+
+    def _changed(self, event: _Event, change_type: str) -> None:
+        """Count a change to the event, for delta, and tell the subscriptions on its calendar."""
+        log = self._logs.setdefault(event.calendar_id, _ChangeLog())
+        log.changes += 1
+        log.changed_at.pop(event.id, None)
+        log.changed_at[event.id] = log.changes  # kept oldest first
+        resource = f"Users/{self._oid(event.mailbox)}/Events/{event.id}"
+        for item in self._subscriptions.values():
+            if item.calendar_id != event.calendar_id or not item.live() or change_type not in item.change_types:
+                continue
+            if item.reauthorization_required:
+                continue  # delivery is paused until the app reauthorizes: these are lost
+            notification = {
+                "subscriptionId": item.id,
+                "subscriptionExpirationDateTime": _graph_time(item.expiration),
+                "changeType": change_type,
+                "resource": resource,
+                "resourceData": {
+                    "@odata.type": "#Microsoft.Graph.Event",
+                    "@odata.id": resource,
+                    "@odata.etag": event.etag,
+                    "id": event.id,
+                },
+                "clientState": item.client_state,
+                "tenantId": TENANT_ID,
+            }
+            outgoing = _Outgoing(item, "change", change_type, item.notification_url, notification)
+            self._notifier.queue(outgoing, batch_key=("change", item.notification_url))
+
+    def _lifecycle(self, item: _Subscription, event: str) -> None:
+        """Queue a lifecycle notification; a subscription made without a lifecycle address gets none."""
+        assert event in LIFECYCLE_EVENTS, event
+        if item.lifecycle_url is None:
+            return
+        notification = {
+            "subscriptionId": item.id,
+            "subscriptionExpirationDateTime": _graph_time(item.expiration),
+            "tenantId": TENANT_ID,
+            "clientState": item.client_state,
+            "lifecycleEvent": event,
+        }
+        outgoing = _Outgoing(item, event, None, item.lifecycle_url, notification)
+        self._notifier.queue(outgoing, batch_key=("lifecycle", item.lifecycle_url))
+
+    def _send(self, batch: list[_Outgoing]) -> None:
+        """The notifier thread's work: one POST of the batch's items that may still go."""
+        with self._state:
+            going = [outgoing for outgoing in batch if outgoing.kind != "change" or outgoing.subscription.live()]
+        if not going or self._notifier.closing:
+            return
+        url = going[0].url  # a batch is for one address
+        self._batches += 1
+        status: int | None = None
+        error: str | None = None
+        try:
+            with httpx.Client(timeout=self.notification_timeout, verify=self._client_tls, trust_env=False) as client:
+                answer = client.post(
+                    url,
+                    content=json.dumps({"value": [outgoing.item for outgoing in going]}).encode(),
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
+            status = answer.status_code
+        except (httpx.HTTPError, OSError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        for outgoing in going:
+            self._notifier.record(
+                GraphNotification(
+                    subscription_id=outgoing.subscription.id,
+                    kind=outgoing.kind,
+                    change_type=outgoing.change_type,
+                    url=url,
+                    batch=self._batches,
+                    item=outgoing.item,
+                    status=status,
+                    error=error,
+                )
+            )
+
+
+def _delta_query_problem(params: dict[str, str]) -> Response | None:
+    """Graph's refusal of query options that change tracking over calendarView does not take."""
+    if any(name in params for name in _DELTA_NOT_SUPPORTED):
+        names = ", ".join(_DELTA_NOT_SUPPORTED)
+        message = f"The following parameters are not supported with change tracking over the 'CalendarView' resource: '{names}'."
+        return _graph_error(400, "ErrorInvalidUrlQuery", message)
+    if "$top" in params:
+        message = "The '$top' parameter is not supported with change tracking over the 'CalendarView' resource as page size cannot be guaranteed."
+        return _graph_error(400, "ErrorInvalidUrlQuery", message)
+    others = sorted(name for name in params if name.startswith("$") and name not in _DELTA_TOKENS)
+    if others:
+        names = ", ".join(others)
+        message = f"The following parameters are not supported with change tracking over the 'CalendarView' resource: '{names}'."
+        return _graph_error(400, "ErrorInvalidUrlQuery", message)
+    return None
+
+
+def _json_object(raw: bytes) -> Json | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def query_of(url: str) -> dict[str, str]:
