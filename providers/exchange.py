@@ -12,6 +12,11 @@ Autodiscover is done here with exchangelib's SOAP ``GetUserSettings`` against ``
 CA bundle; DNS SRV records and HTTP redirects are not followed: the owner then enters the EWS URL.
 Busy time is a CalendarView (FindItem) on each asked-for folder, so it is per calendar; EWS sends its
 times in UTC. The idempotency key lives in a PublicStrings extended property on the created item.
+
+Incremental sync is SyncFolderItems: its sync state is our sync token, and a round with nothing new is one
+SOAP call. Changed single items are read with GetItem; a change to a series, or any deletion (EWS names
+only the deleted item's id, and a deleted series' occurrences carry other ids), reads the whole window
+again with a CalendarView instead (``full``), since only that shows what the calendar looks like now.
 """
 
 from __future__ import annotations
@@ -61,7 +66,15 @@ from exchangelib.version import (
     EXCHANGE_2019,
 )
 
-from providers.base import BusyBlock, CalendarAccess, EventDraft, ProviderCalendar, WrittenEvent
+from providers.base import (
+    BusyBlock,
+    CalendarAccess,
+    CalendarEvent,
+    EventChanges,
+    EventDraft,
+    ProviderCalendar,
+    WrittenEvent,
+)
 from providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -70,6 +83,7 @@ from providers.errors import (
     ProviderRefused,
     ProviderUnavailable,
     ProviderUnsupported,
+    SyncTokenExpired,
 )
 from providers.plumbing import TrustAdapter, aware_utc, trust_context
 
@@ -95,6 +109,9 @@ NOT_BUSY = frozenset({"Free", "WorkingElsewhere", "NoData"})
 KEY_FIELD = "kokous_idempotency_key"
 _key_registration = threading.Lock()
 _TRANSIENT = (ews.ErrorTimeoutExpired, ews.ErrorInternalServerTransientError, ews.ErrorTooManyObjectsOpened)
+# What a sync round reads of an item: enough to tell its time, whether it blocks time, and whether it is a series.
+_EVENT_FIELDS = ("start", "end", "legacy_free_busy_status", "is_cancelled", "type")
+SYNC_PAGE = 512  # the most changes EWS returns per SyncFolderItems call
 
 
 @dataclass(frozen=True)
@@ -471,18 +488,88 @@ class ExchangeCalendarClient:
         return await _in_thread(lambda: self._busy(list(calendar_ids), start, end))
 
     def _busy(self, calendar_ids: list[str], start: datetime, end: datetime) -> list[BusyBlock]:
+        return [
+            BusyBlock(calendar_id, event.start, event.end)
+            for calendar_id in calendar_ids
+            for event in self._view(calendar_id, start, end)
+            if event.busy
+        ]
+
+    def _view(self, calendar_id: str, start: datetime, end: datetime) -> list[CalendarEvent]:
+        """Every item overlapping [start, end), series expanded into their occurrences (a CalendarView)."""
         utc = EWSTimeZone("UTC")
-        blocks = []
-        for calendar_id in calendar_ids:
-            view = self._folder(calendar_id).view(start=_ews_time(start, utc), end=_ews_time(end, utc))
-            for item in view.only("start", "end", "legacy_free_busy_status"):
-                if isinstance(item, Exception):
-                    raise item
-                block = BusyBlock(calendar_id, _utc(item.start), _utc(item.end))
-                # A view also returns items that end exactly at its start.
-                if item.legacy_free_busy_status not in NOT_BUSY and block.start < end and block.end > start:
-                    blocks.append(block)
-        return blocks
+        view = self._folder(calendar_id).view(start=_ews_time(start, utc), end=_ews_time(end, utc))
+        events = []
+        for item in view.only(*_EVENT_FIELDS):
+            if isinstance(item, Exception):
+                raise item
+            event = _event(item)
+            # A view also returns items that end exactly at its start.
+            if event.start < end and event.end > start:
+                events.append(event)
+        return events
+
+    async def list_changes(
+        self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
+    ) -> EventChanges:
+        """SyncFolderItems from the token (or from nothing, then a CalendarView of the window); an
+        invalid or expired sync state is ``SyncTokenExpired``."""
+        start, end = aware_utc(start, "start"), aware_utc(end, "end")
+        return await _in_thread(lambda: self._changes(calendar_id, sync_token, start, end))
+
+    def _changes(self, calendar_id: str, sync_token: str | None, start: datetime, end: datetime) -> EventChanges:
+        # The state is taken before the view: a change made in between comes again next round, never lost.
+        state, changed, deleted = self._sync(calendar_id, sync_token)
+        if sync_token is not None and not deleted:
+            events = self._fetch(calendar_id, changed)
+            if events is not None:
+                return EventChanges(tuple(events), (), state, full=False)
+        if sync_token is not None:
+            log.info("Exchange calendar %s: a series or a deletion changed; reading its window again", calendar_id)
+        return EventChanges(tuple(self._view(calendar_id, start, end)), (), state, full=True)
+
+    def _sync(self, calendar_id: str, sync_state: str | None) -> tuple[str, list[str], bool]:
+        """Every page of SyncFolderItems from ``sync_state`` (ids only): the new state, the ids
+        created or updated since, and whether anything was deleted."""
+        folder = self._folder(calendar_id)
+        changed: dict[str, None] = {}  # ordered, each id once
+        deleted = False
+        try:
+            for change in folder.sync_items(sync_state=sync_state, only_fields=["id"], max_changes_returned=SYNC_PAGE):
+                if isinstance(change, Exception):
+                    raise change
+                kind, item = change
+                if kind == "delete":
+                    deleted = True
+                elif kind in ("create", "update"):  # a read_flag_change changes no time
+                    changed[item.id] = None
+        except ews.ErrorInvalidSyncStateData as error:
+            raise SyncTokenExpired(
+                "Exchange no longer knows this calendar's sync state", code="ErrorInvalidSyncStateData"
+            ) from error
+        if not folder.item_sync_state:
+            raise ProviderUnavailable("Exchange ended a sync without a sync state")
+        return str(folder.item_sync_state), list(changed), deleted
+
+    def _fetch(self, calendar_id: str, item_ids: list[str]) -> list[CalendarEvent] | None:
+        """The changed items as events (GetItem); None when one is part of a series or gone since."""
+        if not item_ids:
+            return []
+        items = self._account.fetch(
+            ids=[(item_id, None) for item_id in item_ids], folder=self._folder(calendar_id), only_fields=_EVENT_FIELDS
+        )
+        events = []
+        for item in items:
+            if isinstance(item, ews.ErrorItemNotFound):
+                return None  # deleted after the sync said it changed
+            if isinstance(item, Exception):
+                raise item
+            if not isinstance(item, CalendarItem):
+                continue  # a meeting message filed in the calendar holds no time
+            if item.type != "Single":
+                return None
+            events.append(_event(item))
+        return events
 
     async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
         aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
@@ -526,6 +613,12 @@ class ExchangeCalendarClient:
 
 
 _FILLED = ("subject", "body", "location", "start", "end", "required_attendees")
+
+
+def _event(item: Any) -> CalendarEvent:
+    """A calendar item as a sync keeps it; a free or cancelled one does not block time."""
+    busy = item.legacy_free_busy_status not in NOT_BUSY and not item.is_cancelled
+    return CalendarEvent(item.id, _utc(item.start), _utc(item.end), busy=busy)
 
 
 def _fill(item: Any, draft: EventDraft) -> None:

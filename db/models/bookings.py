@@ -45,6 +45,9 @@ class Booking(SQLModel, table=True):
     calendar_event_id: str | None = Field(default=None, max_length=1024)
     calendar_event_calendar_id: uuid.UUID | None = Field(default=None, foreign_key="calendars.id", ondelete="SET NULL")
     calendar_write_error: str | None = Field(default=None, max_length=500)
+    # When a sync of its calendar first named that event: until then an event the owner deletes
+    # may not be reported at all (Exchange says nothing of an item made and gone between rounds).
+    calendar_event_seen_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
     cancelled_at: datetime | None = timestamp_field(nullable=True)
 

@@ -172,6 +172,8 @@ class BookingLifecycle(BookingChecks):
                 or (booking.start_at, booking.end_at) != seen
             ):
                 return []  # changed meanwhile here: our own change wins, the calendar follows it
+            if booking.end_at <= self._clock():
+                return []  # the meeting is over: an owner tidying their calendar tells nobody
             if start is None or end is None:
                 booking.status, booking.cancelled_at = BookingStatus.CANCELLED, self._clock()
                 booking.calendar_write = CalendarWrite.NONE  # nothing left to delete

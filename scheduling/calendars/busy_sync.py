@@ -35,6 +35,7 @@ from providers.errors import (
 )
 from scheduling.calendars.access import ProviderAccess
 from scheduling.calendars.channels import Lifecycle, Notice, PushChannels
+from scheduling.calendars.clients import PUSH_PROVIDERS
 from scheduling.calendars.event_sync import sync_calendar
 from scheduling.calendars.vault import CredentialsUnreadable
 from scheduling.clock import Clock
@@ -69,8 +70,10 @@ class BusySync:
         self._bus = bus
         self._clock = clock
         self._interval = interval
-        # Connections whose calendars all say what changed cheaply (a sync token each), but do
-        # not push, are asked this often: one small call, not a refetch of the whole range.
+        # Connections whose provider cannot push but whose calendars all say what changed
+        # cheaply (a sync token each) are asked this often: one small call, not a refetch of the
+        # whole range. (Google and Graph without a push address keep ``interval``: their quotas
+        # are per project, and they are pushed wherever the address allows.)
         self._incremental_interval = incremental_interval
         # Connections whose calendars all push their changes are polled only this often, as a
         # safety net (and to renew channels well before they end).
@@ -414,7 +417,11 @@ class BusySync:
                 ~pushed,
                 or_(
                     checked_at < now - self._interval,
-                    and_(_incremental(CalendarConnection.id), checked_at < now - self._incremental_interval),
+                    and_(
+                        col(CalendarConnection.provider).not_in(PUSH_PROVIDERS),
+                        _incremental(CalendarConnection.id),
+                        checked_at < now - self._incremental_interval,
+                    ),
                 ),
             ),
         )

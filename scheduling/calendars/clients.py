@@ -14,6 +14,8 @@ from providers.google import GoogleCalendarClient, GoogleConfig, GoogleCredentia
 from providers.microsoft import MicrosoftCalendarClient, MicrosoftConfig, MicrosoftCredentials, MicrosoftOAuth
 
 OAUTH_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
+# Providers whose adapters push their changes (``PushWatch``); the others are asked what changed.
+PUSH_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
 ConfigT = TypeVar("ConfigT")
 
 
@@ -62,4 +64,4 @@ class ProviderClients:
         return config
 
 
-__all__ = ["OAUTH_PROVIDERS", "ConnectedAccount", "ProviderClients", "ProviderSettings"]
+__all__ = ["OAUTH_PROVIDERS", "PUSH_PROVIDERS", "ConnectedAccount", "ProviderClients", "ProviderSettings"]

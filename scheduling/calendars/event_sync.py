@@ -10,6 +10,7 @@ so cheap incremental rounds serve for weeks before the window has to move on.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, update
@@ -33,7 +34,7 @@ async def sync_calendar(
     """One round for ``calendar`` so its busy time covers [start, end); True when it changed."""
     # Bookings whose event was in place before the provider is asked: a full answer must list
     # them, so one it leaves out was deleted by the owner (not written after the listing).
-    written = await _written_bookings(db, calendar.id)
+    written = await _written_bookings(db, calendar.id, since=start)
     covered = (calendar.covered_from, calendar.covered_until)
     incremental = calendar.sync_token is not None and covered[0] is not None and covered[1] is not None
     if incremental and covered[0] is not None and covered[1] is not None and covered[0] <= start and end <= covered[1]:
@@ -41,19 +42,42 @@ async def sync_calendar(
             changes = await client.list_changes(
                 calendar.external_id, sync_token=calendar.sync_token, start=covered[0], end=covered[1]
             )
-            window = (covered[0], covered[1])
-            return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
         except SyncTokenExpired:
             pass  # the provider forgot where we were: everything again
+        else:
+            named = {event.event_id for event in changes.changed} | set(changes.deleted)
+            if changes.full or not written.unseen - named:
+                window = (covered[0], covered[1])
+                return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
+            # An event of ours that no round has named, and this one does not either: made and
+            # deleted again since the last round (Exchange then says nothing at all). A full
+            # round tells whether it is still there.
     window = (start, end + SLACK)
     changes = await client.list_changes(calendar.external_id, sync_token=None, start=window[0], end=window[1])
     return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
 
 
-async def _written_bookings(db: Database, calendar_id: uuid.UUID) -> set[uuid.UUID]:
+@dataclass(frozen=True)
+class _Written:
+    """The calendar's bookings whose event was in place when a round began."""
+
+    ids: frozenset[uuid.UUID]
+    unseen: frozenset[str]  # their events that no round has named yet
+
+
+async def _written_bookings(db: Database, calendar_id: uuid.UUID, *, since: datetime) -> _Written:
     async with db.session() as session:
-        found = await session.exec(select(Booking.id).where(*_in_place(calendar_id)))
-        return set(found.all())
+        found = (
+            await session.exec(
+                select(Booking.id, Booking.calendar_event_id, Booking.calendar_event_seen_at).where(
+                    *_in_place(calendar_id), col(Booking.end_at) > since
+                )
+            )
+        ).all()
+    return _Written(
+        ids=frozenset(row[0] for row in found),
+        unseen=frozenset(row[1] for row in found if row[1] is not None and row[2] is None),
+    )
 
 
 def _in_place(calendar_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
@@ -77,7 +101,7 @@ async def _apply(
     now: datetime,
     *,
     since: str | None,
-    written: set[uuid.UUID],
+    written: _Written,
 ) -> bool:
     """Store a round: a full one replaces the calendar's rows, an incremental one only the rows
     of the events it names. Busy events outside the window are not kept (nothing asks there).
@@ -100,7 +124,7 @@ async def _store_round(
     now: datetime,
     *,
     since: str | None,
-    written: set[uuid.UUID],
+    written: _Written,
 ) -> bool:
     kept = [
         BusyInterval(
@@ -160,7 +184,7 @@ async def _follow_own_events(
     now: datetime,
     *,
     window: tuple[datetime, datetime],
-    written: set[uuid.UUID],
+    written: _Written,
 ) -> None:
     """A booking's event that the owner deleted or moved in the calendar: queue the booking to follow.
 
@@ -174,7 +198,7 @@ async def _follow_own_events(
     touched |= {event_id: None for event_id in changes.deleted}
     bookings: list[Booking] = []
     if changes.full:
-        booking_ids = list(written)
+        booking_ids = list(written.ids)
         for first in range(0, len(booking_ids), _IDS_PER_STATEMENT):
             found = await session.exec(
                 select(Booking).where(
@@ -195,6 +219,10 @@ async def _follow_own_events(
                 )
             )
             bookings.extend(found.all())
+    seen = [booking.id for booking in bookings if booking.calendar_event_seen_at is None]
+    for first in range(0, len(seen), _IDS_PER_STATEMENT):
+        batch = seen[first : first + _IDS_PER_STATEMENT]
+        await session.exec(update(Booking).where(col(Booking.id).in_(batch)).values(calendar_event_seen_at=now))
     for booking in bookings:
         event = touched.get(booking.calendar_event_id or "")
         if event is not None and (event.start, event.end) == (booking.start_at, booking.end_at):

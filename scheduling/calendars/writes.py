@@ -174,6 +174,8 @@ class CalendarWrites:
             booking = await session.get(Booking, booking_id)
             if booking is None:
                 return False
+            if booking.calendar_event_id != event_id:  # a new event: no sync has named it yet
+                booking.calendar_event_seen_at = None
             booking.calendar_event_id = event_id
             booking.calendar_event_calendar_id = calendar_id
             if (booking.start_at, booking.end_at) == written_at:

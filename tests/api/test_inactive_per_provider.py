@@ -32,7 +32,7 @@ from tests.api.test_connect_forms import (
 from tests.api.test_connect_microsoft import ACCOUNT as MICROSOFT_ACCOUNT
 from tests.api.test_connect_microsoft import DASHBOARD, DEFAULT
 from tests.api.test_connect_microsoft import connect as connect_microsoft
-from tests.doubles.exchange import ExchangeDouble
+from tests.doubles.exchange import ITEM_READS, ExchangeDouble
 from tests.doubles.google import GoogleDouble
 from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.radicale import RadicaleServer
@@ -174,10 +174,10 @@ class ExchangeCase:
 
     def storm(self) -> int:
         """EWS failures that say nothing about the password: how many requests fail."""
-        self.double.fail("FindItem", status=503, times=3)  # matched in the SOAP body
-        self.double.fail("FindItem", status=429, headers={"Retry-After": "30"}, times=3)
-        self.double.fail("FindItem", status=500, body=ExchangeDouble.server_busy_fault(30_000), times=2)
-        self.double.fail("FindItem", delay=1.5, times=2)  # longer than the provider timeout
+        self.double.fail(ITEM_READS, status=503, times=3)  # every read of items, the sync's included
+        self.double.fail(ITEM_READS, status=429, headers={"Retry-After": "30"}, times=3)
+        self.double.fail(ITEM_READS, status=500, body=ExchangeDouble.server_busy_fault(30_000), times=2)
+        self.double.fail(ITEM_READS, delay=1.5, times=2)  # longer than the provider timeout
         return 10
 
 

@@ -38,7 +38,7 @@ from tests.api.test_known_time import (
     slots_on,
 )
 from tests.api.test_known_time import TEAM as GOOGLE_TEAM
-from tests.doubles.exchange import EWS_PATH, MESSAGES, ExchangeDouble
+from tests.doubles.exchange import EWS_PATH, ITEM_READS, MESSAGES, ExchangeDouble
 from tests.doubles.google import GoogleDouble
 from tests.doubles.microsoft import MicrosoftDouble
 from tests.doubles.server import TLSFiles, make_tls_files
@@ -174,7 +174,7 @@ class Exchange:
         return windows
 
     def fail_busy(self) -> None:
-        self.double.fail("FindItem", status=503, times=100)  # matched in the SOAP body
+        self.double.fail(ITEM_READS, status=503, times=100)  # every read of items, the sync's included
 
     def recover(self) -> None:
         self.double.clear_faults()

@@ -265,6 +265,8 @@ async def test_a_calendar_google_will_not_watch_is_polled_and_not_asked_again_fo
     assert len(google.requests_to("/events/watch")) == 1
     assert await metric(server, "kokous_push_channels_total", 'event="refused"') == 1.0
 
+    clock.now = NOW + timedelta(minutes=2)  # Google's quota is per project: no short poll for it
+    assert connection_id not in await server.services.busy_sync.claim_due()
     clock.now = NOW + timedelta(minutes=6)  # Team does not push: the connection is polled as usual
     assert connection_id in await server.services.busy_sync.claim_due()
     assert await server.services.busy_sync.refresh(connection_id)

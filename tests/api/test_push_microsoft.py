@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from sqlmodel import col, select
 
-from db.models import Booking, BusyInterval, PushChannel
+from db.models import Booking, BusyInterval, OutboxMessage, PushChannel
+from scheduling import outbox
 from scheduling.calendars.channels import RENEW_BEFORE
 from server.settings import Settings
 from tests.api.test_push import WINDOW, metric, starts
@@ -314,3 +315,27 @@ async def test_a_graph_notification_batch_for_one_calendar_costs_at_most_two_rou
     async with server.services.db.session() as session:
         rows = (await session.exec(select(BusyInterval).where(col(BusyInterval.start_at) >= tuesday(9)))).all()
     assert len(rows) == 5
+
+
+async def test_an_event_deleted_after_its_meeting_is_over_tells_nobody(
+    server: LiveServer, microsoft: MicrosoftDouble, sink: SmtpSink, clock: MovableClock
+) -> None:
+    # covers: SYNC-6
+    await connected(server, microsoft)
+    booked = await book(server, "2026-12-01T10:00:00+02:00", email="vera@example.com")
+    event_id = (await written(server, booked["id"])).calendar_event_id
+    await answered(microsoft, "change")  # our own write came back
+    clock.now = tuesday(12)  # the meeting is over; the owner tidies their calendar
+    microsoft.delete_event(str(event_id))
+    await answered(microsoft, "change", count=2)
+    await eventually(lambda: server.services.busy_sync.pushed_syncs_running == 0, bool, "the sync ended")
+    await server.services.outbox.run_once()
+
+    async with server.services.db.session() as session:
+        (follow,) = (
+            await session.exec(select(OutboxMessage).where(OutboxMessage.kind == outbox.BOOKING_FOLLOW_CALENDAR))
+        ).all()
+    assert (follow.payload["deleted"], follow.done_at is not None) == (True, True)  # seen, and handled
+    row = await booking_row(server, booked["id"])
+    assert row.status == "CONFIRMED"
+    assert not [mail for mail in sink.messages if str(mail.message["Subject"]).startswith("Cancelled:")]

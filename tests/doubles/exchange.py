@@ -2,10 +2,17 @@
 
 It answers the operations the Exchange adapter sends (ConvertId for version probing, GetFolder, FindFolder,
 FindItem with a CalendarView or a restriction on an extended property, GetItem, CreateItem, UpdateItem,
-DeleteItem, and autodiscover's GetUserSettings), puts ``t:ServerVersionInfo`` in every SOAP header,
-refuses a requested schema newer than the simulated server with ``ErrorInvalidServerVersion``, and
+DeleteItem, SyncFolderItems, and autodiscover's GetUserSettings), puts ``t:ServerVersionInfo`` in every SOAP
+header, refuses a requested schema newer than the simulated server with ``ErrorInvalidServerVersion``, and
 checks HTTP Basic credentials (401 with ``WWW-Authenticate: Basic`` otherwise). Items keep aware
 datetimes and go out in UTC (``...Z``), as EWS sends them.
+
+A recurring series is one stored item (``RecurringMaster``); a CalendarView expands it into occurrences
+with ids of their own (``Occurrence``) and never shows the master, as EWS does. Every change to an item
+(through EWS or a test helper) goes into its folder's change log, which SyncFolderItems reads as Exchange
+does: from an opaque sync state, at most ``MaxChangesReturned`` (1-512) changes a call with
+``IncludesLastItemInRange``, one change per item (a Create then Update is one Create, a Create then Delete
+nothing), an unknown or forgotten state ``ErrorInvalidSyncStateData``.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import secrets
 import threading
 import uuid
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
 from starlette.applications import Starlette
@@ -35,6 +44,8 @@ ERRORS = "http://schemas.microsoft.com/exchange/services/2006/errors"
 AUTODISCOVER = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
 EWS_PATH = "/EWS/Exchange.asmx"
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
+MAX_CHANGES_RETURNED = 512  # the schema's upper bound of SyncFolderItems' MaxChangesReturned
+ITEM_READS = "<m:ItemShape>"  # a ``fail`` match for every request that reads items: FindItem, GetItem, SyncFolderItems
 
 # (major, minor, build, the newest RequestServerVersion the server accepts)
 SERVER_VERSIONS: dict[str, tuple[int, int, int, str]] = {
@@ -121,6 +132,50 @@ class CalendarItem:
     extended: dict[str, str] = field(default_factory=dict)  # PropertyName -> value (PublicStrings)
     invitations: str = ""  # SendMeetingInvitations of the CreateItem that made it
     change_key: int = 1
+    is_cancelled: bool = False
+    item_type: str = "Single"  # CalendarItemType: Single, RecurringMaster, or Occurrence (views only)
+    every: timedelta | None = None  # a series: an occurrence every so long, ``count`` times
+    count: int = 0
+    deleted_occurrences: set[int] = field(default_factory=set)  # 0-based indexes removed from the series
+
+    def occurrences(self) -> list[CalendarItem]:
+        """The series' occurrences as a CalendarView shows them (a single item: itself)."""
+        if self.every is None:
+            return [self]
+        return [
+            replace(
+                self,
+                item_id=_occurrence_id(self.item_id, index),
+                start=self.start + index * self.every,
+                end=self.end + index * self.every,
+                item_type="Occurrence",
+                every=None,
+                count=0,
+                deleted_occurrences=set(),
+            )
+            for index in range(self.count)
+            if index not in self.deleted_occurrences
+        ]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of a folder's change log: ``kind`` is Create, Update or Delete."""
+
+    seq: int
+    folder_id: str
+    item_id: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class SyncPoint:
+    """What a sync state stands for: how far into the folder's log the client is, and which items it knows."""
+
+    email: str
+    folder_id: str
+    position: int
+    known: frozenset[str]
 
 
 @dataclass
@@ -132,6 +187,7 @@ class Mailbox:
     calendar_id: str
     folders: dict[str, CalendarFolder] = field(default_factory=dict)
     items: dict[str, CalendarItem] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)  # every folder's change log, oldest first
 
 
 class ExchangeDouble(DoubleServer):
@@ -142,6 +198,9 @@ class ExchangeDouble(DoubleServer):
         self._mailboxes: dict[str, Mailbox] = {}
         self._ids = itertools.count(1)
         self._late: dict[str, list[float]] = {}  # operation -> delays of its next answers
+        self._seq = 0  # the newest change's number, across mailboxes
+        self._sync_states: dict[str, SyncPoint] = {}  # the states handed out and not forgotten
+        self._operations: Counter[str] = Counter()  # SOAP operations answered, by name
         self.version = version
         app = Starlette(
             routes=[
@@ -191,15 +250,79 @@ class ExchangeDouble(DoubleServer):
         *,
         calendar_id: str | None = None,
         subject: str = "Busy",
+        is_cancelled: bool = False,
     ) -> str:
         """An appointment on the primary calendar (or ``calendar_id``); returns its item id."""
         mailbox = self._mailbox(email)
         item = CalendarItem(
             self._new_id("item"), calendar_id or mailbox.calendar_id, subject, start, end, legacy_free_busy
         )
+        item.is_cancelled = is_cancelled
         with self._state:
-            mailbox.items[item.item_id] = item
+            self._store(mailbox, item)
         return item.item_id
+
+    def add_recurring(
+        self,
+        email: str,
+        start: datetime,
+        end: datetime,
+        *,
+        every: timedelta = timedelta(days=7),
+        count: int,
+        calendar_id: str | None = None,
+        subject: str = "Weekly",
+    ) -> str:
+        """A series of ``count`` occurrences, the first at [start, end); returns the master's item id."""
+        mailbox = self._mailbox(email)
+        item = CalendarItem(self._new_id("item"), calendar_id or mailbox.calendar_id, subject, start, end)
+        item.item_type, item.every, item.count = "RecurringMaster", every, count
+        with self._state:
+            self._store(mailbox, item)
+        return item.item_id
+
+    def occurrence_ids(self, email: str, master_id: str) -> list[str]:
+        """The ids a CalendarView gives the series' (remaining) occurrences, in order."""
+        mailbox = self._mailbox(email)
+        with self._state:
+            return [occurrence.item_id for occurrence in mailbox.items[master_id].occurrences()]
+
+    def move_item(self, email: str, item_id: str, start: datetime, end: datetime) -> None:
+        """The owner moves an item (a series: all of it) in Outlook."""
+        mailbox = self._mailbox(email)
+        with self._state:
+            item = mailbox.items[item_id]
+            item.start, item.end = start, end
+            self._changed(mailbox, item)
+
+    def cancel_item(self, email: str, item_id: str) -> None:
+        """The organizer cancels the meeting: it stays in the calendar, marked cancelled."""
+        mailbox = self._mailbox(email)
+        with self._state:
+            item = mailbox.items[item_id]
+            item.is_cancelled = True
+            self._changed(mailbox, item)
+
+    def delete_item(self, email: str, item_id: str) -> None:
+        """The owner deletes an item in Outlook; an occurrence's id deletes that occurrence from its series."""
+        mailbox = self._mailbox(email)
+        with self._state:
+            self._remove(mailbox, item_id)
+
+    def forget_sync_states(self) -> None:
+        """Every sync state handed out so far becomes invalid (as after a mailbox move)."""
+        with self._state:
+            self._sync_states.clear()
+
+    def operation_counts(self) -> dict[str, int]:
+        """How many times each SOAP operation was answered (since the last ``clear_requests``)."""
+        with self._state:
+            return dict(self._operations)
+
+    def clear_requests(self) -> None:
+        super().clear_requests()
+        with self._state:
+            self._operations.clear()
 
     def items_on(self, email: str, calendar_id: str | None = None) -> list[CalendarItem]:
         """The items on the primary calendar (or ``calendar_id``), in creation order."""
@@ -249,6 +372,47 @@ class ExchangeDouble(DoubleServer):
         with self._state:
             return self._mailboxes[email.lower()]
 
+    # Change bookkeeping; the callers hold ``_state``.
+
+    def _log(self, mailbox: Mailbox, folder_id: str, item_id: str, kind: str) -> None:
+        self._seq += 1
+        mailbox.changes.append(Change(self._seq, folder_id, item_id, kind))
+
+    def _store(self, mailbox: Mailbox, item: CalendarItem) -> None:
+        mailbox.items[item.item_id] = item
+        self._log(mailbox, item.folder_id, item.item_id, "Create")
+
+    def _changed(self, mailbox: Mailbox, item: CalendarItem) -> None:
+        item.change_key += 1
+        self._log(mailbox, item.folder_id, item.item_id, "Update")
+
+    def _remove(self, mailbox: Mailbox, item_id: str) -> None:
+        """Delete an item, or one occurrence of a series (which changes the series' master)."""
+        found = self._find(mailbox, item_id)
+        if found is None:
+            raise _not_found()
+        item, master = found
+        if master is not None:
+            master.deleted_occurrences.add(_occurrence_index(item_id))
+            self._changed(mailbox, master)
+            return
+        del mailbox.items[item_id]
+        self._log(mailbox, item.folder_id, item_id, "Delete")
+
+    @staticmethod
+    def _find(mailbox: Mailbox, item_id: str) -> tuple[CalendarItem, CalendarItem | None] | None:
+        """The item with this id and, for an occurrence, its series' master."""
+        item = mailbox.items.get(item_id)
+        if item is not None:
+            return item, None
+        for master in mailbox.items.values():
+            if master.every is None:
+                continue
+            for occurrence in master.occurrences():
+                if occurrence.item_id == item_id:
+                    return occurrence, master
+        return None
+
     def _authenticated(self, request: Request) -> Mailbox | None:
         """The mailbox whose Basic credentials came with the request, if they are right."""
         header = request.headers.get("authorization", "")
@@ -290,7 +454,11 @@ class ExchangeDouble(DoubleServer):
         if handler is None:
             return _fault("ErrorInvalidRequest", f"The double does not implement {name}.")
         with self._state:
-            messages = "".join(handler(mailbox, operation))
+            self._operations[name] += 1
+            try:
+                messages = "".join(handler(mailbox, operation))
+            except EwsError as error:  # a request the schema refuses: EWS answers a SOAP fault
+                return _fault(error.code, error.text)
             late = self._late.get(name, [])
             delay = late.pop(0) if late else 0.0
         if delay:
@@ -315,6 +483,7 @@ class ExchangeDouble(DoubleServer):
             "CreateItem": self._create_item,
             "UpdateItem": self._update_item,
             "DeleteItem": self._delete_item,
+            "SyncFolderItems": self._sync_folder_items,
         }
 
     def _convert_id(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
@@ -361,9 +530,10 @@ class ExchangeDouble(DoubleServer):
             try:
                 folder_id = self._folder_id(mailbox, reference)
                 found = [item for item in mailbox.items.values() if item.folder_id == folder_id]
-                if view is not None:
+                if view is not None:  # occurrences of series, never their masters
                     start, end = _parse_time(view.get("StartDate", "")), _parse_time(view.get("EndDate", ""))
-                    found = [item for item in found if item.start < end and item.end > start]
+                    expanded = [occurrence for item in found for occurrence in item.occurrences()]
+                    found = [item for item in expanded if item.start < end and item.end > start]
                 if restriction is not None:
                     found = [item for item in found if _matches(item, restriction)]
             except EwsError as error:
@@ -379,11 +549,11 @@ class ExchangeDouble(DoubleServer):
     def _get_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
         fields = _requested_fields(operation.find(_m("ItemShape")))
         for reference in _children(operation, _m("ItemIds")):
-            item = mailbox.items.get(reference.get("Id", ""))
-            if item is None:
+            found = self._find(mailbox, reference.get("Id", ""))
+            if found is None:
                 yield _error("GetItem", _not_found())
                 continue
-            yield _success("GetItem", f"<m:Items>{_item_xml(item, fields)}</m:Items>")
+            yield _success("GetItem", f"<m:Items>{_item_xml(found[0], fields)}</m:Items>")
 
     def _create_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
         target = operation.find(_m("SavedItemFolderId"))
@@ -402,7 +572,7 @@ class ExchangeDouble(DoubleServer):
             except EwsError as error:
                 yield _error("CreateItem", error)
                 continue
-            mailbox.items[item.item_id] = item
+            self._store(mailbox, item)
             yield _success("CreateItem", f"<m:Items>{_item_xml(item, set())}</m:Items>")
 
     def _update_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
@@ -419,7 +589,7 @@ class ExchangeDouble(DoubleServer):
                         _apply(item, child)
                 elif update.tag == _t("DeleteItemField"):
                     _clear(item, update)
-            item.change_key += 1
+            self._changed(mailbox, item)
             yield _success(
                 "UpdateItem",
                 f"<m:Items>{_item_xml(item, set())}</m:Items><m:ConflictResults><t:Count>0</t:Count>"
@@ -428,10 +598,64 @@ class ExchangeDouble(DoubleServer):
 
     def _delete_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
         for reference in _children(operation, _m("ItemIds")):
-            if mailbox.items.pop(reference.get("Id", ""), None) is None:
-                yield _error("DeleteItem", _not_found())
-            else:
-                yield _success("DeleteItem", "")
+            try:
+                self._remove(mailbox, reference.get("Id", ""))
+            except EwsError as error:
+                yield _error("DeleteItem", error)
+                continue
+            yield _success("DeleteItem", "")
+
+    def _sync_folder_items(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        """The folder's changes since the sync state (every item without one), oldest first, one per item."""
+        fields = _requested_fields(operation.find(_m("ItemShape")))
+        limit = int(operation.findtext(_m("MaxChangesReturned"), "0"))
+        if not 1 <= limit <= MAX_CHANGES_RETURNED:
+            raise EwsError(
+                "ErrorSchemaValidation", f"The request failed schema validation: MaxChangesReturned {limit}."
+            )
+        ignored = {reference.get("Id", "") for reference in _children(operation, _m("Ignore"))}
+        try:
+            [reference] = _children(operation, _m("SyncFolderId"))
+            folder_id = self._folder_id(mailbox, reference)
+            state = operation.findtext(_m("SyncState"))
+            since = (
+                self._sync_point(mailbox, folder_id, state)
+                if state
+                else SyncPoint(mailbox.email, folder_id, 0, frozenset())
+            )
+        except EwsError as error:
+            empty = "<m:SyncState/><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
+            yield _error("SyncFolderItems", error, empty)
+            return
+        pending = [change for change in _collapse(mailbox, since) if change.item_id not in ignored]
+        page, complete = pending[:limit], len(pending) <= limit
+        known = set(since.known)
+        for change in page:
+            (known.discard if change.kind == "Delete" else known.add)(change.item_id)
+        reached = SyncPoint(mailbox.email, folder_id, self._seq if complete else page[-1].seq, frozenset(known))
+        changes = "".join(_change_xml(mailbox, change, fields) for change in page)
+        yield _success(
+            "SyncFolderItems",
+            f"<m:SyncState>{self._state_for(reached)}</m:SyncState>"
+            f"<m:IncludesLastItemInRange>{str(complete).lower()}</m:IncludesLastItemInRange>"
+            f"<m:Changes>{changes}</m:Changes>",
+        )
+
+    def _sync_point(self, mailbox: Mailbox, folder_id: str, state: str) -> SyncPoint:
+        """What a state handed out for this mailbox's folder stands for; any other is invalid."""
+        point = self._sync_states.get(state)
+        if point is None or (point.email, point.folder_id) != (mailbox.email, folder_id):
+            raise EwsError("ErrorInvalidSyncStateData", "Synchronization state data is corrupt or otherwise invalid.")
+        return point
+
+    def _state_for(self, point: SyncPoint) -> str:
+        """An opaque base64 state for this point (the same one while it is remembered)."""
+        for state, known in self._sync_states.items():
+            if known == point:
+                return state
+        state = base64.b64encode(b"H4sI" + secrets.token_bytes(24)).decode()
+        self._sync_states[state] = point
+        return state
 
     def _folder_id(self, mailbox: Mailbox, reference: ET.Element) -> str:
         """The folder a t:FolderId or t:DistinguishedFolderId names, in this mailbox."""
@@ -542,12 +766,49 @@ def _success(operation: str, content: str) -> str:
     )
 
 
-def _error(operation: str, error: EwsError) -> str:
+def _error(operation: str, error: EwsError, extra: str = "") -> str:
+    """An error response message; ``extra`` is the operation's own elements EWS sends empty on errors."""
     return (
         f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{escape(error.text)}</m:MessageText>'
         f"<m:ResponseCode>{error.code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
-        f"</m:{operation}ResponseMessage>"
+        f"{extra}</m:{operation}ResponseMessage>"
     )
+
+
+def _occurrence_id(master_id: str, index: int) -> str:
+    return "AAMk" + base64.b64encode(f"occurrence:{index}:{master_id}".encode()).decode()
+
+
+def _occurrence_index(occurrence_id: str) -> int:
+    return int(base64.b64decode(occurrence_id.removeprefix("AAMk")).decode().split(":")[1])
+
+
+def _collapse(mailbox: Mailbox, since: SyncPoint) -> list[Change]:
+    """The folder's changes after the point, one per item as Exchange reports them, by their last change.
+
+    An item the client does not know is a Create whatever happened to it since (or nothing, if it is
+    gone again); one it knows is an Update or a Delete.
+    """
+    latest: dict[str, Change] = {}
+    for change in mailbox.changes:
+        if change.folder_id == since.folder_id and change.seq > since.position:
+            latest.pop(change.item_id, None)
+            latest[change.item_id] = change  # ordered by each item's last change
+    reported = []
+    for change in latest.values():
+        known = change.item_id in since.known
+        if change.kind == "Delete":
+            if known:
+                reported.append(change)
+        else:
+            reported.append(replace(change, kind="Update" if known else "Create"))
+    return reported
+
+
+def _change_xml(mailbox: Mailbox, change: Change, fields: set[str]) -> str:
+    if change.kind == "Delete":
+        return f'<t:Delete><t:ItemId Id="{change.item_id}"/></t:Delete>'
+    return f"<t:{change.kind}>{_item_xml(mailbox.items[change.item_id], fields)}</t:{change.kind}>"
 
 
 def _children(parent: ET.Element, tag: str) -> list[ET.Element]:
@@ -597,6 +858,10 @@ def _item_xml(item: CalendarItem, fields: set[str]) -> str:
         parts.append(f"<t:LegacyFreeBusyStatus>{item.legacy_free_busy}</t:LegacyFreeBusyStatus>")
     if wanted("calendar:Location"):
         parts.append(f"<t:Location>{escape(item.location)}</t:Location>")
+    if wanted("calendar:IsCancelled"):
+        parts.append(f"<t:IsCancelled>{str(item.is_cancelled).lower()}</t:IsCancelled>")
+    if wanted("calendar:CalendarItemType"):
+        parts.append(f"<t:CalendarItemType>{item.item_type}</t:CalendarItemType>")
     if wanted("calendar:RequiredAttendees") and item.attendees:
         attendees = "".join(
             f"<t:Attendee><t:Mailbox><t:EmailAddress>{escape(email)}</t:EmailAddress>"

@@ -1,0 +1,27 @@
+"""What each adapter can do is what the rest of the server expects of its provider."""
+
+from __future__ import annotations
+
+from common.values import CalendarProvider
+from providers.base import IncrementalSync, PushWatch, RenewableWatch
+from providers.caldav import CalDAVCalendarClient
+from providers.exchange import ExchangeCalendarClient
+from providers.google import GoogleCalendarClient
+from providers.microsoft import MicrosoftCalendarClient
+from scheduling.calendars.clients import PUSH_PROVIDERS
+
+ADAPTERS: dict[CalendarProvider, type] = {
+    CalendarProvider.GOOGLE: GoogleCalendarClient,
+    CalendarProvider.MICROSOFT: MicrosoftCalendarClient,
+    CalendarProvider.EXCHANGE: ExchangeCalendarClient,
+    CalendarProvider.CALDAV: CalDAVCalendarClient,
+}
+
+
+def test_every_adapter_says_what_changed_and_the_push_providers_are_those_that_push() -> None:
+    # covers: SYNC-5
+    assert set(ADAPTERS) == set(CalendarProvider)
+    assert [provider for provider, adapter in ADAPTERS.items() if not issubclass(adapter, IncrementalSync)] == []
+    assert {provider for provider, adapter in ADAPTERS.items() if issubclass(adapter, PushWatch)} == set(PUSH_PROVIDERS)
+    renewing = {provider for provider, adapter in ADAPTERS.items() if issubclass(adapter, RenewableWatch)}
+    assert renewing == {CalendarProvider.MICROSOFT}  # Google channels are replaced, never extended
