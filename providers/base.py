@@ -213,3 +213,11 @@ class RenewableWatch(Protocol):
     async def renew_watch(self, resource_id: str, ttl: timedelta) -> datetime:
         """Extend the channel; returns its new end. ``ProviderNotFound`` when it is gone."""
         ...
+
+
+@runtime_checkable
+class HeartbeatWatch(Protocol):
+    """A provider whose channels live while it keeps posting (Exchange push subscriptions): each
+    notification, status pings included, proves the channel alive for ``heartbeat`` more."""
+
+    heartbeat: timedelta

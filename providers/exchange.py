@@ -17,6 +17,14 @@ Incremental sync is SyncFolderItems: its sync state is our sync token, and a rou
 SOAP call. Changed single items are read with GetItem; a change to a series, or any deletion (EWS names
 only the deleted item's id, and a deleted series' occurrences carry other ids), reads the whole window
 again with a CalendarView instead (``full``), since only that shows what the calendar looks like now.
+
+Push is an EWS push subscription on the calendar folder (``watch``): Exchange POSTs a SOAP ``SendNotification``
+to our callback URL on each change, and a ``StatusEvent`` every ``STATUS_MINUTES`` when nothing changed; each
+must be answered with a ``SendNotificationResult`` (``push_answer``), ``OK`` to keep the subscription or
+``Unsubscribe`` to end it, which is the only way to end one. A subscription not heard from for
+``PUSH_HEARTBEAT`` (twice the status frequency, as Microsoft advises) is taken as gone. EWS has no field for a
+client secret, so the channel id and its token ride in the callback URL's query. ``read_push`` reads a
+notification for the webhook, so that exchangelib stays inside this package.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from xml.parsers import expat
 
 import anyio.to_thread
 import requests
@@ -53,7 +63,9 @@ from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.fields import InvalidField
 from exchangelib.folders import DEEP, Calendar, FolderCollection, Root
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+from exchangelib.properties import StatusEvent
 from exchangelib.protocol import Protocol
+from exchangelib.services import SendNotification
 from exchangelib.version import (
     EXCHANGE_2007,
     EXCHANGE_2007_SP1,
@@ -73,6 +85,7 @@ from providers.base import (
     EventChanges,
     EventDraft,
     ProviderCalendar,
+    WatchChannel,
     WrittenEvent,
 )
 from providers.errors import (
@@ -112,6 +125,10 @@ _TRANSIENT = (ews.ErrorTimeoutExpired, ews.ErrorInternalServerTransientError, ew
 # What a sync round reads of an item: enough to tell its time, whether it blocks time, and whether it is a series.
 _EVENT_FIELDS = ("start", "end", "legacy_free_busy_status", "is_cancelled", "type")
 SYNC_PAGE = 512  # the most changes EWS returns per SyncFolderItems call
+STATUS_MINUTES = 15  # the StatusFrequency asked for: a status ping when nothing changed for so long
+PUSH_HEARTBEAT = timedelta(minutes=2 * STATUS_MINUTES)  # silent for so long, a push subscription is taken as gone
+# What a push subscription reports: every way an item can appear in, change in, or leave the calendar folder.
+PUSH_EVENTS = ("CreatedEvent", "ModifiedEvent", "DeletedEvent", "MovedEvent", "CopiedEvent")
 
 
 @dataclass(frozen=True)
@@ -450,6 +467,8 @@ def _register_key_property() -> None:
 class ExchangeCalendarClient:
     """A CalendarClient for one Exchange mailbox."""
 
+    heartbeat: timedelta = PUSH_HEARTBEAT  # a push subscription silent for so long is taken as gone
+
     def __init__(self, config: ExchangeConfig, credentials: ExchangeCredentials) -> None:
         _register_key_property()
         self._credentials = credentials
@@ -571,6 +590,27 @@ class ExchangeCalendarClient:
             events.append(_event(item))
         return events
 
+    async def watch(
+        self, calendar_id: str, *, channel_id: str, address: str, token: str, ttl: timedelta
+    ) -> WatchChannel:
+        """A push subscription on the calendar folder, posting to ``address`` with the channel id and token
+        in its query. ``ttl`` is not used: the subscription lasts while our webhook answers ``OK``, so the
+        channel's end is one heartbeat ahead, moved on by every notification. An Exchange that refuses push
+        subscriptions answers an error: ``ProviderRefused``, and the calendar is polled instead."""
+        url = _callback_url(address, channel_id=channel_id, token=token)
+        folder = self._folder(calendar_id)
+        subscription_id, _watermark = await _in_thread(
+            lambda: folder.subscribe_to_push(url, event_types=PUSH_EVENTS, status_frequency=STATUS_MINUTES)
+        )
+        if not subscription_id:
+            raise ProviderUnavailable("Exchange made a push subscription without a subscription id")
+        return WatchChannel(channel_id, str(subscription_id), datetime.now(UTC) + self.heartbeat)
+
+    async def stop_watch(self, channel_id: str, resource_id: str) -> None:
+        """Nothing to call: EWS cannot end a push subscription by request (``Unsubscribe`` is for pull and
+        streaming ones only). Our webhook answers ``Unsubscribe`` (``push_answer(keep=False)``) to the next
+        notification of a subscription we no longer keep, and Exchange ends it then."""
+
     async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
         aware_utc(draft.start, "start"), aware_utc(draft.end, "end")
         return await _in_thread(lambda: self._create(calendar_id, draft))
@@ -633,3 +673,69 @@ def _fill(item: Any, draft: EventDraft) -> None:
         Attendee(mailbox=Mailbox(email_address=attendee.email, name=attendee.name or None), response_type="Unknown")
         for attendee in draft.attendees
     ] or None
+
+
+def _callback_url(address: str, *, channel_id: str, token: str) -> str:
+    """``address`` with the channel id and its token added to the query (EWS has no field for a secret)."""
+    parts = urlsplit(address)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("channel", channel_id), ("token", token)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# -- push notifications, for the webhook ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushNotice:
+    """One notification of a push subscription: ``changed`` is false when it holds only status events."""
+
+    subscription_id: str
+    changed: bool
+
+
+def read_push(body: bytes) -> list[PushNotice]:
+    """The notifications in the body of an Exchange ``SendNotification`` request.
+
+    ``ValueError`` for anything else: not well-formed XML, a document type declaration (a SOAP message
+    carries none), another SOAP operation or a fault, an error response message, a notification
+    without a subscription id, or none at all.
+    """
+    _check_well_formed(body)
+    try:
+        notifications = list(SendNotification(protocol=None).parse(body))
+        notices = []
+        for notification in notifications:
+            if isinstance(notification, Exception):
+                raise notification
+            if not notification.subscription_id:
+                raise ValueError("not an Exchange push notification: it has no subscription id")
+            events = notification.events or []
+            changed = any(not isinstance(event, StatusEvent) for event in events)
+            notices.append(PushNotice(str(notification.subscription_id), changed))
+    except (ews.EWSError, AttributeError, TypeError) as error:  # exchangelib's reading of unexpected shapes
+        raise ValueError(f"not an Exchange push notification: {_brief(error)}") from error
+    if not notices:
+        raise ValueError("not an Exchange push notification: it holds no notification")
+    return notices
+
+
+def _check_well_formed(body: bytes) -> None:
+    """Refuse a body that is not well-formed XML (exchangelib's parser recovers: it reads a truncated body as
+    far as it goes), or that declares a DTD (no entity is ever expanded)."""
+
+    def refuse_dtd(*_: object) -> None:
+        raise ValueError("not an Exchange push notification: it declares a document type")
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError as error:
+        raise ValueError(f"not an Exchange push notification: {error}") from error
+
+
+def push_answer(*, keep: bool) -> bytes:
+    """The SOAP envelope answering a push notification (send it with status 200, ``text/xml; charset=utf-8``):
+    a ``SendNotificationResult`` whose ``SubscriptionStatus`` is ``OK`` (keep sending) or ``Unsubscribe``."""
+    service = SendNotification(protocol=None)
+    return bytes(service.ok_payload() if keep else service.unsubscribe_payload())

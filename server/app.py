@@ -54,7 +54,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         app.state.services = services
         metrics.watch_answer_cache(services.answers)
         metrics.watch_busy_check(services.busy_check)
-        metrics.watch_push(services.busy_sync.channels)
+        metrics.watch_sync(services.busy_sync)
         follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
         workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
@@ -12,6 +13,21 @@ def _drop_color_message(_logger: object, _name: str, event: structlog.typing.Eve
     """uvicorn adds a coloured copy of each message; one copy is enough."""
     event.pop("color_message", None)
     return event
+
+
+_QUERY_SECRET = re.compile(r"([?&](?:token|validationToken)=)[^&\s]*")
+
+
+class HideQuerySecrets(logging.Filter):
+    """Access log lines name the path with its query; the secret some providers post back in it
+    (Exchange's push address carries the channel's token) is not written to any log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _QUERY_SECRET.sub(r"\1…", value) if isinstance(value, str) else value for value in record.args
+            )
+        return True
 
 
 def configure_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
@@ -36,6 +52,7 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("uvicorn.access").addFilter(HideQuerySecrets())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

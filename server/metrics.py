@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pubsub import EventHub
 from scheduling.calendars.busy_check import BusyCheck
-from scheduling.calendars.channels import PushChannels
+from scheduling.calendars.busy_sync import BusySync
 from scheduling.live.answer_cache import AnswerCache
 
 
@@ -79,14 +79,20 @@ class BusyCheckCollector(Collector):
         yield fallbacks
 
 
-class PushCollector(Collector):
-    """Push channels and the notifications they bring."""
+class SyncCollector(Collector):
+    """Calendar sync rounds, push channels and the notifications they bring."""
 
-    def __init__(self, channels: PushChannels) -> None:
-        self._channels = channels
+    def __init__(self, sync: BusySync) -> None:
+        self._sync = sync
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        stats = self._channels.stats
+        rounds = CounterMetricFamily(
+            "kokous_sync_rounds", "Calendar sync rounds: every event read (full) or only changes", labels=["kind"]
+        )
+        for kind, count in self._sync.rounds.items():
+            rounds.add_metric([kind], count)
+        yield rounds
+        stats = self._sync.channels.stats
         notifications = CounterMetricFamily(
             "kokous_push_notifications", "Provider change notifications, by what became of them", labels=["outcome"]
         )
@@ -133,8 +139,8 @@ class Metrics:
     def watch_answer_cache(self, cache: AnswerCache) -> None:
         self.registry.register(AnswerCacheCollector(cache))
 
-    def watch_push(self, channels: PushChannels) -> None:
-        self.registry.register(PushCollector(channels))
+    def watch_sync(self, sync: BusySync) -> None:
+        self.registry.register(SyncCollector(sync))
 
     def watch_busy_check(self, check: BusyCheck) -> None:
         self.registry.register(BusyCheckCollector(check))

@@ -1,4 +1,4 @@
-"""Provider change notifications: ``POST /webhooks/google`` and ``POST /webhooks/microsoft``.
+"""Provider change notifications: ``POST /webhooks/google``, ``/webhooks/microsoft``, ``/webhooks/exchange``.
 
 A notification is only a trigger: it carries no data we trust. Unknown channels answer 404 and
 forged tokens 403 (both change nothing); a genuine one starts a sync and is answered at once,
@@ -14,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from providers.exchange import PUSH_HEARTBEAT, push_answer, read_push
 from scheduling.calendars.channels import Lifecycle, Notice
 from scheduling.services import Services
 
 MAX_NOTIFICATION_BYTES = 4_096  # Google's notifications have no body at all
 MAX_GRAPH_NOTIFICATION_BYTES = 256 * 1024  # Graph batches items of about 1 KiB each
 MAX_VALIDATION_TOKEN_CHARS = 1_024
+MAX_EWS_NOTIFICATION_BYTES = 256 * 1024  # a SendNotification of many events
 
 
 def _too_big(request: Request, limit: int) -> bool:
@@ -50,7 +52,10 @@ async def google_notification(request: Request) -> Response:
         return Response(status_code=400)
     services = cast(Services, request.app.state.services)
     notice = await services.busy_sync.notified(
-        channel_id, request.headers.get("x-goog-channel-token"), request.headers.get("x-goog-resource-id"), state
+        channel_id,
+        request.headers.get("x-goog-channel-token"),
+        request.headers.get("x-goog-resource-id"),
+        changed=state != "sync",  # the channel's first message: nothing changed yet
     )
     return Response(status_code=notice.http_status)
 
@@ -89,6 +94,42 @@ async def microsoft_notification(request: Request) -> Response:
     return Response(status_code=Notice.FORGED.http_status if Notice.FORGED in notices else Notice.UNKNOWN.http_status)
 
 
+async def exchange_notification(request: Request) -> Response:
+    """Exchange's push notifications: a SOAP ``SendNotification`` to the address we subscribed
+    with, whose query carries our channel id and its secret (EWS has no other place for one).
+
+    A genuine one is answered ``OK`` (and keeps the channel alive: Exchange also posts a status
+    message every few minutes when nothing changed); one for a channel we no longer keep is
+    answered ``Unsubscribe``, the only way EWS lets a push subscription be ended; a wrong
+    secret gets 403.
+    """
+    body = await _body(request, MAX_EWS_NOTIFICATION_BYTES)
+    if body is None:
+        return Response(status_code=413)
+    channel_id = request.query_params.get("channel")
+    if not channel_id:
+        return Response(status_code=400)
+    try:
+        notices = read_push(body)
+    except ValueError:
+        return Response(status_code=400)
+    services = cast(Services, request.app.state.services)
+    outcomes = {
+        await services.busy_sync.notified(
+            channel_id,
+            request.query_params.get("token"),
+            notice.subscription_id,
+            changed=notice.changed,
+            heartbeat=PUSH_HEARTBEAT,
+        )
+        for notice in notices
+    }
+    if Notice.FORGED in outcomes:
+        return Response(status_code=Notice.FORGED.http_status)
+    keep = bool(outcomes & {Notice.SYNCED, Notice.IGNORED})
+    return Response(push_answer(keep=keep), media_type="text/xml; charset=utf-8")
+
+
 def _graph_items(body: bytes) -> list[dict[str, Any]] | None:
     """The items of ``{"value": [...]}``, each naming its subscription; None when it is not that."""
     try:
@@ -107,4 +148,5 @@ def webhook_routes() -> list[Route]:
     return [
         Route("/webhooks/google", google_notification, methods=["POST"], name="webhook_google"),
         Route("/webhooks/microsoft", microsoft_notification, methods=["POST"], name="webhook_microsoft"),
+        Route("/webhooks/exchange", exchange_notification, methods=["POST"], name="webhook_exchange"),
     ]

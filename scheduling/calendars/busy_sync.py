@@ -35,7 +35,7 @@ from providers.errors import (
 )
 from scheduling.calendars.access import ProviderAccess
 from scheduling.calendars.channels import Lifecycle, Notice, PushChannels
-from scheduling.calendars.clients import PUSH_PROVIDERS
+from scheduling.calendars.clients import SHARED_QUOTA_PROVIDERS
 from scheduling.calendars.event_sync import sync_calendar
 from scheduling.calendars.vault import CredentialsUnreadable
 from scheduling.clock import Clock
@@ -70,10 +70,9 @@ class BusySync:
         self._bus = bus
         self._clock = clock
         self._interval = interval
-        # Connections whose provider cannot push but whose calendars all say what changed
-        # cheaply (a sync token each) are asked this often: one small call, not a refetch of the
-        # whole range. (Google and Graph without a push address keep ``interval``: their quotas
-        # are per project, and they are pushed wherever the address allows.)
+        # Connections not pushed whose calendars all say what changed cheaply (a sync token
+        # each) are asked this often: one small call, not a refetch of the whole range. Not
+        # Google and Graph: their quota is shared by every owner here (``interval`` for them).
         self._incremental_interval = incremental_interval
         # Connections whose calendars all push their changes are polled only this often, as a
         # safety net (and to renew channels well before they end).
@@ -84,6 +83,7 @@ class BusySync:
         self._filling: dict[uuid.UUID, asyncio.Future[bool]] = {}  # fetches visitors wait on
         self._concurrency = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
+        self.rounds = {"full": 0, "incremental": 0}  # calendar sync rounds, for ``/metrics``
 
     async def refresh(self, connection_id: uuid.UUID) -> bool:
         """Fetch and store the connection's busy time now; False when the provider failed.
@@ -165,7 +165,9 @@ class BusySync:
         changed, synced, failed = False, [], False
         for calendar in calendars:
             try:
-                changed |= await sync_calendar(self._db, client, calendar, start=window[0], end=window[1], now=now)
+                done = await sync_calendar(self._db, client, calendar, start=window[0], end=window[1], now=now)
+                changed |= done.changed
+                self.rounds["full" if done.full else "incremental"] += 1
             except (ProviderAuthError, ProviderRateLimited):
                 raise
             except CalendarGone as exc:  # no longer shared: that calendar turns inactive
@@ -320,9 +322,20 @@ class BusySync:
         """Let syncs started by notifications, and fetches visitors started, finish (the server is stopping)."""
         await asyncio.gather(*self._running.values(), *self._filling.values(), return_exceptions=True)
 
-    async def notified(self, channel_id: str, token: str | None, resource_id: str | None, state: str) -> Notice:
-        """A Google change notification: checked, then one incremental sync of the connection."""
-        notice, connection_id = await self.channels.check(channel_id, token, resource_id, state)
+    async def notified(
+        self,
+        channel_id: str,
+        token: str | None,
+        resource_id: str | None,
+        *,
+        changed: bool,
+        heartbeat: timedelta | None = None,
+    ) -> Notice:
+        """A Google or Exchange notification: checked, then (if something changed) one incremental
+        sync of the connection."""
+        notice, connection_id = await self.channels.check(
+            channel_id, token, resource_id, changed=changed, heartbeat=heartbeat
+        )
         if notice is Notice.SYNCED and connection_id is not None:
             self._sync_soon(connection_id)
         return notice
@@ -418,7 +431,7 @@ class BusySync:
                 or_(
                     checked_at < now - self._interval,
                     and_(
-                        col(CalendarConnection.provider).not_in(PUSH_PROVIDERS),
+                        col(CalendarConnection.provider).not_in(SHARED_QUOTA_PROVIDERS),
                         _incremental(CalendarConnection.id),
                         checked_at < now - self._incremental_interval,
                     ),

@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from common.values import CalendarProvider, CalendarStatus
 from db.engine import Database
 from db.models import Calendar, CalendarConnection, PushChannel
-from providers.base import PushWatch, RenewableWatch
+from providers.base import HeartbeatWatch, PushWatch, RenewableWatch
 from providers.errors import ProviderError, ProviderRefused
 from scheduling.clock import Clock
 
@@ -102,9 +102,11 @@ class PushChannels:
         ids = [calendar.id for calendar in calendars]
         async with self._db.session() as session:
             channels = (await session.exec(select(PushChannel).where(col(PushChannel.calendar_id).in_(ids)))).all()
+        # A channel kept alive by the provider's own pings is replaced only once it went quiet.
+        renew_before = timedelta(0) if isinstance(client, HeartbeatWatch) else RENEW_BEFORE
         for calendar in calendars:
             own = [channel for channel in channels if channel.calendar_id == calendar.id]
-            if any(channel.expires_at > now + RENEW_BEFORE for channel in own):
+            if any(channel.expires_at > now + renew_before for channel in own):
                 continue
             if calendar.push_refused_until is not None and calendar.push_refused_until > now:
                 continue
@@ -249,18 +251,37 @@ class PushChannels:
         return and_(integrated, ~unpushed)
 
     async def check(
-        self, channel_id: str, token: str | None, resource_id: str | None, state: str
+        self,
+        channel_id: str,
+        token: str | None,
+        resource_id: str | None,
+        *,
+        changed: bool,
+        heartbeat: timedelta | None = None,
     ) -> tuple[Notice, uuid.UUID | None]:
-        """Whether a Google notification is ours and genuine, and the connection to sync if it is."""
+        """Whether a notification naming our channel id (Google, Exchange) is ours and genuine,
+        and the connection to sync if it says something changed (not a first or status message).
+        ``heartbeat``: the channel lives while it posts; a genuine message keeps it alive that long."""
         try:
             parsed = uuid.UUID(channel_id)
         except ValueError:
             return self._counted(Notice.UNKNOWN, channel_id), None
         found = await self._channel(col(PushChannel.id) == parsed)
         notice = self._genuine(found, token, resource_id)
-        if notice is Notice.SYNCED and state == "sync":  # the channel's first message: nothing changed yet
+        if notice is Notice.SYNCED and not changed:
             notice = Notice.IGNORED
+        if found is not None and heartbeat is not None and notice is not Notice.FORGED:
+            await self._heard(found[0], heartbeat)
         return self._counted(notice, channel_id), found[1] if found and notice is Notice.SYNCED else None
+
+    async def _heard(self, channel: PushChannel, heartbeat: timedelta) -> None:
+        """A channel that lives while it posts (``HeartbeatWatch``) was heard from: alive for longer."""
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(PushChannel)
+                .where(col(PushChannel.id) == channel.id)
+                .values(expires_at=self._clock() + heartbeat)
+            )
 
     async def check_subscription(
         self, subscription_id: str, client_state: str | None

@@ -14,8 +14,9 @@ from providers.google import GoogleCalendarClient, GoogleConfig, GoogleCredentia
 from providers.microsoft import MicrosoftCalendarClient, MicrosoftConfig, MicrosoftCredentials, MicrosoftOAuth
 
 OAUTH_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
-# Providers whose adapters push their changes (``PushWatch``); the others are asked what changed.
-PUSH_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
+# Providers whose request quota every owner on this server shares (one Google project, one Entra
+# app): their calendars are pushed or polled at the normal pace, never polled every minute.
+SHARED_QUOTA_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
 ConfigT = TypeVar("ConfigT")
 
 
@@ -64,4 +65,4 @@ class ProviderClients:
         return config
 
 
-__all__ = ["OAUTH_PROVIDERS", "PUSH_PROVIDERS", "ConnectedAccount", "ProviderClients", "ProviderSettings"]
+__all__ = ["OAUTH_PROVIDERS", "SHARED_QUOTA_PROVIDERS", "ConnectedAccount", "ProviderClients", "ProviderSettings"]

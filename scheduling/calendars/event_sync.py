@@ -28,10 +28,18 @@ SLACK = timedelta(days=14)
 _IDS_PER_STATEMENT = 500  # bound parameters per DELETE, well under every driver's limit
 
 
+@dataclass(frozen=True)
+class Round:
+    """What a round did: whether busy time changed, and whether every event was read (``full``)."""
+
+    changed: bool
+    full: bool
+
+
 async def sync_calendar(
     db: Database, client: IncrementalSync, calendar: Calendar, *, start: datetime, end: datetime, now: datetime
-) -> bool:
-    """One round for ``calendar`` so its busy time covers [start, end); True when it changed."""
+) -> Round:
+    """One round for ``calendar`` so its busy time covers [start, end)."""
     # Bookings whose event was in place before the provider is asked: a full answer must list
     # them, so one it leaves out was deleted by the owner (not written after the listing).
     written = await _written_bookings(db, calendar.id, since=start)
@@ -48,13 +56,16 @@ async def sync_calendar(
             named = {event.event_id for event in changes.changed} | set(changes.deleted)
             if changes.full or not written.unseen - named:
                 window = (covered[0], covered[1])
-                return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
+                changed = await _apply(
+                    db, calendar.id, changes, window, now, since=calendar.sync_token, written=written
+                )
+                return Round(changed, changes.full)
             # An event of ours that no round has named, and this one does not either: made and
             # deleted again since the last round (Exchange then says nothing at all). A full
             # round tells whether it is still there.
     window = (start, end + SLACK)
     changes = await client.list_changes(calendar.external_id, sync_token=None, start=window[0], end=window[1])
-    return await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written)
+    return Round(await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written), True)
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ async def test_an_older_round_finishing_last_does_not_undo_a_newer_one(
     assert row is not None
     async with server.services.busy_sync.access.client(row) as client:  # the older round, from the older token
         assert isinstance(client, IncrementalSync)
-        changed = await sync_calendar(
+        older = await sync_calendar(
             server.services.db,
             client,
             as_seen_by_the_older_round,
@@ -186,7 +186,7 @@ async def test_an_older_round_finishing_last_does_not_undo_a_newer_one(
             end=NOW + timedelta(days=60),
             now=NOW,
         )
-    assert changed is False  # dropped: its token was no longer the calendar's
+    assert older.changed is False  # dropped: its token was no longer the calendar's
     async with server.services.db.session() as session:
         again = await session.get(Calendar, uuid.UUID(primary["id"]))
     assert again is not None

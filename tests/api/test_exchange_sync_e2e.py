@@ -201,13 +201,15 @@ async def test_once_a_round_has_seen_the_bookings_event_idle_rounds_stay_cheap(
         assert exchange.operation_counts() == {"SyncFolderItems": 1}
 
 
-async def test_an_exchange_connection_is_asked_what_changed_every_minute(
+async def test_an_exchange_server_refusing_push_is_asked_what_changed_every_minute(
     server: LiveServer, exchange: ExchangeDouble, clock: MovableClock
 ) -> None:
     # covers: SYNC-5
+    exchange.max_push_subscriptions = 0  # a throttling policy allows this mailbox no subscription
     owner = await owner_allowed_to_connect(server)
     connection_id = uuid.UUID(await connected(server, exchange, owner))  # synced at NOW
+    assert exchange.push_subscriptions() == []
     clock.now = NOW + timedelta(seconds=40)
     assert connection_id not in await server.services.busy_sync.claim_due()
-    clock.now = NOW + timedelta(minutes=1, seconds=5)  # Exchange cannot push: a short poll instead
+    clock.now = NOW + timedelta(minutes=1, seconds=5)  # not pushed: a short poll instead
     assert connection_id in await server.services.busy_sync.claim_due()

@@ -136,6 +136,8 @@ async def test_a_change_in_outlook_reaches_a_watching_widget_through_a_notificat
     assert ["$deltatoken" in call for call in delta_calls(microsoft)] == [True]  # one incremental round
     assert not [request for request in microsoft.requests_to("GET ") if request.path.endswith("/calendarView")]
     assert await metric(server, "kokous_push_notifications_total", 'outcome="synced"') == 1.0
+    assert await metric(server, "kokous_sync_rounds_total", 'kind="full"') == 1.0  # at connect
+    assert await metric(server, "kokous_sync_rounds_total", 'kind="incremental"') == 1.0
     await server.services.busy_sync.channels.count_active()  # as each background pass does
     assert await metric(server, "kokous_push_channels_active", 'provider="microsoft"') == 1.0
 

@@ -2,10 +2,10 @@
 
 It answers the operations the Exchange adapter sends (ConvertId for version probing, GetFolder, FindFolder,
 FindItem with a CalendarView or a restriction on an extended property, GetItem, CreateItem, UpdateItem,
-DeleteItem, SyncFolderItems, and autodiscover's GetUserSettings), puts ``t:ServerVersionInfo`` in every SOAP
-header, refuses a requested schema newer than the simulated server with ``ErrorInvalidServerVersion``, and
-checks HTTP Basic credentials (401 with ``WWW-Authenticate: Basic`` otherwise). Items keep aware
-datetimes and go out in UTC (``...Z``), as EWS sends them.
+DeleteItem, SyncFolderItems, Subscribe with a push subscription request, and autodiscover's GetUserSettings),
+puts ``t:ServerVersionInfo`` in every SOAP header, refuses a requested schema newer than the simulated server
+with ``ErrorInvalidServerVersion``, and checks HTTP Basic credentials (401 with ``WWW-Authenticate: Basic``
+otherwise). Items keep aware datetimes and go out in UTC (``...Z``), as EWS sends them.
 
 A recurring series is one stored item (``RecurringMaster``); a CalendarView expands it into occurrences
 with ids of their own (``Occurrence``) and never shows the master, as EWS does. Every change to an item
@@ -13,6 +13,32 @@ with ids of their own (``Occurrence``) and never shows the master, as EWS does. 
 does: from an opaque sync state, at most ``MaxChangesReturned`` (1-512) changes a call with
 ``IncludesLastItemInRange``, one change per item (a Create then Update is one Create, a Create then Delete
 nothing), an unknown or forgotten state ``ErrorInvalidSyncStateData``.
+
+Push subscriptions (``Subscribe`` with ``m:PushSubscriptionRequest``) are checked as Exchange's schema and
+response codes have it: FolderIds of the mailbox's own folders (``ErrorFolderNotFound`` otherwise), EventTypes
+from the schema's list, StatusFrequency 1-1440 (default 30) and a URL, in that order, else a SOAP fault
+``ErrorSchemaValidation``; a URL that is empty, 2083 characters or longer, or not http(s) is
+``ErrorInvalidPushSubscriptionUrl`` (so is http when ``require_https`` is set; Exchange itself takes http);
+more live subscriptions than ``max_push_subscriptions`` (a throttling policy's cap) is
+``ErrorExceededSubscriptionCount``; a Watermark the server never handed out is ``ErrorInvalidWatermark``, a
+known one replays the folder's changes since it (moves among them as deletes). The answer carries
+``m:SubscriptionId`` and ``m:Watermark``. Every change to an item of a subscribed folder then queues a
+``SendNotification`` POST to the subscription's URL, posted by a background thread
+(``tests.doubles.notifier``) as Exchange's Client Access server does: ``t:CreatedEvent`` for a new item,
+``t:ModifiedEvent`` for a changed one (deleting one occurrence modifies its series), ``t:DeletedEvent`` for a
+hard or soft delete through EWS, and ``t:MovedEvent`` (to Deleted Items, with the item's new id) for a delete
+in Outlook (``delete_item``) or a DeleteItem with ``MoveToDeletedItems``. Changes queued before the thread
+picks them up go out together in one notification; ``send_status`` posts one holding only a ``t:StatusEvent``,
+as Exchange does every StatusFrequency minutes when nothing happened (the double keeps no clock: tests send
+them).
+
+The receiver's answer decides: a 2xx whose body is a ``SendNotificationResult`` with ``SubscriptionStatus``
+``OK`` keeps the subscription, ``Unsubscribe`` ends it. Anything else (another status, an unreadable body,
+no answer within ``notification_timeout``) is a failed delivery. Exchange retries a failed notification
+with growing pauses for up to StatusFrequency minutes and then drops the subscription; the double retries at
+once, ``push_retries`` times, and then drops it. Every attempt is in ``push_notifications_sent``.
+Subscriptions live in the Client Access server's memory: ``drop_push_subscriptions`` loses them all silently,
+as a restart does.
 """
 
 from __future__ import annotations
@@ -21,6 +47,7 @@ import asyncio
 import base64
 import itertools
 import secrets
+import ssl
 import threading
 import uuid
 import xml.etree.ElementTree as ET
@@ -28,13 +55,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.doubles.notifier import Notifier
 from tests.doubles.server import DoubleServer, TLSFiles
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -46,6 +76,30 @@ EWS_PATH = "/EWS/Exchange.asmx"
 AUTODISCOVER_PATH = "/autodiscover/autodiscover.svc"
 MAX_CHANGES_RETURNED = 512  # the schema's upper bound of SyncFolderItems' MaxChangesReturned
 ITEM_READS = "<m:ItemShape>"  # a ``fail`` match for every request that reads items: FindItem, GetItem, SyncFolderItems
+# The schema's NotificationEventTypeType; StatusEvent is sent but cannot be asked for.
+PUSH_EVENT_TYPES = (
+    "CopiedEvent",
+    "CreatedEvent",
+    "DeletedEvent",
+    "ModifiedEvent",
+    "MovedEvent",
+    "NewMailEvent",
+    "FreeBusyChangedEvent",
+)
+# PushSubscriptionRequest's children in schema order, and whether each is required.
+PUSH_REQUEST_FIELDS = (
+    ("FolderIds", False),
+    ("EventTypes", True),
+    ("Watermark", False),
+    ("StatusFrequency", False),
+    ("URL", True),
+    ("CallerData", False),
+)
+STATUS_FREQUENCIES = range(1, 1441)  # SubscriptionStatusFrequencyType, minutes
+DEFAULT_STATUS_FREQUENCY = 30
+PUSH_URL_MAX = 2083  # a push URL must be shorter than this
+SEND_NOTIFICATION_ACTION = f'"{MESSAGES}/SendNotification"'
+_EVENT_OF_CHANGE = {"Create": "CreatedEvent", "Update": "ModifiedEvent", "Delete": "DeletedEvent"}
 
 # (major, minor, build, the newest RequestServerVersion the server accepts)
 SERVER_VERSIONS: dict[str, tuple[int, int, int, str]] = {
@@ -188,12 +242,92 @@ class Mailbox:
     folders: dict[str, CalendarFolder] = field(default_factory=dict)
     items: dict[str, CalendarItem] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)  # every folder's change log, oldest first
+    deleted_items_id: str = ""  # where a delete in Outlook moves an item (not listed among the calendars)
+
+
+@dataclass(frozen=True)
+class PushSubscription:
+    """A live push subscription as Exchange keeps it."""
+
+    subscription_id: str
+    email: str
+    folder_ids: tuple[str, ...]
+    event_types: tuple[str, ...]
+    url: str
+    status_frequency: int  # minutes
+
+
+@dataclass(frozen=True)
+class PushNotification:
+    """One SendNotification POST the double made (or tried to), and what came of it."""
+
+    subscription_id: str
+    events: tuple[str, ...]  # the event elements in it: "CreatedEvent", ..., "StatusEvent"
+    url: str
+    body: bytes
+    status: int | None  # the receiver's HTTP status; None when it could not be reached
+    subscription_status: str | None  # "OK" or "Unsubscribe" as answered; None when the answer was not one
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.subscription_status is not None
+
+
+@dataclass
+class _Subscription:
+    subscription_id: str
+    email: str
+    folder_ids: frozenset[str]
+    event_types: frozenset[str]
+    url: str
+    status_frequency: int
+    schema: str  # the RequestServerVersion its notifications carry
+    previous_watermark: str  # the watermark of the last event delivered
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class _PushEvent:
+    """One event of a notification; a StatusEvent's watermark is filled in when it is sent."""
+
+    kind: str
+    watermark: str = ""
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    item_id: str = ""
+    change_key: int | None = None
+    parent_folder_id: str = ""
+    old_item_id: str = ""  # MovedEvent
+    old_parent_folder_id: str = ""
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    subscription: _Subscription
+    event: _PushEvent
 
 
 class ExchangeDouble(DoubleServer):
     """An Exchange server with mailboxes, calendar folders and items; see the module docstring."""
 
-    def __init__(self, *, version: str = "EXCHANGE_2016", tls: TLSFiles | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        version: str = "EXCHANGE_2016",
+        tls: TLSFiles | None = None,
+        require_https: bool = False,
+        notification_timeout: float = 2.0,
+        push_retries: int = 2,
+        max_push_subscriptions: int | None = None,
+    ) -> None:
+        self.require_https = require_https  # refuse http:// push URLs (Exchange takes them)
+        self.notification_timeout = notification_timeout  # seconds a SendNotification POST waits for its answer
+        self.push_retries = push_retries  # further attempts after a failed delivery before the subscription ends
+        # live push subscriptions a mailbox may hold (Exchange's throttling policy caps them); None: no cap
+        self.max_push_subscriptions = max_push_subscriptions
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._notifier: Notifier[_Outgoing, PushNotification] = Notifier(self._send_push, name="exchange-push")
+        self._push_verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(tls.ca_path)) if tls else True
         self._state = threading.Lock()
         self._mailboxes: dict[str, Mailbox] = {}
         self._ids = itertools.count(1)
@@ -210,6 +344,11 @@ class ExchangeDouble(DoubleServer):
         )
         super().__init__(app, tls=tls)
 
+    def stop(self) -> None:
+        self._notifier.closing = True  # undelivered notifications are dropped
+        super().stop()
+        self._notifier.close(timeout=self.notification_timeout * (1 + self.push_retries) + 5)
+
     @property
     def ews_url(self) -> str:
         return self.url + EWS_PATH
@@ -224,6 +363,7 @@ class ExchangeDouble(DoubleServer):
         """A mailbox with a root folder and its primary (distinguished) calendar."""
         root_id, calendar_id = self._new_id("root"), self._new_id("calendar")
         mailbox = Mailbox(email.lower(), password, (username or email).lower(), root_id, calendar_id)
+        mailbox.deleted_items_id = self._new_id("deleteditems")
         mailbox.folders[calendar_id] = CalendarFolder(calendar_id, "Calendar", root_id)
         with self._state:
             self._mailboxes[mailbox.email] = mailbox
@@ -304,15 +444,67 @@ class ExchangeDouble(DoubleServer):
             self._changed(mailbox, item)
 
     def delete_item(self, email: str, item_id: str) -> None:
-        """The owner deletes an item in Outlook; an occurrence's id deletes that occurrence from its series."""
+        """The owner deletes an item in Outlook, which moves it to Deleted Items; an occurrence's id deletes
+        that occurrence from its series."""
         mailbox = self._mailbox(email)
         with self._state:
-            self._remove(mailbox, item_id)
+            self._remove(mailbox, item_id, moved=True)
 
     def forget_sync_states(self) -> None:
         """Every sync state handed out so far becomes invalid (as after a mailbox move)."""
         with self._state:
             self._sync_states.clear()
+
+    def push_subscriptions(self) -> list[PushSubscription]:
+        """The live push subscriptions, oldest first."""
+        with self._state:
+            return [
+                PushSubscription(
+                    item.subscription_id,
+                    item.email,
+                    tuple(sorted(item.folder_ids)),
+                    tuple(sorted(item.event_types)),
+                    item.url,
+                    item.status_frequency,
+                )
+                for item in self._subscriptions.values()
+                if not item.ended
+            ]
+
+    def send_status(self, subscription_id: str) -> bool:
+        """Queue the status notification (a lone ``t:StatusEvent``) that Exchange sends every StatusFrequency
+        minutes when nothing happened; False when the subscription has ended (nothing is sent)."""
+        with self._state:
+            subscription = self._subscriptions[subscription_id]
+            if subscription.ended:
+                return False
+            self._notifier.queue(_Outgoing(subscription, _PushEvent("StatusEvent")), batch_key=subscription_id)
+            return True
+
+    def drop_push_subscriptions(self) -> None:
+        """The Client Access server restarted: every push subscription is gone, and nobody is told."""
+        with self._state:
+            for subscription in self._subscriptions.values():
+                subscription.ended = True
+
+    @property
+    def push_notifications_sent(self) -> list[PushNotification]:
+        """Every SendNotification POST made (or attempted), in order."""
+        return self._notifier.records
+
+    def wait_for_push(
+        self, count: int, *, subscription_id: str | None = None, timeout: float = 5.0
+    ) -> list[PushNotification]:
+        """Wait until ``count`` notifications (of the subscription) were posted; all of them."""
+        return self._notifier.wait_for(
+            count,
+            lambda sent: subscription_id is None or sent.subscription_id == subscription_id,
+            timeout=timeout,
+        )
+
+    def settle_push(self, timeout: float = 5.0) -> None:
+        """Wait until every notification queued so far has been posted (with its retries) or dropped."""
+        self._notifier.settle(timeout=timeout)
 
     def operation_counts(self) -> dict[str, int]:
         """How many times each SOAP operation was answered (since the last ``clear_requests``)."""
@@ -374,9 +566,15 @@ class ExchangeDouble(DoubleServer):
 
     # Change bookkeeping; the callers hold ``_state``.
 
-    def _log(self, mailbox: Mailbox, folder_id: str, item_id: str, kind: str) -> None:
+    def _log(self, mailbox: Mailbox, folder_id: str, item_id: str, kind: str, *, moved: bool = False) -> None:
+        """Write the change into the folder's log and notify the folder's push subscriptions."""
         self._seq += 1
-        mailbox.changes.append(Change(self._seq, folder_id, item_id, kind))
+        change = Change(self._seq, folder_id, item_id, kind)
+        mailbox.changes.append(change)
+        event = self._push_event(mailbox, change, moved=moved)
+        for subscription in self._subscriptions.values():
+            if subscription.email == mailbox.email:
+                self._notify(subscription, change.folder_id, event)
 
     def _store(self, mailbox: Mailbox, item: CalendarItem) -> None:
         mailbox.items[item.item_id] = item
@@ -386,8 +584,9 @@ class ExchangeDouble(DoubleServer):
         item.change_key += 1
         self._log(mailbox, item.folder_id, item.item_id, "Update")
 
-    def _remove(self, mailbox: Mailbox, item_id: str) -> None:
-        """Delete an item, or one occurrence of a series (which changes the series' master)."""
+    def _remove(self, mailbox: Mailbox, item_id: str, *, moved: bool) -> None:
+        """Delete an item (``moved``: to Deleted Items), or one occurrence of a series (which changes the
+        series' master)."""
         found = self._find(mailbox, item_id)
         if found is None:
             raise _not_found()
@@ -397,7 +596,34 @@ class ExchangeDouble(DoubleServer):
             self._changed(mailbox, master)
             return
         del mailbox.items[item_id]
-        self._log(mailbox, item.folder_id, item_id, "Delete")
+        self._log(mailbox, item.folder_id, item_id, "Delete", moved=moved)
+
+    def _push_event(self, mailbox: Mailbox, change: Change, *, moved: bool = False) -> _PushEvent:
+        """The notification event of a change; a moved item gets a new id in Deleted Items, as in Exchange."""
+        item = mailbox.items.get(change.item_id)
+        event = _PushEvent(
+            _EVENT_OF_CHANGE[change.kind],
+            _watermark(change.seq),
+            datetime.now(UTC),
+            change.item_id,
+            item.change_key if item is not None else None,
+            change.folder_id,
+        )
+        if moved:
+            return replace(
+                event,
+                kind="MovedEvent",
+                item_id=self._new_id("item"),
+                parent_folder_id=mailbox.deleted_items_id,
+                old_item_id=change.item_id,
+                old_parent_folder_id=change.folder_id,
+            )
+        return event
+
+    def _notify(self, subscription: _Subscription, folder_id: str, event: _PushEvent) -> None:
+        """Queue the event for the subscription if it watches the folder and that kind of event."""
+        if not subscription.ended and folder_id in subscription.folder_ids and event.kind in subscription.event_types:
+            self._notifier.queue(_Outgoing(subscription, event), batch_key=subscription.subscription_id)
 
     @staticmethod
     def _find(mailbox: Mailbox, item_id: str) -> tuple[CalendarItem, CalendarItem | None] | None:
@@ -484,6 +710,7 @@ class ExchangeDouble(DoubleServer):
             "UpdateItem": self._update_item,
             "DeleteItem": self._delete_item,
             "SyncFolderItems": self._sync_folder_items,
+            "Subscribe": self._subscribe,
         }
 
     def _convert_id(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
@@ -597,9 +824,10 @@ class ExchangeDouble(DoubleServer):
             )
 
     def _delete_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        moved = operation.get("DeleteType") == "MoveToDeletedItems"  # HardDelete and SoftDelete leave the mailbox
         for reference in _children(operation, _m("ItemIds")):
             try:
-                self._remove(mailbox, reference.get("Id", ""))
+                self._remove(mailbox, reference.get("Id", ""), moved=moved)
             except EwsError as error:
                 yield _error("DeleteItem", error)
                 continue
@@ -640,6 +868,137 @@ class ExchangeDouble(DoubleServer):
             f"<m:IncludesLastItemInRange>{str(complete).lower()}</m:IncludesLastItemInRange>"
             f"<m:Changes>{changes}</m:Changes>",
         )
+
+    def _subscribe(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
+        """A push subscription on folders of this mailbox (pull and streaming ones are not modelled)."""
+        requests = list(operation)
+        if len(requests) != 1:
+            raise _schema_error("The element 'Subscribe' must hold one subscription request.")
+        [request] = requests
+        if request.tag != _m("PushSubscriptionRequest"):
+            raise EwsError("ErrorInvalidRequest", "The double implements push subscriptions only.")
+        fields = _push_request_fields(request)
+        if request.get("SubscribeToAllFolders") in ("true", "1") or "FolderIds" not in fields:
+            raise EwsError("ErrorInvalidRequest", "The double subscribes to named folders only.")
+        event_types = [(element.text or "").strip() for element in fields["EventTypes"]]
+        if not event_types or any(kind not in PUSH_EVENT_TYPES for kind in event_types):
+            raise _schema_error(f"The 'EventTypes' element is invalid: {event_types}.")
+        asked = fields.get("StatusFrequency")
+        frequency_text = str(DEFAULT_STATUS_FREQUENCY) if asked is None else (asked.text or "")
+        frequency = int(frequency_text) if frequency_text.strip().isdigit() else 0
+        if frequency not in STATUS_FREQUENCIES:
+            raise _schema_error(
+                f"The 'StatusFrequency' element is invalid - The value '{frequency_text}' is invalid according "
+                "to its datatype 'SubscriptionStatusFrequencyType'."
+            )
+        url = (fields["URL"].text or "").strip()
+        try:
+            folder_ids = frozenset(self._subscribed_folder(mailbox, reference) for reference in fields["FolderIds"])
+            self._check_push_url(url)
+            since = self._since(fields.get("Watermark"))
+            self._check_subscription_count(mailbox)
+        except EwsError as error:
+            yield _error("Subscribe", error)
+            return
+        subscription = _Subscription(
+            base64.b64encode(secrets.token_bytes(30)).decode(),
+            mailbox.email,
+            folder_ids,
+            frozenset(event_types),
+            url,
+            frequency,
+            SERVER_VERSIONS[self.version][3],
+            _watermark(self._seq if since is None else since),
+        )
+        self._subscriptions[subscription.subscription_id] = subscription
+        for change in mailbox.changes:  # the changes since the watermark, if one was given
+            if since is not None and change.seq > since:
+                self._notify(subscription, change.folder_id, self._push_event(mailbox, change))
+        yield _success(
+            "Subscribe",
+            f"<m:SubscriptionId>{subscription.subscription_id}</m:SubscriptionId>"
+            f"<m:Watermark>{_watermark(self._seq)}</m:Watermark>",
+        )
+
+    def _subscribed_folder(self, mailbox: Mailbox, reference: ET.Element) -> str:
+        try:
+            return self._folder_id(mailbox, reference)
+        except EwsError as error:
+            if error.code != "ErrorItemNotFound":
+                raise
+            raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.") from None
+
+    def _check_push_url(self, url: str) -> None:
+        """Exchange takes a URL shorter than 2083 characters, http or https, that .NET's Uri can parse."""
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = urlsplit("")
+        if not 0 < len(url) < PUSH_URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EwsError("ErrorInvalidPushSubscriptionUrl", "URL specified for push subscription is invalid.")
+        if self.require_https and parts.scheme != "https":
+            raise EwsError("ErrorInvalidPushSubscriptionUrl", "URL specified for push subscription must be https.")
+
+    def _check_subscription_count(self, mailbox: Mailbox) -> None:
+        live = sum(1 for item in self._subscriptions.values() if item.email == mailbox.email and not item.ended)
+        if self.max_push_subscriptions is not None and live >= self.max_push_subscriptions:
+            raise EwsError(
+                "ErrorExceededSubscriptionCount",
+                "You have exceeded the available subscriptions for your account. Remove unnecessary "
+                "subscriptions and try your request again.",
+            )
+
+    def _since(self, watermark: ET.Element | None) -> int | None:
+        """The change a subscription's Watermark stands for; one never handed out is invalid."""
+        if watermark is None:
+            return None
+        seq = _watermark_seq((watermark.text or "").strip())
+        if seq is None or seq > self._seq:
+            raise EwsError("ErrorInvalidWatermark", "Watermark is invalid.")
+        return seq
+
+    def _send_push(self, batch: list[_Outgoing]) -> None:
+        """The notifier thread's work: one SendNotification of the batch's events, retried on failure."""
+        subscription = batch[0].subscription
+        with self._state:
+            if subscription.ended or self._notifier.closing:
+                return
+            changes = [outgoing.event for outgoing in batch if outgoing.event.kind != "StatusEvent"]
+            events = changes or [_PushEvent("StatusEvent", subscription.previous_watermark)]
+            body = _notification(subscription, events)
+        attempts = 1 + max(self.push_retries, 0)
+        for attempt in range(attempts):
+            sent = self._post_push(subscription, events, body)
+            with self._state:
+                if sent.delivered:
+                    subscription.previous_watermark = events[-1].watermark
+                    subscription.ended = subscription.ended or sent.subscription_status == "Unsubscribe"
+                elif attempt == attempts - 1:
+                    subscription.ended = True  # the retries ran out: Exchange drops the subscription
+                over = subscription.ended or sent.delivered
+            self._notifier.record(sent)
+            if over or self._notifier.closing:
+                return
+
+    def _post_push(self, subscription: _Subscription, events: list[_PushEvent], body: bytes) -> PushNotification:
+        status: int | None = None
+        answered: str | None = None
+        error: str | None = None
+        try:
+            with httpx.Client(timeout=self.notification_timeout, verify=self._push_verify, trust_env=False) as client:
+                answer = client.post(
+                    subscription.url,
+                    content=body,
+                    headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": SEND_NOTIFICATION_ACTION},
+                )
+            status = answer.status_code
+            answered = _answered_status(answer.content) if answer.is_success else None
+            if answered is None:
+                error = f"HTTP {status}: not a SendNotificationResult"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        kinds = tuple(event.kind for event in events)
+        return PushNotification(subscription.subscription_id, kinds, subscription.url, body, status, answered, error)
 
     def _sync_point(self, mailbox: Mailbox, folder_id: str, state: str) -> SyncPoint:
         """What a state handed out for this mailbox's folder stands for; any other is invalid."""
@@ -740,12 +1099,93 @@ class ExchangeDouble(DoubleServer):
 # -- SOAP shapes --------------------------------------------------------------------------------
 
 
-def _soap(header: str, body: str, status: int = 200) -> Response:
-    content = (
+def _envelope(header: str, body: str) -> bytes:
+    return (
         f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP}"><s:Header>{header}</s:Header>'
         f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
+
+
+def _soap(header: str, body: str, status: int = 200) -> Response:
+    return Response(content=_envelope(header, body), status_code=status, media_type="text/xml; charset=utf-8")
+
+
+def _schema_error(text: str) -> EwsError:
+    return EwsError("ErrorSchemaValidation", f"The request failed schema validation: {text}")
+
+
+def _push_request_fields(request: ET.Element) -> dict[str, ET.Element]:
+    """The PushSubscriptionRequest's children by name, checked against the schema's sequence."""
+    order = [name for name, _ in PUSH_REQUEST_FIELDS]
+    fields: dict[str, ET.Element] = {}
+    for child in request:
+        name = child.tag.rsplit("}", 1)[-1]
+        # The schema puts them in the types namespace; exchangelib writes m:Watermark, taken here too.
+        known = child.tag == _t(name) or (name == "Watermark" and child.tag == _m(name))
+        if not known or name not in order or any(order.index(name) <= order.index(seen) for seen in fields):
+            raise _schema_error(f"The element 'PushSubscriptionRequest' has invalid child element '{name}'.")
+        fields[name] = child
+    for name, required in PUSH_REQUEST_FIELDS:
+        if required and name not in fields:
+            raise _schema_error(f"The element 'PushSubscriptionRequest' has incomplete content: '{name}' expected.")
+    return fields
+
+
+def _watermark(seq: int) -> str:
+    """An opaque watermark for the point after change ``seq``."""
+    return base64.b64encode(b"\x01" + seq.to_bytes(8, "little")).decode()
+
+
+def _watermark_seq(text: str) -> int | None:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return int.from_bytes(raw[1:], "little") if len(raw) == 9 and raw[0] == 1 else None
+
+
+def _change_key(number: int) -> str:
+    return f"DwAAAB{number:04d}"
+
+
+def _notification(subscription: _Subscription, events: list[_PushEvent]) -> bytes:
+    """The SendNotification request Exchange posts to a push subscription's URL."""
+    header = f'<t:RequestServerVersion xmlns:t="{TYPES}" Version="{subscription.schema}"/>'
+    notification = (
+        f"<m:Notification><t:SubscriptionId>{subscription.subscription_id}</t:SubscriptionId>"
+        f"<t:PreviousWatermark>{subscription.previous_watermark}</t:PreviousWatermark>"
+        f"<t:MoreEvents>false</t:MoreEvents>{''.join(_event_xml(event) for event in events)}</m:Notification>"
     )
-    return Response(content=content.encode(), status_code=status, media_type="text/xml; charset=utf-8")
+    body = (
+        f'<m:SendNotification xmlns:m="{MESSAGES}" xmlns:t="{TYPES}"><m:ResponseMessages>'
+        f"{_success('SendNotification', notification)}</m:ResponseMessages></m:SendNotification>"
+    )
+    return _envelope(header, body)
+
+
+def _event_xml(event: _PushEvent) -> str:
+    if event.kind == "StatusEvent":
+        return f"<t:StatusEvent><t:Watermark>{event.watermark}</t:Watermark></t:StatusEvent>"
+    change_key = f' ChangeKey="{_change_key(event.change_key)}"' if event.change_key is not None else ""
+    parts = [
+        f"<t:Watermark>{event.watermark}</t:Watermark><t:TimeStamp>{_ews_time(event.timestamp)}</t:TimeStamp>",
+        f'<t:ItemId Id="{event.item_id}"{change_key}/><t:ParentFolderId Id="{event.parent_folder_id}"/>',
+    ]
+    if event.old_item_id:
+        parts.append(f'<t:OldItemId Id="{event.old_item_id}"/><t:OldParentFolderId Id="{event.old_parent_folder_id}"/>')
+    return f"<t:{event.kind}>{''.join(parts)}</t:{event.kind}>"
+
+
+def _answered_status(content: bytes) -> str | None:
+    """The SubscriptionStatus of a receiver's SendNotificationResult; None for any other answer."""
+    try:
+        envelope = ET.fromstring(content)
+    except ET.ParseError:
+        return None
+    if envelope.tag != f"{{{SOAP}}}Envelope":
+        return None
+    status = envelope.findtext(f"{{{SOAP}}}Body/{_m('SendNotificationResult')}/{_m('SubscriptionStatus')}")
+    return status.strip() if status is not None and status.strip() in ("OK", "Unsubscribe") else None
 
 
 def _fault(code: str, text: str) -> Response:
@@ -838,7 +1278,7 @@ def _item_xml(item: CalendarItem, fields: set[str]) -> str:
     def wanted(uri: str) -> bool:
         return "*" in fields or uri in fields
 
-    parts = [f'<t:ItemId Id="{item.item_id}" ChangeKey="DwAAAB{item.change_key:04d}"/>']
+    parts = [f'<t:ItemId Id="{item.item_id}" ChangeKey="{_change_key(item.change_key)}"/>']
     if wanted("item:Subject"):
         parts.append(f"<t:Subject>{escape(item.subject)}</t:Subject>")
     if wanted("item:Body"):
