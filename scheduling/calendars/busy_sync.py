@@ -312,7 +312,13 @@ class BusySync:
             except Exception:
                 logger.exception("busy-time sync: a pass failed; trying again")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(self._interval.total_seconds() / 5, 30.0))
+                await asyncio.wait_for(self._stopping.wait(), self.pass_pause.total_seconds())
+
+    @property
+    def pass_pause(self) -> timedelta:
+        """The wait between background passes: short enough that a connection due is asked soon
+        after (a quarter of the shortest interval), never longer than 30 s."""
+        return min(self._interval / 5, self._incremental_interval / 4, timedelta(seconds=30))
 
     def stop(self) -> None:
         """Finish the pass under way (its transactions complete), then leave ``run``."""
@@ -478,7 +484,10 @@ def _incremental(connection_id: Any) -> ColumnElement[bool]:
 
 
 async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime) -> None:
-    """The provider answered for this connection: the health probe is satisfied until ``now + interval``."""
+    """The provider answered for this connection: the health probe is satisfied until ``now + interval``,
+    and the round's lease ends (the next one is due by ``checked_at`` alone)."""
     await session.exec(
-        update(CalendarConnection).where(col(CalendarConnection.id) == connection_id).values(checked_at=now)
+        update(CalendarConnection)
+        .where(col(CalendarConnection.id) == connection_id)
+        .values(checked_at=now, sync_lease_until=None)
     )

@@ -213,3 +213,6 @@ async def test_an_exchange_server_refusing_push_is_asked_what_changed_every_minu
     assert connection_id not in await server.services.busy_sync.claim_due()
     clock.now = NOW + timedelta(minutes=1, seconds=5)  # not pushed: a short poll instead
     assert connection_id in await server.services.busy_sync.claim_due()
+    assert await server.services.busy_sync.refresh(connection_id)  # the round gives its lease back
+    clock.now = NOW + timedelta(minutes=2, seconds=11)
+    assert connection_id in await server.services.busy_sync.claim_due()
