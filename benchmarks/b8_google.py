@@ -45,13 +45,7 @@ class GoogleSide(PushSide):
     def __init__(self, google: GoogleDouble) -> None:
         self.google = google
         self.double = google
-        shown = google._listed
-
-        def counted(*args: Any, **kwargs: Any) -> Any:  # one call per event put into an answer
-            self.listed += 1
-            return shown(*args, **kwargs)
-
-        google._listed = counted  # type: ignore[method-assign]
+        self.count_listed(google, "_listed")
 
     @classmethod
     @contextmanager

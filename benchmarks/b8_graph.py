@@ -78,13 +78,7 @@ class GraphSide(PushSide):
         self.double = microsoft
         self._tls = tls
         self._token: str | None = None
-        shown = microsoft._delta_item
-
-        def counted(*args: Any, **kwargs: Any) -> Any:  # one call per item of a delta page
-            self.listed += 1
-            return shown(*args, **kwargs)
-
-        microsoft._delta_item = counted  # type: ignore[method-assign]
+        self.count_listed(microsoft, "_delta_item")
 
     @classmethod
     @contextmanager

@@ -66,6 +66,16 @@ class Side(ABC):
     token_lifetime: timedelta | None = None  # how long the client uses one access token (None: no tokens)
     listed: int = 0  # events the double put into its answers, where the side can count them
 
+    def count_listed(self, double: Any, method: str) -> None:
+        """Count each call of the double's ``method`` (it puts one event into an answer) in ``listed``."""
+        shown = getattr(double, method)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.listed += 1
+            return shown(*args, **kwargs)
+
+        setattr(double, method, counted)
+
     @abstractmethod
     def kind_of(self, request: RecordedRequest) -> str:
         """What a request to the double was, in the provider's API names."""
