@@ -53,6 +53,7 @@ BLOCKING_STATUSES = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
 
 class BookingSource(StrEnum):
     PAGE = "PAGE"
+    EMBED = "EMBED"  # the widget on another site
     CHAT = "CHAT"
     API = "API"
 

@@ -8,13 +8,18 @@ from db.models import Booking
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
-from scheduling.booking import manage_links
+from scheduling.booking import contact_tokens, manage_links
 from scheduling.booking.book import BookingView, BookResult
 from scheduling.booking.lifecycle import ChangeResult
 from scheduling.booking.rules import BookingDraft
 from scheduling.errors import NotFound
 
 _NOT_FOUND = NotFound(message="booking not found")
+
+
+def contact_token(context: RequestContext, booking: Booking) -> str | None:
+    """The visitor's signed token that lets their next booking be prefilled."""
+    return contact_tokens.contact_token(context.services.signer, booking, context.services.clock())
 
 
 def manage_token(context: RequestContext, booking: Booking) -> str:

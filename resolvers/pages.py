@@ -6,7 +6,10 @@ from db.models import User
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
+from scheduling.booking import contact_tokens
+from scheduling.booking.contact_tokens import Prefill
 from scheduling.errors import InvalidInput, NotFound, SlugTaken
+from scheduling.pages.links import ChatLink
 from scheduling.pages.service import Deleted, PageDraft, PageView
 
 _NOT_FOUND = NotFound(message="scheduling page not found")
@@ -54,3 +57,12 @@ async def public_page(context: RequestContext, slug: str, domain: str | None) ->
     if view is not None and context.answer_scope is not None:
         context.answer_scope.depends_on(view.page.owner_id)
     return view
+
+
+async def prefill(context: RequestContext, view: PageView, token: str) -> Prefill | None:
+    services = context.services
+    return await contact_tokens.prefill(services.db, services.signer, token, view.page.owner_id, services.clock())
+
+
+def chat_link(context: RequestContext, view: PageView) -> ChatLink:
+    return context.services.links.chat_link(view.page, view.owner)

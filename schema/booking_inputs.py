@@ -33,7 +33,9 @@ class BookMeetingInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="Retrying with the same key returns the first result and books nothing twice."
     )
-    source: BookingSource | None = strawberry.field(default=None, description="CHAT for the chat widget.")
+    source: BookingSource | None = strawberry.field(
+        default=None, description="Where the visitor booked: PAGE (default), EMBED (the widget on another site), CHAT."
+    )
 
     def to_draft(self) -> BookingDraft:
         return BookingDraft(

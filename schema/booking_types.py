@@ -29,6 +29,9 @@ class BookingFields:
         description="PENDING until the event is on the owner's calendar; FAILED says why it could not be."
     )
     manage_token: str = strawberry.field(description="The invitee's signed token to cancel or reschedule.")
+    contact_token: str | None = strawberry.field(
+        description="The invitee's signed token: kept by their browser, it fills their next booking's form."
+    )
 
     @classmethod
     def values(cls, row: BookingRow, context: RequestContext) -> dict[str, object]:
@@ -44,6 +47,7 @@ class BookingFields:
             "source": BookingSource(row.source),
             "calendar_write": CalendarWrite(row.calendar_write),
             "manage_token": booking_resolvers.manage_token(context, row),
+            "contact_token": booking_resolvers.contact_token(context, row),
         }
 
 

@@ -76,6 +76,25 @@ def _fields(rows: list[dict[str, Any]]) -> list[FormFieldType]:
     ]
 
 
+@strawberry.type(name="ChatLink", description="The chat widget's link to a page, and its embed snippet.")
+class ChatLinkType:
+    url: str
+    snippet: str
+
+
+@strawberry.type(name="Answer")
+class AnswerType:
+    key: str
+    value: str
+
+
+@strawberry.type(name="Prefill", description="What a returning visitor typed last time, for their form.")
+class PrefillType:
+    name: str
+    email: str
+    answers: list[AnswerType]
+
+
 @strawberry.type(name="SchedulingPage")
 class SchedulingPageType:
     id: strawberry.ID
@@ -98,6 +117,12 @@ class SchedulingPageType:
     date_overrides: list[DateOverrideType]
     form_fields: list[FormFieldType]
     redirect_url: str | None
+    _view: strawberry.Private[PageView]
+
+    @strawberry.field(description="The link and snippet for the chat widget; bookings through them have source CHAT.")
+    def chat_link(self, info: Ctx) -> ChatLinkType:
+        link = page_resolvers.chat_link(info.context, self._view)
+        return ChatLinkType(url=link.url, snippet=link.snippet)
 
     @classmethod
     def from_domain(cls, view: PageView) -> SchedulingPageType:
@@ -123,6 +148,7 @@ class SchedulingPageType:
             date_overrides=_overrides(page.date_overrides),
             form_fields=_fields(page.form_fields),
             redirect_url=page.redirect_url,
+            _view=view,
         )
 
 
@@ -135,7 +161,16 @@ class PublicSchedulingPage:
     durations: list[int]
     timezone: str
     form_fields: list[FormFieldType]
+    redirect_url: str | None
     _view: strawberry.Private[PageView]
+
+    @strawberry.field(description="A returning visitor's last answers, for the token their browser kept; else null.")
+    async def prefill(self, info: Ctx, contact_token: str) -> PrefillType | None:
+        found = await page_resolvers.prefill(info.context, self._view, contact_token)
+        if found is None:
+            return None
+        answers = [AnswerType(key=key, value=str(value)) for key, value in found.answers.items()]
+        return PrefillType(name=found.name, email=found.email, answers=answers)
 
     @classmethod
     def from_domain(cls, view: PageView) -> PublicSchedulingPage:
@@ -148,6 +183,7 @@ class PublicSchedulingPage:
             durations=list(page.durations),
             timezone=page.timezone,
             form_fields=_fields(page.form_fields),
+            redirect_url=page.redirect_url,
             _view=view,
         )
 

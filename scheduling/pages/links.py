@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import urlencode, urlsplit
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,6 +14,15 @@ from scheduling import validation
 from scheduling.errors import ValidationFailed
 
 MEETINGS_PATH = "/meetings"
+WIDGET_PATH = "/widget/kokous.js"
+
+
+@dataclass(frozen=True)
+class ChatLink:
+    """Where the chat widget sends visitors, and the snippet that embeds the booking there."""
+
+    url: str
+    snippet: str
 
 
 class LinkBuilder:
@@ -21,6 +32,18 @@ class LinkBuilder:
         parts = urlsplit(public_url)
         self.app_origin = f"{parts.scheme}://{parts.netloc}"
         self.app_host = (parts.hostname or "").lower()
+
+    def chat_link(self, page: SchedulingPage, owner: User) -> ChatLink:
+        """Bookings made through either are recorded as coming from the chat."""
+        attributes = {"page": page.slug, "base": self.app_origin, "source": "CHAT"}
+        if page.domain:
+            attributes["domain"] = page.domain
+        element = " ".join(f'{name}="{escape(value)}"' for name, value in attributes.items())
+        snippet = (
+            f'<script type="module" src="{escape(self.app_origin + WIDGET_PATH)}"></script>\n'
+            f"<kokous-booking {element}></kokous-booking>"
+        )
+        return ChatLink(url=f"{self.page_url(page, owner)}?{urlencode({'source': 'chat'})}", snippet=snippet)
 
     def default_base(self) -> str:
         return self.app_origin + MEETINGS_PATH
