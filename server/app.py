@@ -16,12 +16,16 @@ from db.engine import Database
 from db.migrate import ensure_migrated
 from pubsub import EventHub
 from scheduling.clock import Clock, system_clock
+from scheduling.pages.links import LinkBuilder
 from server import health
 from server.body_limit import BodyLimitMiddleware
+from server.cross_origin import open_to_every_site
 from server.graphql_view import answering_endpoint, graphql_app
 from server.metrics import Metrics, MetricsMiddleware
 from server.oauth_routes import oauth_routes
+from server.public_routes import public_routes
 from server.settings import Settings, load_settings
+from server.static_files import static_routes
 from server.webhook_routes import webhook_routes
 from server.wiring import build_services
 
@@ -83,15 +87,20 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             await db.dispose()
 
     graphql = graphql_app(settings)
+    graphql_http = open_to_every_site(
+        answering_endpoint(graphql), public_origin=LinkBuilder(settings.public_url).app_origin
+    )
     app = Starlette(
         routes=[
-            Route("/graphql", answering_endpoint(graphql), methods=["GET", "POST"]),
+            Route("/graphql", graphql_http, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", health.healthz),
             Route("/readyz", health.readyz),
             Route("/metrics", health.metrics),
             *oauth_routes(),
             *webhook_routes(),
+            *public_routes(),
+            *static_routes(),  # last: one mount per folder of static/
         ],
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),

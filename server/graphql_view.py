@@ -1,4 +1,10 @@
-"""The strawberry view: builds the request context and authenticates WebSocket clients."""
+"""The strawberry view: builds the request context and authenticates WebSocket clients.
+
+WebSockets are accepted from every origin: a socket carries no ambient credentials (owners
+send their bearer token in ``connection_init``), so a page on another site gets only what
+any anonymous visitor gets, the public ``slotsChanged``; owner subscriptions still need the
+token. This is what lets the widget go live on any site with no per-site set-up.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +53,6 @@ class KokousGraphQL(GraphQL[RequestContext, None]):
 
 
 def graphql_app(settings: Settings) -> KokousGraphQL:
-    origins = (settings.public_url, *settings.allowed_origins)
     return KokousGraphQL(
         build_schema(production=settings.production),
         graphql_ide=None if settings.production else "graphiql",
@@ -56,7 +61,7 @@ def graphql_app(settings: Settings) -> KokousGraphQL:
         keep_alive_interval=15,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        allowed_origins=origins,
+        allowed_origins=("*",),
     )
 
 

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     secret_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     smtp_url: str | None = Field(default=None, repr=False)
     outbox_dir: Path = Path("outbox")
+    # No longer needed: /graphql and its WebSocket accept every origin (no ambient credentials).
+    # Still read, so configurations that set it keep starting; its value changes nothing.
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: str = "INFO"
     log_json: bool = False

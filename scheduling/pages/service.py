@@ -9,12 +9,12 @@ from datetime import date
 from typing import cast
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import PageStatus
 from db.engine import Database
-from db.models import Calendar, CalendarConnection, SchedulingPage, User
+from db.models import Calendar, CalendarConnection, Domain, SchedulingPage, User
 from scheduling import validation
 from scheduling.clock import Clock
 from scheduling.engine.coverage import MAX_HORIZON, MAX_HORIZON_DAYS
@@ -59,6 +59,14 @@ class PageView:
 
 
 PageResult = PageView | InvalidInput | SlugTaken | NotFound
+
+
+@dataclass(frozen=True)
+class HostPages:
+    """The enabled pages one host serves, as search engines may see them."""
+
+    hidden: list[str]  # slugs of pages whose owner hides them from search engines
+    shown: bool  # whether the host serves any page search engines may list
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,38 @@ class PageService:
             if owner is None or not self._links.serves(page, owner, host):
                 return None
             return (await self._views(session, owner, [page]))[0]
+
+    async def host_pages(self, host: str) -> HostPages | None:
+        """The enabled pages served on ``host``; None when it is neither the app's host nor connected.
+
+        The app's host serves every page; a connected domain serves the pages whose link is on it.
+        """
+        host = host.lower().rstrip(".")
+        pages = (
+            select(SchedulingPage, User)
+            .join(User, col(SchedulingPage.owner_id) == col(User.id))
+            .where(col(SchedulingPage.enabled).is_(True))
+            .order_by(col(SchedulingPage.slug))
+        )
+        async with self._db.session() as session:
+            if host == self._links.app_host:
+                hides = col(User.hide_from_search_engines)
+                hidden = select(SchedulingPage.slug).join(User, col(SchedulingPage.owner_id) == col(User.id))
+                hidden = hidden.where(col(SchedulingPage.enabled).is_(True), hides.is_(True))
+                shown = pages.where(hides.is_(False)).limit(1)
+                return HostPages(
+                    hidden=list((await session.exec(hidden.order_by(col(SchedulingPage.slug)))).all()),
+                    shown=(await session.exec(shown)).first() is not None,
+                )
+            if (await session.exec(select(Domain.id).where(Domain.host == host))).first() is None:
+                return None
+            # A page is on the domain by its own domain, or by its owner's link base.
+            candidates = pages.where(or_(col(SchedulingPage.domain) == host, col(User.meetings_link_base).is_not(None)))
+            served = [row for row in (await session.exec(candidates)).all() if self._links.page_host(*row) == host]
+            return HostPages(
+                hidden=[page.slug for page, owner in served if owner.hide_from_search_engines],
+                shown=any(not owner.hide_from_search_engines for _, owner in served),
+            )
 
     async def default_page(self, owner: User) -> PageView | None:
         if owner.default_page_id is None:

@@ -53,15 +53,19 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def start_live_server(
-    settings: Settings, *, clock: Clock = system_clock, own_webhook_url: bool = False
+    settings: Settings, *, clock: Clock = system_clock, own_webhook_url: bool = False, own_public_url: bool = False
 ) -> AsyncIterator[LiveServer]:
-    """``own_webhook_url``: providers' doubles post their change notifications to this server."""
+    """``own_webhook_url``: providers' doubles post their change notifications to this server.
+    ``own_public_url``: this server's address is the public URL (pages link to it and load the
+    widget from it, as browsers then do)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     if own_webhook_url:
         settings = settings.model_copy(update={"webhook_url": f"http://127.0.0.1:{port}"})
+    if own_public_url:
+        settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
     app = create_app(settings, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, ws_ping_interval=None))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -31,9 +31,18 @@ WINDOW = {"start": "2026-12-01T00:00:00+00:00", "end": "2026-12-08T00:00:00+00:0
 
 
 @asynccontextmanager
-async def ws_session(url: str, protocol: str, token: str | None = None) -> AsyncIterator[AsyncClientSession]:
+async def ws_session(
+    url: str, protocol: str, token: str | None = None, *, origin: str | None = None
+) -> AsyncIterator[AsyncClientSession]:
+    """``origin``: the Origin header a browser on that site would send with the handshake."""
     payload = {"authorization": f"Bearer {token}"} if token else {}
-    transport = WebsocketsTransport(url=url, subprotocols=[protocol], init_payload=payload, connect_timeout=10)
+    transport = WebsocketsTransport(
+        url=url,
+        subprotocols=[protocol],
+        init_payload=payload,
+        connect_timeout=10,
+        connect_args={"origin": origin} if origin else None,
+    )
     async with Client(transport=transport) as session:
         yield session
 
