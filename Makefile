@@ -23,6 +23,7 @@ run: install
 
 test: install
 	@bash scripts/test-services.sh
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

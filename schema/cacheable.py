@@ -2,7 +2,7 @@
 
 A document qualifies when its operation is a query and every field it selects is
 ``Query.schedulingPage`` or a field of a type reachable from that field's type (the page, its
-slots and form fields) or ``__typename``. Those values depend on the page owner's data only,
+slots and form fields; not a returning visitor's ``prefill``) or ``__typename``. Those values depend on the page owner's data only,
 never on the caller, and every change to that data publishes ``AvailabilityChanged``.
 """
 
@@ -29,6 +29,8 @@ from graphql import (
 )
 
 _ROOT_FIELD = "schedulingPage"
+# Below the page but about one visitor (a returning visitor's own answers): never kept for others.
+_PER_VISITOR = frozenset({"prefill"})
 _MAX_REMEMBERED = 1_000
 
 
@@ -48,6 +50,8 @@ def public_page_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:
             pending.extend(schema.get_possible_types(named))
         if isinstance(named, GraphQLObjectType):
             for name, definition in named.fields.items():
+                if name in _PER_VISITOR:
+                    continue
                 allowed.add((named.name, name))
                 pending.append(get_named_type(definition.type))
     return frozenset(allowed)

@@ -1,6 +1,6 @@
 """Fixtures shared by every layer: databases, pub/sub, a running app and its owners.
 
-The tests come in five tiers, each a folder:
+The tests come in six tiers, each a folder:
 
 * ``engine/``: the pure scheduling functions, with examples and hypothesis properties.
 * ``services/``: services against real SQLite and PostgreSQL databases and real pub/sub.
@@ -8,6 +8,7 @@ The tests come in five tiers, each a folder:
   wire-level doubles (``tests/doubles/``) or a real Radicale.
 * ``api/``: a running server, reached over real HTTP and WebSocket.
 * ``system/``: several ``kokous serve`` processes, ``kill -9`` and restarts.
+* ``browser/``: the public page and the widget in Debian's Chromium, driven by Playwright.
 
 This module only defines fixtures; the helpers they and the tests use live in ``tests/support/``.
 """

@@ -11,9 +11,12 @@
 // The DOM it renders (light DOM, so host pages can style it): each offered time is a
 // <button data-start="YYYY-MM-DDTHH:MM:SSZ"> inside a role="group" per day; the form's inputs
 // are named name, email and answers.<key>; an outcome is an element with data-kokous-state =
-// confirmed | slot-taken | calendar-inactive | requested | rate-limited | error.
-// After a booking it dispatches "kokous:booked" ({bookingId, start, end}, bubbling, composed),
-// and inside an iframe posts {type: "kokous:booked", bookingId, start, end} to the parent.
+// confirmed | slot-taken | calendar-inactive | requested | rate-limited | error (and cancelled,
+// when the invitee cancels through the link in their email: ?booking=<token>&action=cancel, or
+// moves it with action=reschedule). After a booking it dispatches "kokous:booked" ({bookingId,
+// start, end}, bubbling, composed), and inside an iframe posts {type: "kokous:booked", bookingId,
+// start, end} to the parent. Times in data-start and in the event are UTC.
+// Live: slotsChanged over graphql-transport-ws; each message replaces the list of times.
 
 const SOURCES = new Set(["PAGE", "EMBED", "CHAT"]);
 const CONTACT_COOKIE = "kokous_contact";
@@ -73,20 +76,38 @@ function slotsSubscription(missing) {
 }`;
 }
 
-function bookMutation(missing, field) {
+function resultSelection(missing) {
   const contact = missing.has("contactToken") ? "" : "contactToken";
   const limited = missing.has("RateLimited") ? "" : "... on RateLimited { message retryAfterSeconds }";
-  return `mutation KokousBook($input: BookMeetingInput!) {
-  ${field}(input: $input) {
-    __typename
+  return `__typename
     ... on BookingFields { id start end status inviteeEmail manageToken ${contact} }
     ... on SlotUnavailable { message alternatives { start end } }
     ... on CalendarUnreachable { message retryAfterSeconds }
     ${limited}
-    ... on Error { message }
-  }
+    ... on Error { message }`;
+}
+
+function bookingDocument(missing, field) {
+  return `mutation KokousBook($input: BookMeetingInput!) {
+  ${field}(input: $input) { ${resultSelection(missing)} }
 }`;
 }
+
+function cancelDocument(missing) {
+  return `mutation KokousCancel($token: String!) {
+  cancelBookingByToken(token: $token) { ${resultSelection(missing)} }
+}`;
+}
+
+function rescheduleDocument(missing) {
+  return `mutation KokousMove($token: String!, $start: DateTime!) {
+  rescheduleBookingByToken(token: $token, start: $start) { ${resultSelection(missing)} }
+}`;
+}
+
+const MANAGED_BOOKING = `query KokousManagedBooking($token: String!) {
+  booking(token: $token) { id start end status }
+}`;
 
 /** POSTs GraphQL; leaves out optional names the server says it does not know, and asks again. */
 class GraphQLClient {
@@ -366,15 +387,13 @@ function readContactToken(base) {
   } catch {
     // storage can be blocked (private modes, partitioned iframes): the cookie may still be there
   }
-  for (const pair of document.cookie.split(";")) {
-    const [name, ...rest] = pair.trim().split("=");
-    if (name === CONTACT_COOKIE && rest.length) {
-      try {
-        return decodeURIComponent(rest.join("="));
-      } catch {
-        return null;
-      }
+  try {
+    for (const pair of document.cookie.split(";")) {
+      const [name, ...rest] = pair.trim().split("=");
+      if (name === CONTACT_COOKIE && rest.length) return decodeURIComponent(rest.join("="));
     }
+  } catch {
+    // a sandboxed frame has no cookies (reading them throws), or the value is mangled
   }
   return null;
 }
@@ -386,7 +405,11 @@ function keepContactToken(base, token) {
     // the cookie below is enough
   }
   const secure = location.protocol === "https:" ? "; Secure" : "";
-  document.cookie = `${CONTACT_COOKIE}=${encodeURIComponent(token)}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
+  try {
+    document.cookie = `${CONTACT_COOKIE}=${encodeURIComponent(token)}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
+  } catch {
+    // a sandboxed frame: the visitor is not remembered
+  }
 }
 
 // -- Styles: one constructable stylesheet (CSP style-src does not apply to it) ---------------------
@@ -527,11 +550,11 @@ class KokousBooking extends HTMLElement {
   }
 
   attributeChangedCallback(name, before, after) {
-    if (!this.started || before === after || !this.page) return;
-    if (name === "timezone" && validZone(after)) {
-      this.setZone(after);
+    if (!this.started || before === after) return;
+    if (name === "timezone") {
+      if (validZone(after)) this.setZone(after);
     } else if (name !== "data-prefill" && name !== "contact-token") {
-      this.load();
+      this.load(); // another page or server: start again
     }
   }
 
@@ -562,7 +585,11 @@ class KokousBooking extends HTMLElement {
   }
 
   get locale() {
-    return this.lang || navigator.language || "en";
+    try {
+      return Intl.getCanonicalLocales(this.lang || navigator.language || "en")[0] || "en";
+    } catch {
+      return "en"; // a malformed lang attribute
+    }
   }
 
   initialZone() {
@@ -588,6 +615,8 @@ class KokousBooking extends HTMLElement {
     this.selected = null;
     this.pending = null;
     this.outcome = null;
+    this.managing = null;
+    this.retryAction = null;
     this.liveStatus = "connecting";
     this.buildFrame();
     this.showMessage("Loading…");
@@ -632,7 +661,10 @@ class KokousBooking extends HTMLElement {
     this.buildPage();
     this.fillForm(page.prefill);
     this.applyExplicitPrefill();
+    const manage = this.manageRequest();
+    if (manage) this.view = "loading";
     this.openWindow(page.slots);
+    if (manage) await this.startManaging(manage, generation);
   }
 
   buildFrame() {
@@ -826,6 +858,7 @@ class KokousBooking extends HTMLElement {
   moveWeek(step) {
     this.week = Math.max(0, this.week + step);
     this.openWindow();
+    this.announce(`Free times for ${this.weekLabel(this.windowRange)}`);
   }
 
   currentWindow() {
@@ -952,6 +985,7 @@ class KokousBooking extends HTMLElement {
 
   slotsFailed(message) {
     this.slots = [];
+    this.slotsSignature = null;
     this.slotsError = message;
     if (this.view === "times") this.renderTimes();
     this.slotsError = null;
@@ -978,9 +1012,21 @@ class KokousBooking extends HTMLElement {
     return `${format.day.format(ms)}, ${format.time.format(ms)}`;
   }
 
+  /** "30 November – 6 December 2026". */
+  weekLabel(range) {
+    const format = this.formats().range;
+    try {
+      return format.formatRange(range.startMs, range.endMs - 1);
+    } catch {
+      return `${format.format(range.startMs)} – ${format.format(range.endMs - 1)}`;
+    }
+  }
+
   render() {
     if (this.view === "times") this.renderTimes();
     else if (this.view === "form") this.renderForm();
+    else if (this.view === "move") this.renderMove();
+    else if (this.view === "cancel") this.renderCancel();
     else if (this.view === "outcome") this.renderOutcome();
   }
 
@@ -1001,12 +1047,6 @@ class KokousBooking extends HTMLElement {
       onclick: () => this.moveWeek(-1),
     });
     const next = h("button", { type: "button", "data-kokous-week": "next", text: "Next week", onclick: () => this.moveWeek(1) });
-    let weekLabel;
-    try {
-      weekLabel = format.range.formatRange(range.startMs, range.endMs - 1);
-    } catch {
-      weekLabel = `${format.range.format(range.startMs)} – ${format.range.format(range.endMs - 1)}`;
-    }
     const body = [];
     if (this.slots === null) {
       body.push(h("p", { class: "kokous-muted", text: "Loading free times…" }));
@@ -1060,12 +1100,13 @@ class KokousBooking extends HTMLElement {
     const section = h(
       "section",
       { class: "kokous-slots", "aria-labelledby": titleId, "aria-busy": this.slots === null ? "true" : null },
-      h("h3", { id: titleId, tabindex: "-1", text: "Choose a time" }),
+      h("h3", { id: titleId, tabindex: "-1", text: this.managing ? "Choose a new time" : "Choose a time" }),
+      this.managing ? h("p", { class: "kokous-notice", text: `You are moving your meeting of ${this.managedSummary()}.` }) : null,
       h(
         "div",
         { class: "kokous-week" },
         previous,
-        h("p", { class: "kokous-week-label", text: weekLabel }),
+        h("p", { class: "kokous-week-label", text: this.weekLabel(range) }),
         next,
       ),
       body,
@@ -1086,6 +1127,12 @@ class KokousBooking extends HTMLElement {
 
   choose(slot) {
     this.selected = slot;
+    if (this.managing) {
+      this.view = "move";
+      this.renderMove();
+      this.moveTitle.focus();
+      return;
+    }
     this.view = "form";
     this.renderForm();
     this.formTitle.focus();
@@ -1153,40 +1200,50 @@ class KokousBooking extends HTMLElement {
   /** The same submission (a retry after a failure) keeps its idempotency key; a changed one gets a new key. */
   async submit() {
     const input = this.bookingInput();
-    const request = this.page.status === "OFFLINE";
-    const fingerprint = JSON.stringify([input, request]);
+    const field = this.page.status === "OFFLINE" ? "requestMeeting" : "bookMeeting";
+    const fingerprint = JSON.stringify([input, field]);
     if (!this.pending || this.pending.fingerprint !== fingerprint) {
       this.pending = { fingerprint, key: randomKey() };
     }
-    const submission = this.pending;
+    this.retryAction = () => this.resubmit();
     this.submitButton.disabled = true;
     this.form.setAttribute("aria-busy", "true");
-    let answer;
     try {
-      answer = await this.client.request((missing) => bookMutation(missing, request ? "requestMeeting" : "bookMeeting"), {
-        input: { ...input, idempotencyKey: submission.key },
-      });
-    } catch {
-      this.showOutcome({
-        state: "error",
-        title: "We could not reach the booking service",
-        text: "Nothing was booked yet, as far as we know. Check your connection and try again: trying again never books twice.",
-        retry: true,
-      });
-      return;
+      await this.send(field, bookingDocument, { input: { ...input, idempotencyKey: this.pending.key } }, (result) =>
+        this.booked(result, input),
+      );
     } finally {
       this.submitButton.disabled = false;
       this.form.removeAttribute("aria-busy");
     }
-    this.settle(answer, submission, input);
   }
 
-  settle(answer, submission, input) {
+  resubmit() {
+    this.view = "form";
+    this.renderForm();
+    if (this.form.checkValidity()) this.submit();
+    else this.formTitle.focus();
+  }
+
+  /** Sends one mutation and shows what came of it; ``done`` takes a Booking. */
+  async send(field, build, variables, done) {
+    let answer;
+    try {
+      answer = await this.client.request((missing) => build(missing, field), variables);
+    } catch {
+      this.showOutcome({
+        state: "error",
+        title: "We could not reach the booking service",
+        text: "Nothing has changed, as far as we know. Check your connection and try again: trying again never books twice.",
+        retry: true,
+      });
+      return;
+    }
     if (answer.rateLimited !== undefined) {
       this.showOutcome(this.rateLimited(answer.rateLimited));
       return;
     }
-    const result = answer.data?.bookMeeting ?? answer.data?.requestMeeting;
+    const result = answer.data?.[field];
     if (!result) {
       this.showOutcome({
         state: "error",
@@ -1196,10 +1253,14 @@ class KokousBooking extends HTMLElement {
       });
       return;
     }
+    this.settle(result, done);
+  }
+
+  settle(result, done) {
     switch (result.__typename) {
       case "Booking":
         this.pending = null;
-        this.booked(result, input);
+        done(result);
         return;
       case "BookingRequest":
         this.pending = null;
@@ -1234,16 +1295,16 @@ class KokousBooking extends HTMLElement {
         this.showOutcome({
           state: "error",
           title: "The calendar did not answer",
-          text: `Nothing was booked. Please try again in ${result.retryAfterSeconds} seconds.`,
+          text: `Nothing has changed. Please try again in ${result.retryAfterSeconds} seconds.`,
           retry: true,
         });
         return;
       default:
         this.showOutcome({
           state: "error",
-          title: result.__typename === "PageNotFound" ? "This page is not available" : "Please check your details",
-          text: result.message || "The booking was not accepted.",
-          edit: result.__typename === "InvalidInput",
+          title: result.__typename === "InvalidInput" ? "Please check your details" : "This is not available",
+          text: result.message || "The request was not accepted.",
+          edit: result.__typename === "InvalidInput" && !this.managing,
         });
     }
   }
@@ -1268,12 +1329,11 @@ class KokousBooking extends HTMLElement {
 
   booked(result, input) {
     this.keepToken(result);
-    const manage = this.manageLinks(result.manageToken);
     this.showOutcome({
       state: "confirmed",
       title: "You are booked",
       text: `${this.describeRange(result)} (${input.timezone.replaceAll("_", " ")}). A confirmation is on its way to ${result.inviteeEmail}.`,
-      manage,
+      manage: this.manageLinks(result.manageToken),
     });
     const detail = { bookingId: result.id, start: utcStamp(result.start), end: utcStamp(result.end) };
     this.dispatchEvent(new CustomEvent("kokous:booked", { detail, bubbles: true, composed: true }));
@@ -1298,6 +1358,141 @@ class KokousBooking extends HTMLElement {
       return null;
     }
   }
+
+  // -- managing a booking: the links in the invitee's emails (?booking=<token>&action=…) ----------
+
+  manageRequest() {
+    const params = new URLSearchParams(location.search);
+    const token = params.get("booking");
+    const action = params.get("action");
+    return token && (action === "cancel" || action === "reschedule") ? { token, action } : null;
+  }
+
+  async startManaging({ token, action }, generation) {
+    let answer;
+    try {
+      answer = await this.client.request(() => MANAGED_BOOKING, { token });
+    } catch {
+      if (generation === this.generation) {
+        this.showFailure("Your booking could not be loaded. Check your connection and try again.", () => this.load());
+      }
+      return;
+    }
+    if (generation !== this.generation) return;
+    const booking = answer.data?.booking;
+    if (!booking) {
+      this.showOutcome({
+        state: "error",
+        title: "This link is no longer valid",
+        text: "We could not find the meeting it was for. You can book a new time instead.",
+      });
+      return;
+    }
+    if (booking.status === "CANCELLED" || booking.status === "DECLINED") {
+      this.showOutcome({
+        state: "cancelled",
+        title: "This meeting is cancelled",
+        text: `${this.describeRange(booking)} is no longer booked. You can book a new time instead.`,
+      });
+      return;
+    }
+    this.managing = { token, booking };
+    if (action === "cancel") {
+      this.view = "cancel";
+      this.renderCancel();
+      this.cancelTitle.focus();
+      return;
+    }
+    const minutes = Math.round((Date.parse(booking.end) - Date.parse(booking.start)) / 60000);
+    if (this.page.durations.includes(minutes) && minutes !== this.duration) {
+      this.duration = minutes;
+      this.controls.querySelector("select[name=duration]")?.setAttribute("disabled", "");
+      this.view = "times";
+      this.openWindow();
+    } else {
+      this.view = "times";
+      this.renderTimes();
+    }
+    this.timesTitle?.focus();
+  }
+
+  managedSummary() {
+    const booking = this.managing.booking;
+    return `${this.describeRange(booking)} (${this.zone.replaceAll("_", " ")})`;
+  }
+
+  /** A question with two answers (the steps of managing a booking); returns its heading. */
+  showPanel(view, title, lines, [yes, onYes], [no, onNo]) {
+    const titleId = `${this.uid}-${view}-title`;
+    const heading = h("h3", { id: titleId, tabindex: "-1", text: title });
+    this.controls.hidden = true;
+    this.main.replaceChildren(
+      h(
+        "section",
+        { class: "kokous-outcome", "data-kokous-view": view, "aria-labelledby": titleId },
+        heading,
+        lines.map((text) => h("p", { text })),
+        h(
+          "div",
+          { class: "kokous-actions" },
+          h("button", { type: "button", class: "kokous-primary", text: yes, onclick: onYes }),
+          h("button", { type: "button", text: no, onclick: onNo }),
+        ),
+      ),
+    );
+    return heading;
+  }
+
+  renderCancel() {
+    this.cancelTitle = this.showPanel(
+      "cancel",
+      "Cancel your meeting",
+      [`Your meeting: ${this.managedSummary()}.`],
+      ["Cancel the meeting", () => this.cancel()],
+      ["Choose a new time instead", () => this.backToTimes()],
+    );
+  }
+
+  async cancel() {
+    const token = this.managing.token;
+    this.retryAction = () => this.cancel();
+    await this.send("cancelBookingByToken", cancelDocument, { token }, (booking) => {
+      this.showOutcome({
+        state: "cancelled",
+        title: "Your meeting is cancelled",
+        text: `${this.describeRange(booking)} is cancelled and the host has been told. You can book a new time below.`,
+      });
+      this.managing = null;
+    });
+  }
+
+  renderMove() {
+    const slot = this.selected;
+    const end = slot.ms + (this.duration || 0) * 60000;
+    this.moveTitle = this.showPanel(
+      "move",
+      "Move your meeting",
+      [`From ${this.managedSummary()}`, `to ${this.describe(slot.ms)}–${this.formats().time.format(end)}?`],
+      ["Move the meeting", () => this.move(slot)],
+      ["Choose another time", () => this.backToTimes()],
+    );
+  }
+
+  async move(slot) {
+    const token = this.managing.token;
+    this.retryAction = () => this.move(slot);
+    await this.send("rescheduleBookingByToken", rescheduleDocument, { token, start: slot.start }, (booking) => {
+      this.managing = { token: booking.manageToken || token, booking };
+      this.showOutcome({
+        state: "confirmed",
+        title: "Your meeting is moved",
+        text: `It is now ${this.managedSummary()}. The host and you will get the updated invitation by email.`,
+        manage: this.manageLinks(booking.manageToken || token),
+      });
+    });
+  }
+
+  // -- outcomes -----------------------------------------------------------------------------------
 
   showOutcome(outcome) {
     this.outcome = outcome;
@@ -1334,10 +1529,10 @@ class KokousBooking extends HTMLElement {
         }),
       );
     }
-    if (outcome.retry) {
-      actions.push(h("button", { type: "button", class: "kokous-primary", text: "Try again", onclick: () => this.retry() }));
+    if (outcome.retry && this.retryAction) {
+      actions.push(h("button", { type: "button", class: "kokous-primary", text: "Try again", onclick: this.retryAction }));
     }
-    if (outcome.edit || outcome.retry) {
+    if ((outcome.edit || outcome.retry) && !this.managing) {
       actions.push(h("button", { type: "button", text: "Edit your details", onclick: () => this.editDetails() }));
     }
     if (outcome.state !== "confirmed" && outcome.state !== "requested") {
@@ -1367,17 +1562,6 @@ class KokousBooking extends HTMLElement {
         actions.length ? h("div", { class: "kokous-actions" }, actions) : null,
       ),
     );
-  }
-
-  retry() {
-    if (!this.selected) {
-      this.backToTimes();
-      return;
-    }
-    this.view = "form";
-    this.renderForm();
-    if (this.form.checkValidity()) this.submit();
-    else this.formTitle.focus();
   }
 
   editDetails() {

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from schema.build import build_schema
+from schema.cacheable import PublicDocuments
 from server.settings import Settings
 from tests.support.booking_helpers import NOW, book, owner_with_page
 from tests.support.live_server import LiveServer, start_live_server
@@ -86,3 +88,10 @@ async def test_a_token_from_another_owners_page_reveals_nothing(server: LiveServ
     other = await owner_with_page(server, slug="other")  # another owner's page
     assert other.page_id
     assert await prefill(server, token, slug="other") is None
+
+
+def test_a_returning_visitors_prefill_is_never_kept_for_other_visitors() -> None:
+    # covers: PAGE-9, BOOK-1
+    documents = PublicDocuments(build_schema(production=False)._schema)
+    assert documents.is_public('{ schedulingPage(slug: "intro") { name formFields { key } } }')
+    assert not documents.is_public('{ schedulingPage(slug: "intro") { name prefill(contactToken: "t") { name } } }')
