@@ -1,4 +1,4 @@
-"""Refuses request bodies over a size limit before they reach GraphQL (none by default)."""
+"""Refuses request bodies, and WebSocket messages, over a size limit before they reach GraphQL."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.app(scope, self._guarded(receive, send), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -46,6 +49,25 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await self._refuse(send)
+
+    def _guarded(self, receive: Receive, send: Send) -> Receive:
+        """A socket whose message is too big is closed (1009) before the message is parsed."""
+
+        async def guarded() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.receive" and self._too_big(message):
+                await send({"type": "websocket.close", "code": 1009, "reason": "message too big"})
+                return {"type": "websocket.disconnect", "code": 1009}
+            return message
+
+        return guarded
+
+    def _too_big(self, message: Message) -> bool:
+        text = message.get("text") or ""
+        if len(text) > self.max_bytes:  # every character is at least one byte
+            return True
+        size = len(message.get("bytes") or b"") + (len(text.encode()) if 4 * len(text) > self.max_bytes else len(text))
+        return size > self.max_bytes
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"errors": [{"message": f"request body over {self.max_bytes} bytes"}]}).encode()

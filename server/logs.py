@@ -15,12 +15,15 @@ def _drop_color_message(_logger: object, _name: str, event: structlog.typing.Eve
     return event
 
 
-_QUERY_SECRET = re.compile(r"([?&](?:token|validationToken)=)[^&\s]*")
+# Query parameters that carry secrets: channel tokens (Exchange pushes), Graph's validation token,
+# OAuth codes and state, manage-link and confirmation codes.
+_QUERY_SECRET = re.compile(r"([?&](?:token|validationToken|code|state|booking|confirm)=)[^&\s]*")
 
 
 class HideQuerySecrets(logging.Filter):
-    """Access log lines name the path with its query; the secret some providers post back in it
-    (Exchange's push address carries the channel's token) is not written to any log."""
+    """Access log lines name the path with its query; the secrets that ride in some queries (an
+    OAuth callback's code and state, a manage link's token, Exchange's channel token) are not
+    written to any log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -199,3 +199,17 @@ async def test_a_websocket_from_another_origin_is_accepted(sqlite_server: LiveSe
         sqlite_server.ws_url, subprotocols=["graphql-transport-ws"], origin="https://evil.example"
     ) as socket:
         assert socket.subprotocol == "graphql-transport-ws"
+
+
+async def test_a_websocket_message_over_the_body_limit_closes_the_socket(sqlite_server: LiveServer) -> None:
+    # covers: SEC-4
+    import websockets
+
+    async with websockets.connect(sqlite_server.ws_url, subprotocols=["graphql-transport-ws"], max_size=None) as socket:
+        await socket.send('{"type": "connection_init"}')
+        assert '"connection_ack"' in str(await socket.recv())
+        await socket.send('{"type": "ping", "payload": {"pad": "' + "x" * 2_000_000 + '"}}')
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
