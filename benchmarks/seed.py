@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from benchmarks.servers import BENCH_SECRET_KEY
+from benchmarks.servers import BENCH_SECRET_KEY, GENEROUS_LIMITS
 from common.values import CalendarProvider, Weekday
 from db.models import BusyInterval, Calendar, CalendarConnection
 from scheduling.engine.coverage import MAX_AHEAD, PAST
@@ -53,7 +53,10 @@ def seed_settings(database_url: str, folder: Path, **overrides: Any) -> Settings
         secret_keys=(BENCH_SECRET_KEY,),
         data_dir=folder / "data",
         outbox_dir=folder / "outbox",
-        **overrides,
+        **{
+            **{name.removeprefix("KOKOUS_").lower(): int(value) for name, value in GENEROUS_LIMITS.items()},
+            **overrides,
+        },
     )
 
 

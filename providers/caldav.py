@@ -53,6 +53,9 @@ How it works, and why:
   Attendees carry ``SCHEDULE-AGENT=CLIENT``: Kokous sends the invitation itself, so a
   server with implicit scheduling must not send a second one.
 - The CA bundle, when configured, is trusted in addition to the system store (see ``_verify``).
+- Every connection passes the outbound gate (``providers.outbound``): in production only public
+  addresses (and the operator's allowed networks), checked on the resolved address when
+  connecting; redirects to another server are refused.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ from providers.errors import (
     ProviderUnavailable,
     SyncTokenExpired,
 )
+from providers.outbound import UNRESTRICTED, OutboundPolicy, caldav_session
 from providers.plumbing import aware_utc
 
 log = logging.getLogger(__name__)
@@ -156,6 +160,7 @@ class CalDAVForm:
 class CalDAVConfig:
     ca_bundle: str | None = None  # PEM file of extra certificate authorities trusted besides the system's
     timeout: float = 10.0  # seconds, for every request
+    outbound: OutboundPolicy = UNRESTRICTED  # which addresses the server may be on (SEC-1)
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,8 @@ def _verify(config: CalDAVConfig) -> bool | str:
 
 
 def _dav_client(config: CalDAVConfig, url: str, username: str, password: str) -> DAVClient:
-    return DAVClient(
+    """A DAVClient whose session passes the outbound gate on every connection and stays on one server."""
+    client = DAVClient(
         url=url,
         username=username,
         password=password,
@@ -257,6 +263,10 @@ def _dav_client(config: CalDAVConfig, url: str, username: str, password: str) ->
         enable_rfc6764=False,
         rate_limit_handle=False,  # callers retry; a worker thread must not sleep
     )
+    own = client.session  # DAVClient has made no request yet
+    client.session = caldav_session(config.outbound, multiplexed=bool(own.multiplexed))
+    own.close()
+    return client
 
 
 def _check(response: DAVResponse) -> None:

@@ -98,7 +98,8 @@ from providers.errors import (
     ProviderUnsupported,
     SyncTokenExpired,
 )
-from providers.plumbing import TrustAdapter, aware_utc, trust_context
+from providers.outbound import UNRESTRICTED, DestinationRefused, OutboundAdapter, OutboundPolicy
+from providers.plumbing import aware_utc, trust_context
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class ExchangeConfig:
     ca_bundle: str | None = None
     timeout: float = 10.0
     autodiscover_url: str | None = None
+    outbound: OutboundPolicy = UNRESTRICTED  # which addresses EWS and autodiscover may be on (SEC-1)
 
 
 @dataclass(frozen=True)
@@ -182,22 +184,32 @@ class ExchangeCredentials:
         )
 
 
-# -- transport: timeout and trust store per connection ------------------------------------------
+# -- transport: timeout, trust store and outbound gate per connection ---------------------------
 
 
 @dataclass(frozen=True)
 class _Transport:
     timeout: float
     context: ssl.SSLContext | None
+    outbound: OutboundPolicy = UNRESTRICTED
 
     @classmethod
     def from_config(cls, config: ExchangeConfig) -> _Transport:
-        return cls(config.timeout, trust_context(config.ca_bundle) if config.ca_bundle else None)
+        return cls(config.timeout, trust_context(config.ca_bundle) if config.ca_bundle else None, config.outbound)
 
     def mount(self, session: requests.Session, prefix: str) -> requests.Session:
-        """Replace exchangelib's adapter (one connection, no urllib3 retries) by ours with the same pool."""
-        adapter = TrustAdapter(self.context, pool_block=True, pool_connections=1, pool_maxsize=1, max_retries=0)
-        session.mount(prefix, adapter)
+        """Replace exchangelib's adapter (one connection, no urllib3 retries) by ours with the same pool.
+
+        Every request of the session passes the outbound gate: the endpoint's prefix and any other
+        http(s) URL alike (exchangelib follows no redirects, but nothing may reach requests' own adapter).
+        """
+        adapter = OutboundAdapter(
+            self.context, self.outbound, pool_block=True, pool_connections=1, pool_maxsize=1, max_retries=0
+        )
+        for mounted in (prefix, "https://", "http://"):
+            session.mount(mounted, adapter)
+        if self.outbound.restrict:
+            session.trust_env = False  # an environment proxy would look the name up past the gate
         return session
 
 
@@ -419,6 +431,7 @@ def _autodiscover(email: str, credentials: Any, config: ExchangeConfig, transpor
             f"https://autodiscover.{domain}/autodiscover/autodiscover.svc",
         ]
     )
+    refused: DestinationRefused | None = None
     for url in candidates:
         protocol = _AutodiscoverProtocol(
             config=Configuration(service_endpoint=url, credentials=credentials, retry_policy=FailFast()),
@@ -429,6 +442,10 @@ def _autodiscover(email: str, credentials: Any, config: ExchangeConfig, transpor
             answer.raise_errors()
         except ews.ErrorNonExistentMailbox:
             raise
+        except DestinationRefused as error:  # this candidate is inside; the next one may be outside
+            log.info("Autodiscover at %s refused by the outbound gate", url)
+            refused = error
+            continue
         except (ews.TransportError, requests.RequestException) as error:  # not there, or no answer for us
             log.info("Autodiscover at %s failed: %s", url, error)
             continue
@@ -436,7 +453,9 @@ def _autodiscover(email: str, credentials: Any, config: ExchangeConfig, transpor
             protocol.close()
         ews_url = answer.user_settings.get("external_ews_url") or answer.user_settings.get("internal_ews_url")
         if ews_url:
-            return str(ews_url)
+            return str(ews_url)  # connecting to it passes the outbound gate like any request
+    if refused is not None:
+        raise refused
     raise ProviderUnavailable(
         f"Autodiscover found no Exchange server for {domain}. Enter the EWS URL "
         f"(usually https://mail.{domain}/EWS/Exchange.asmx).",

@@ -12,7 +12,8 @@ from scheduling.booking import contact_tokens, manage_links
 from scheduling.booking.book import BookingView, BookResult
 from scheduling.booking.lifecycle import ChangeResult
 from scheduling.booking.rules import BookingDraft
-from scheduling.errors import NotFound
+from scheduling.errors import NotFound, RateLimited
+from scheduling.limits import client_key
 
 _NOT_FOUND = NotFound(message="booking not found")
 
@@ -27,8 +28,30 @@ def manage_token(context: RequestContext, booking: Booking) -> str:
     return manage_links.manage_token(context.services.signer, booking)
 
 
+def client_address(context: RequestContext) -> str:
+    """The caller's address as counted by the limits (uvicorn resolves X-Forwarded-For from
+    trusted proxies into it)."""
+    client = context.request.client
+    return client_key(client.host if client is not None else None)
+
+
 async def book(context: RequestContext, draft: BookingDraft, *, request_only: bool) -> BookResult:
-    return await context.services.booking.book(draft, request_only=request_only)
+    client = client_address(context)
+    limited = await context.services.limits.public_call(client)
+    if limited is not None:
+        return limited
+    return await context.services.booking.book(draft, request_only=request_only, client=client)
+
+
+async def _by_token_limited(context: RequestContext, token: str) -> BookingView | NotFound | RateLimited:
+    """The booking of an invitee's link token, once the caller's and the page's limits allow."""
+    limited = await context.services.limits.public_call(client_address(context))
+    if limited is not None:
+        return limited
+    view = await by_token(context, token)
+    if view is None:
+        return _NOT_FOUND
+    return await context.services.limits.page_call(view.page.id) or view
 
 
 async def by_token(context: RequestContext, token: str) -> BookingView | None:
@@ -41,16 +64,16 @@ async def by_token(context: RequestContext, token: str) -> BookingView | None:
 
 
 async def cancel_by_token(context: RequestContext, token: str) -> ChangeResult:
-    view = await by_token(context, token)
-    if view is None:
-        return _NOT_FOUND
+    view = await _by_token_limited(context, token)
+    if not isinstance(view, BookingView):
+        return view
     return await context.services.lifecycle.cancel(view.booking.id, owner_id=None)
 
 
 async def reschedule_by_token(context: RequestContext, token: str, start: datetime) -> ChangeResult:
-    view = await by_token(context, token)
-    if view is None:
-        return _NOT_FOUND
+    view = await _by_token_limited(context, token)
+    if not isinstance(view, BookingView):
+        return view
     return await context.services.lifecycle.reschedule(view.booking.id, start, owner_id=None)
 
 

@@ -53,6 +53,14 @@ class CalendarUnreachable:
 
 
 @dataclass(frozen=True)
+class RateLimited:
+    """Too many calls from one client, on one page, or to one address; nothing was changed."""
+
+    message: str
+    retry_after_seconds: int
+
+
+@dataclass(frozen=True)
 class PrimaryCalendarNotRemovable:
     """The primary calendar goes only with its connection, which ``connection_id`` names."""
 
@@ -105,6 +113,7 @@ Expected = (
     | ProviderNotConfigured
     | ConnectionLimitReached
     | ConnectionFailed
+    | RateLimited
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from db.engine import Database
 from pubsub import EventHub
@@ -24,6 +25,7 @@ from scheduling.calendars.vault import CredentialVault
 from scheduling.calendars.writes import CalendarWrites
 from scheduling.clock import Clock
 from scheduling.events import EventBus
+from scheduling.limits import AbuseLimits
 from scheduling.live.answer_cache import AnswerCache
 from scheduling.live.feeds import LiveService
 from scheduling.notifications.mailer import Mailer
@@ -55,6 +57,7 @@ class Services:
     connections: ConnectionService
     busy_sync: BusySync
     busy_check: BusyCheck
+    limits: AbuseLimits
     clock: Clock
 
     @classmethod
@@ -72,13 +75,15 @@ class Services:
         answer_cache_entries: int,
         providers: ProviderSettings,
         push_address: str | None,
+        limits: AbuseLimits,
+        request_ttl: timedelta,
     ) -> Services:
         """Every service, each given exactly the collaborators its rules depend on."""
         bus = EventBus(hub, channel_prefix)
         links = LinkBuilder(public_url)
         signer = Signer(secret_keys)
         pages = PageService(db=db, bus=bus, links=links, clock=clock)
-        availability = AvailabilityService()
+        availability = AvailabilityService(request_ttl=request_ttl)
         emails = BookingEmails(
             db=db, mailer=mailer, signer=signer, links=links, clock=clock, dashboard_url=dashboard_url
         )
@@ -112,6 +117,7 @@ class Services:
             wake_outbox=worker.wake,
             busy_check=busy_check,
             inactive_notices=notices,
+            limits=limits,
         )
         lifecycle = BookingLifecycle(booking_deps)
         return cls(
@@ -134,5 +140,6 @@ class Services:
             ),
             busy_sync=busy_sync,
             busy_check=busy_check,
+            limits=limits,
             clock=clock,
         )

@@ -18,6 +18,7 @@ from schema.errors import (
     InvalidInputError,
     NotFoundError,
     PageNotFoundError,
+    RateLimitedError,
     SlotUnavailableError,
     error_from_domain,
 )
@@ -31,7 +32,8 @@ BookMeetingResult = Annotated[
     | CalendarInactiveError
     | CalendarUnreachableError
     | PageNotFoundError
-    | InvalidInputError,
+    | InvalidInputError
+    | RateLimitedError,
     strawberry.union("BookMeetingResult"),
 ]
 BookingResult = Annotated[
@@ -41,7 +43,8 @@ BookingResult = Annotated[
     | CalendarInactiveError
     | CalendarUnreachableError
     | NotFoundError
-    | InvalidInputError,
+    | InvalidInputError
+    | RateLimitedError,
     strawberry.union("BookingResult"),
 ]
 

@@ -63,6 +63,15 @@ class CalendarUnreachableError(Error):
     retry_after_seconds: int
 
 
+@strawberry.type(
+    name="RateLimited",
+    description="Too many requests from this client or on this page; nothing was changed. "
+    "Try again after `retryAfterSeconds`.",
+)
+class RateLimitedError(Error):
+    retry_after_seconds: int
+
+
 @strawberry.type(name="PageNotFound", description="No page with that slug is served on that domain.")
 class PageNotFoundError(Error):
     pass
@@ -111,6 +120,9 @@ _TABLE: dict[type[Any], Callable[[Any], Error]] = {
         message=error.message, retry_after_seconds=error.retry_after_seconds
     ),
     domain.PageNotFound: lambda error: PageNotFoundError(message=error.message),
+    domain.RateLimited: lambda error: RateLimitedError(
+        message=error.message, retry_after_seconds=error.retry_after_seconds
+    ),
     domain.PrimaryCalendarNotRemovable: lambda error: PrimaryCalendarNotRemovableError(
         message=error.message, connection_id=strawberry.ID(str(error.connection_id))
     ),
@@ -140,6 +152,8 @@ def error_from_domain(error: domain.CalendarUnreachable) -> CalendarUnreachableE
 @overload
 def error_from_domain(error: domain.PageNotFound) -> PageNotFoundError: ...
 @overload
+def error_from_domain(error: domain.RateLimited) -> RateLimitedError: ...
+@overload
 def error_from_domain(error: domain.PrimaryCalendarNotRemovable) -> PrimaryCalendarNotRemovableError: ...
 @overload
 def error_from_domain(error: domain.PermissionRequired) -> PermissionRequiredError: ...
@@ -163,6 +177,7 @@ ERROR_TYPES: tuple[type[Error], ...] = (
     CalendarInactiveError,
     CalendarUnreachableError,
     PageNotFoundError,
+    RateLimitedError,
     PrimaryCalendarNotRemovableError,
     PermissionRequiredError,
     ProviderNotConfiguredError,

@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
                 task.cancel()
             await asyncio.gather(follower, *workers, return_exceptions=True)
             await services.live.close()
+            await services.limits.close()
             await hub.disconnect()
             await db.dispose()
 

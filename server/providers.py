@@ -6,6 +6,7 @@ from providers.caldav import CalDAVConfig
 from providers.exchange import ExchangeConfig
 from providers.google import GoogleConfig
 from providers.microsoft import MicrosoftConfig
+from providers.outbound import OutboundPolicy
 from scheduling.calendars.clients import ProviderSettings
 from server.settings import Settings
 
@@ -16,6 +17,8 @@ MICROSOFT_CALLBACK = "/oauth/microsoft/callback"
 def provider_settings(settings: Settings) -> ProviderSettings:
     """Google and Microsoft only when their client is configured; a CA bundle for every provider."""
     ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+    # Owners type Exchange and CalDAV addresses: in production they reach only public addresses.
+    outbound = OutboundPolicy(restrict=settings.production, allow=settings.outbound_allow)
     google = None
     if settings.google_client_id and settings.google_client_secret:
         google = GoogleConfig(
@@ -43,7 +46,7 @@ def provider_settings(settings: Settings) -> ProviderSettings:
     return ProviderSettings(
         google=google,
         microsoft=microsoft,
-        exchange=ExchangeConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout),
-        caldav=CalDAVConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout),
-        allow_private_urls=not settings.production,
+        exchange=ExchangeConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout, outbound=outbound),
+        caldav=CalDAVConfig(ca_bundle=ca_bundle, timeout=settings.provider_timeout, outbound=outbound),
+        outbound=outbound,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import secrets
@@ -53,6 +54,16 @@ class Settings(BaseSettings):
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=100)
     # Finished public page answers kept per process (0 turns the cache off).
     answer_cache_entries: int = Field(default=2_000, ge=0, le=1_000_000)
+    # Abuse limits of the public booking mutations (bookMeeting, requestMeeting, and cancelling
+    # or rescheduling by link): calls per client address, calls per page, bookings and requests
+    # per client address on one page, emails to one invitee address; and how long a pending
+    # request holds its time.
+    rate_limit_client_per_minute: int = Field(default=10, ge=1)
+    rate_limit_client_per_hour: int = Field(default=50, ge=1)
+    rate_limit_page_per_minute: int = Field(default=60, ge=1)
+    rate_limit_bookings_per_day: int = Field(default=5, ge=1)
+    rate_limit_emails_per_day: int = Field(default=10, ge=1)
+    request_ttl_days: int = Field(default=7, ge=1, le=365)
 
     google_client_id: str | None = None
     google_client_secret: str | None = Field(default=None, repr=False)
@@ -66,6 +77,8 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
     # Seconds one provider request may take before it counts as unavailable (and is retried).
     provider_timeout: float = Field(default=10.0, gt=0, le=120)
+    # Networks production may reach on owner-supplied servers (EWS, CalDAV) besides public addresses.
+    outbound_allow: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = ()
 
     @field_validator("secret_keys", "allowed_origins", mode="before")
     @classmethod
@@ -73,6 +86,22 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """Comma-separated CIDRs (``10.20.0.0/16, fd00:1::/64``); a bare address is one host."""
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in (part.strip() for part in value.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(part))
+            except ValueError as exc:
+                raise ValueError(f"{part!r} is not a network in CIDR notation (e.g. 10.20.0.0/16): {exc}") from None
+        return tuple(networks)
 
     @field_validator("database_url")
     @classmethod

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from db.engine import Database
 from pubsub import EventHub
 from scheduling.clock import Clock, system_clock
+from scheduling.limits import AbuseLimits, LimitRules, counters_for
 from scheduling.notifications.mailer import Mailer
 from scheduling.services import Services
 from server.providers import provider_settings
@@ -29,6 +31,22 @@ def build_services(settings: Settings, *, db: Database, hub: EventHub, clock: Cl
         answer_cache_entries=settings.answer_cache_entries,
         providers=provider_settings(settings),
         push_address=push_address(settings),
+        limits=abuse_limits(settings),
+        request_ttl=timedelta(days=settings.request_ttl_days),
+    )
+
+
+def abuse_limits(settings: Settings) -> AbuseLimits:
+    """The public API's limits, counted in Redis when the processes share one, else in memory."""
+    rules = LimitRules(
+        client_per_minute=settings.rate_limit_client_per_minute,
+        client_per_hour=settings.rate_limit_client_per_hour,
+        page_per_minute=settings.rate_limit_page_per_minute,
+        bookings_per_client_and_page_per_day=settings.rate_limit_bookings_per_day,
+        emails_per_address_per_day=settings.rate_limit_emails_per_day,
+    )
+    return AbuseLimits(
+        counters=counters_for(settings.broadcast_url), rules=rules, prefix=settings.broadcast_channel_prefix
     )
 
 

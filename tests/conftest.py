@@ -15,6 +15,7 @@ This module only defines fixtures; the helpers they and the tests use live in ``
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,9 +32,13 @@ from server.settings import Settings
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.owners import make_owner
 from tests.support.services_available import check_postgres, check_redis
-from tests.support.settings import sqlite_settings
+from tests.support.settings import GENEROUS_LIMITS, sqlite_settings
 from tests.support.smtp_sink import SmtpSink, smtp_sink
 from tests.support.sync import run_sync
+
+# The abuse limits must not trip tests that book many times from loopback (their own tests set theirs).
+for _name, _value in GENEROUS_LIMITS.items():
+    os.environ.setdefault(_name, _value)
 
 TABLES = "busy_intervals, bookings, contacts, calendars, calendar_connections, api_tokens, scheduling_pages, users, domains, outbox"
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import BLOCKING_STATUSES, BookingStatus, CalendarStatus, CalendarWrite, PageStatus
+from common.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 from db.engine import Database
 from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMessage, SchedulingPage, User
 from scheduling import outbox
@@ -32,12 +33,14 @@ from scheduling.errors import (
     CalendarUnreachable,
     InvalidInput,
     PageNotFound,
+    RateLimited,
     Refused,
     SlotUnavailable,
     ValidationFailed,
 )
 from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
-from scheduling.pages.availability import AvailabilityService
+from scheduling.limits import AbuseLimits
+from scheduling.pages.availability import AvailabilityService, blocks_time
 from scheduling.pages.service import PageService
 
 ALTERNATIVES_SPAN = timedelta(days=3)
@@ -51,13 +54,27 @@ class BookingView:
     page: SchedulingPage
 
 
-BookResult = BookingView | SlotUnavailable | CalendarInactive | CalendarUnreachable | PageNotFound | InvalidInput
+BookResult = (
+    BookingView | SlotUnavailable | CalendarInactive | CalendarUnreachable | PageNotFound | InvalidInput | RateLimited
+)
+# The emails that go to the invitee: those the public API causes are capped per address and day.
+INVITEE_EMAILS = frozenset(
+    {
+        outbox.EMAIL_BOOKING_CONFIRMED,
+        outbox.EMAIL_BOOKING_RESCHEDULED,
+        outbox.EMAIL_BOOKING_CANCELLED,
+        outbox.EMAIL_REQUEST_RECEIVED,
+        outbox.EMAIL_REQUEST_MOVED,
+        outbox.EMAIL_REQUEST_DECLINED,
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BookingDeps:
     """What booking and its lifecycle both work with: storage, events, pages, availability, time,
-    the outbox to wake, the calendars' booking-time check and the owner's inactive-calendar notices."""
+    the outbox to wake, the calendars' booking-time check, the owner's inactive-calendar notices
+    and the public API's limits."""
 
     db: Database
     bus: EventBus
@@ -67,6 +84,7 @@ class BookingDeps:
     wake_outbox: Callable[[], None]
     busy_check: BusyCheck
     inactive_notices: InactiveNotices
+    limits: AbuseLimits
 
 
 class BookingChecks:
@@ -81,6 +99,14 @@ class BookingChecks:
         self._wake_outbox = deps.wake_outbox
         self._busy_check = deps.busy_check
         self._inactive_notices = deps.inactive_notices
+        self._limits = deps.limits
+
+    async def _mail_capped(self, kinds: list[str], address: str) -> list[str]:
+        """``kinds`` without the invitee's emails once ``address`` has had its share today
+        through the public API: the change stands, the address is not mailed again."""
+        if any(kind in INVITEE_EMAILS for kind in kinds) and not await self._limits.may_mail(address):
+            return [kind for kind in kinds if kind not in INVITEE_EMAILS]
+        return kinds
 
     async def _ask_providers(
         self, page: SchedulingPage, start: datetime, end: datetime, *, moving: Booking | None = None
@@ -167,12 +193,18 @@ class BookingChecks:
 
 
 class BookingService(BookingChecks):
-    async def book(self, draft: BookingDraft, *, request_only: bool = False) -> BookResult:
-        """Book a free slot; an offline page (or ``request_only``) stores a request instead."""
+    async def book(self, draft: BookingDraft, *, request_only: bool = False, client: str) -> BookResult:
+        """Book a free slot; an offline page (or ``request_only``) stores a request instead.
+
+        ``client``: the caller's address; the page's limits and the address's limit on that page
+        apply (``RateLimited``, nothing stored)."""
         view = await self._pages.public_page(draft.slug, draft.domain)
         if view is None:
             return PageNotFound(message="scheduling page not found")
         page = view.page
+        limited = await self._limits.page_call(page.id) or await self._limits.new_booking(client, page.id)
+        if limited is not None:
+            return limited
         try:
             checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
         except ValidationFailed as failure:
@@ -225,8 +257,11 @@ class BookingService(BookingChecks):
                     session.expunge(earlier)  # keep its loaded values through the rollback
                     raise AlreadyBooked(earlier)
             buffer = timedelta(minutes=page.buffer_minutes)
-            if await bookings_overlap(session, page.owner_id, checked.start - buffer, checked.end + buffer):
+            since = self._availability.requests_since(now)
+            start, end = checked.start - buffer, checked.end + buffer
+            if await bookings_overlap(session, page.owner_id, start, end, requests_since=since):
                 raise Refused(SlotUnavailable(message="that time is no longer available"))
+            await retire_expired_requests(session, page.owner_id, start, end, requests_since=since, now=now)
             confirmed = not checked.request_only
             booking = Booking(
                 owner_id=page.owner_id,
@@ -247,7 +282,10 @@ class BookingService(BookingChecks):
             booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
             session.add(booking)
             await session.flush()
-            for kind in outbox.kinds_for_new_booking(confirmed=confirmed):
+            kinds = await self._mail_capped(
+                list(outbox.kinds_for_new_booking(confirmed=confirmed)), booking.invitee_email
+            )
+            for kind in kinds:
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
 
@@ -328,18 +366,53 @@ async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
 
 
 async def bookings_overlap(
-    session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, *, other_than: uuid.UUID | None = None
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    requests_since: datetime,
+    other_than: uuid.UUID | None = None,
 ) -> bool:
-    """Whether a confirmed booking or pending request of the owner (but ``other_than``) overlaps [start, end)."""
+    """Whether a confirmed booking or a request made since ``requests_since`` (an unexpired one)
+    of the owner (but ``other_than``) overlaps [start, end)."""
     statement = select(Booking.id).where(
         Booking.owner_id == owner_id,
-        col(Booking.status).in_(BLOCKING_STATUSES),
+        blocks_time(requests_since),
         col(Booking.start_at) < end.astimezone(UTC),
         col(Booking.end_at) > start.astimezone(UTC),
     )
     if other_than is not None:
         statement = statement.where(Booking.id != other_than)
     return (await session.exec(statement.limit(1))).first() is not None
+
+
+async def retire_expired_requests(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    requests_since: datetime,
+    now: datetime,
+    other_than: uuid.UUID | None = None,
+) -> None:
+    """Expired requests overlapping [start, end) end as declined (nobody is mailed): they hold no
+    time, and PostgreSQL's exclusion constraint must not count them either."""
+    statement = (
+        update(Booking)
+        .where(
+            col(Booking.owner_id) == owner_id,
+            col(Booking.status) == BookingStatus.REQUESTED,
+            col(Booking.created_at) <= requests_since.astimezone(UTC),
+            col(Booking.start_at) < end.astimezone(UTC),
+            col(Booking.end_at) > start.astimezone(UTC),
+        )
+        .values(status=BookingStatus.DECLINED, cancelled_at=now)
+    )
+    if other_than is not None:
+        statement = statement.where(col(Booking.id) != other_than)
+    await session.exec(statement)
 
 
 async def upsert_contact(

@@ -16,15 +16,33 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from common.values import BookingStatus, CalendarWrite, PageStatus
 from db.models import Booking, OutboxMessage, SchedulingPage
 from scheduling import outbox
-from scheduling.booking.book import BookingChecks, BookingView, bookings_overlap, event_in_place, lock_owner
+from scheduling.booking.book import (
+    BookingChecks,
+    BookingView,
+    bookings_overlap,
+    event_in_place,
+    lock_owner,
+    retire_expired_requests,
+)
 from scheduling.calendars.busy_check import Verdict
-from scheduling.errors import CalendarInactive, CalendarUnreachable, InvalidInput, NotFound, Refused, SlotUnavailable
+from scheduling.errors import (
+    CalendarInactive,
+    CalendarUnreachable,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Refused,
+    SlotUnavailable,
+)
 from scheduling.events import AvailabilityChanged
 
-ChangeResult = BookingView | NotFound | InvalidInput | SlotUnavailable | CalendarInactive | CalendarUnreachable
+ChangeResult = (
+    BookingView | NotFound | InvalidInput | SlotUnavailable | CalendarInactive | CalendarUnreachable | RateLimited
+)
 _NOT_FOUND = NotFound(message="booking not found")
 _TAKEN = SlotUnavailable(message="that time is not available")
 _MOVABLE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
+_EXPIRED = InvalidInput(message="this request has expired: it no longer holds its time")
 
 
 class BookingLifecycle(BookingChecks):
@@ -48,7 +66,13 @@ class BookingLifecycle(BookingChecks):
                 kinds.append(outbox.CALENDAR_DELETE_EVENT)
             return kinds
 
-        return await self._change(booking_id, owner_id, change)
+        return await self._change(booking_id, owner_id, change, public=owner_id is None)
+
+    def _expired(self, booking: Booking) -> bool:
+        """A request older than the requests' time to live: it holds no time and cannot be accepted."""
+        return booking.status == BookingStatus.REQUESTED and booking.created_at <= self._availability.requests_since(
+            self._clock()
+        )
 
     async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
         """Move a confirmed booking (or a pending request) to another free start, same length.
@@ -58,6 +82,8 @@ class BookingLifecycle(BookingChecks):
         on a calendar and the invitee is told it still waits for the owner.
         """
         view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None and self._expired(view.booking):
+            return _EXPIRED
         if view is not None and view.booking.status in _MOVABLE and start.tzinfo is not None:
             length = view.booking.end_at - view.booking.start_at
             said = await self._calendars_say(
@@ -77,6 +103,8 @@ class BookingLifecycle(BookingChecks):
                 raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be rescheduled"))
             if start.tzinfo is None:
                 raise Refused(InvalidInput(message="start needs a UTC offset", field="start"))
+            if self._expired(booking):
+                raise Refused(_EXPIRED)
             new_start = start.astimezone(UTC)
             request = booking.status == BookingStatus.REQUESTED
             await self._require_free(
@@ -99,7 +127,7 @@ class BookingLifecycle(BookingChecks):
                 kinds.append(outbox.CALENDAR_UPDATE_EVENT)
             return kinds
 
-        result = await self._change(booking_id, owner_id, change)
+        result = await self._change(booking_id, owner_id, change, public=owner_id is None)
         if result is _TAKEN and view is not None:  # busy by the cache or another booking
             return await self._taken(view, start)
         return result
@@ -111,6 +139,8 @@ class BookingLifecycle(BookingChecks):
         inactive calendar refuses.
         """
         view = await self.get(booking_id, owner_id=owner_id)
+        if view is not None and self._expired(view.booking):
+            return _EXPIRED
         if view is not None:
             public = await self._pages.get_page(owner_id, view.page.id)
             if not isinstance(public, NotFound) and public.status is PageStatus.OFFLINE:
@@ -125,6 +155,8 @@ class BookingLifecycle(BookingChecks):
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
             if booking.status != BookingStatus.REQUESTED:
                 raise Refused(InvalidInput(message="only a requested meeting can be accepted"))
+            if self._expired(booking):
+                raise Refused(_EXPIRED)
             if booking.start_at <= self._clock():
                 raise Refused(InvalidInput(message="the requested time has already passed"))
             # The page's notice and horizon as when the visitor asked: the owner may take days to
@@ -178,7 +210,10 @@ class BookingLifecycle(BookingChecks):
                 booking.status, booking.cancelled_at = BookingStatus.CANCELLED, self._clock()
                 booking.calendar_write = CalendarWrite.NONE  # nothing left to delete
                 return [outbox.EMAIL_BOOKING_CANCELLED]
-            if await bookings_overlap(session, booking.owner_id, start, end, other_than=booking.id):
+            since = self._availability.requests_since(self._clock())
+            if await bookings_overlap(
+                session, booking.owner_id, start, end, requests_since=since, other_than=booking.id
+            ):
                 # Two bookings cannot hold one time: this one stays, and the owner hears why.
                 return [outbox.EMAIL_OWNER_MOVE_NOT_FOLLOWED]
             booking.start_at, booking.end_at = start, end
@@ -225,7 +260,11 @@ class BookingLifecycle(BookingChecks):
         booking_id: uuid.UUID,
         owner_id: uuid.UUID | None,
         change: Callable[[AsyncSession, Booking, SchedulingPage], Awaitable[list[str]]],
+        *,
+        public: bool = False,
     ) -> ChangeResult:
+        """Apply ``change`` under the owner's lock and queue its work; ``public``: made through
+        the public API, so the invitee's emails count against their address's daily cap."""
         now = self._clock()
         try:
             async with self._db.transaction(write=True) as session:
@@ -238,6 +277,19 @@ class BookingLifecycle(BookingChecks):
                 if page is None:
                     raise Refused(_NOT_FOUND)
                 kinds = await change(session, booking, page)
+                if public:
+                    kinds = await self._mail_capped(kinds, booking.invitee_email)
+                if booking.status in _MOVABLE:
+                    since = self._availability.requests_since(now)
+                    await retire_expired_requests(
+                        session,
+                        booking.owner_id,
+                        booking.start_at,
+                        booking.end_at,
+                        requests_since=since,
+                        now=now,
+                        other_than=booking.id,
+                    )
                 session.add(booking)
                 for kind in kinds:
                     session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))

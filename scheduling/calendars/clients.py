@@ -12,6 +12,7 @@ from providers.errors import ProviderRefused
 from providers.exchange import ExchangeCalendarClient, ExchangeConfig, ExchangeCredentials
 from providers.google import GoogleCalendarClient, GoogleConfig, GoogleCredentials, GoogleOAuth
 from providers.microsoft import MicrosoftCalendarClient, MicrosoftConfig, MicrosoftCredentials, MicrosoftOAuth
+from providers.outbound import UNRESTRICTED, OutboundPolicy
 
 OAUTH_PROVIDERS = (CalendarProvider.GOOGLE, CalendarProvider.MICROSOFT)
 # Providers whose request quota every owner on this server shares (one Google project, one Entra
@@ -29,7 +30,11 @@ class ProviderSettings:
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     caldav: CalDAVConfig = field(default_factory=CalDAVConfig)
     # Owners type Exchange and CalDAV URLs; in production they may not point into our own network.
-    allow_private_urls: bool = True
+    outbound: OutboundPolicy = UNRESTRICTED
+
+    @property
+    def allow_private_urls(self) -> bool:
+        return not self.outbound.restrict
 
 
 class ProviderClients:

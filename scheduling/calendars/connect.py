@@ -255,7 +255,8 @@ class ConnectionService:
     # -- the rules and the saving -----------------------------------------------------------------
 
     async def _outside_only(self, field: str, url: str | None) -> InvalidInput | None:
-        if url is None or self._clients.settings.allow_private_urls or not await points_inside(url):
+        policy = self._clients.settings.outbound
+        if url is None or not policy.restrict or not await points_inside(url, policy):
             return None
         return InvalidInput(message=f"{field} must be a server on the internet, not a private address", field=field)
 

@@ -11,10 +11,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import BLOCKING_STATUSES, CalendarStatus, Weekday
+from common.values import BookingStatus, CalendarStatus, Weekday
 from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage
 from scheduling.engine import (
     FixedHorizon,
@@ -107,7 +108,25 @@ def slot_rules(page: SchedulingPage, duration: int) -> SlotRules:
     )
 
 
+def blocks_time(requests_since: datetime) -> ColumnElement[bool]:
+    """Which bookings hold their time: confirmed ones, and requests made since ``requests_since``
+    (older requests have expired: the owner can no longer accept them)."""
+    return or_(
+        col(Booking.status) == BookingStatus.CONFIRMED,
+        and_(col(Booking.status) == BookingStatus.REQUESTED, col(Booking.created_at) > requests_since.astimezone(UTC)),
+    )
+
+
 class AvailabilityService:
+    """``request_ttl``: how long a pending request holds its time."""
+
+    def __init__(self, *, request_ttl: timedelta) -> None:
+        self.request_ttl = request_ttl
+
+    def requests_since(self, now: datetime) -> datetime:
+        """Requests made after this still hold their time at ``now``."""
+        return now - self.request_ttl
+
     async def free_slots(
         self,
         session: AsyncSession,
@@ -133,7 +152,9 @@ class AvailabilityService:
             return FreeSlots(slots=[], as_of=now, stable_until=stable_until(rules, rules_for_duration, now, []))
         margin = timedelta(minutes=duration + page.buffer_minutes)
         needed = Interval(max(start, bookable.start) - margin, min(end, bookable.end) + margin)
-        busy = await self.busy_time(session, page.owner_id, needed.start, needed.end, now)
+        busy = await self.busy_time(
+            session, page.owner_id, needed.start, needed.end, now, requests_since=self.requests_since(now)
+        )
         if busy.inactive:  # An inactive integrated calendar leaves no time bookable
             return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None, complete=False)
         known_start, known_end = start, end
@@ -169,9 +190,16 @@ class AvailabilityService:
 
     @staticmethod
     async def busy_time(
-        session: AsyncSession, owner_id: uuid.UUID, start: datetime, end: datetime, now: datetime
+        session: AsyncSession,
+        owner_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        *,
+        requests_since: datetime,
     ) -> BusyTime:
-        """Busy intervals overlapping [start, end), and the state of the calendars they come from.
+        """Busy intervals overlapping [start, end), and the state of the calendars they come from;
+        requests count when made since ``requests_since`` (older ones have expired).
 
         Busy time as plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
         in UTC (SQLite compares the stored text), so bounds are converted first.
@@ -194,7 +222,7 @@ class AvailabilityService:
         booking_rows = await session.exec(
             select(col(Booking.start_at), col(Booking.end_at), col(Booking.id)).where(
                 col(Booking.owner_id) == owner_id,
-                col(Booking.status).in_(BLOCKING_STATUSES),
+                blocks_time(requests_since),
                 col(Booking.start_at) < end,
                 col(Booking.end_at) > start,
             )

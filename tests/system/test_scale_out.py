@@ -26,6 +26,7 @@ from db.models import Calendar, CalendarConnection
 from pubsub import EventHub
 from scheduling.calendars.clients import ProviderSettings
 from scheduling.clock import system_clock
+from scheduling.limits import AbuseLimits, LimitRules, MemoryCounters
 from scheduling.notifications.mailer import Mailer
 from scheduling.pages.rules import WeeklyHours
 from scheduling.pages.service import PageDraft
@@ -34,6 +35,14 @@ from tests.support.redis_process import RedisProcess
 from tests.support.services_available import check_postgres, unavailable
 from tests.support.ws_client import PROTOCOLS, WINDOW, Watcher, ws_session
 from tests.system.processes import ServerProcess, kokous_servers
+
+SEED_LIMITS = LimitRules(
+    client_per_minute=10,
+    client_per_hour=50,
+    page_per_minute=60,
+    bookings_per_client_and_page_per_day=5,
+    emails_per_address_per_day=10,
+)
 
 pytestmark = pytest.mark.system
 
@@ -61,6 +70,8 @@ async def seed_owner_with_page(database_url: str) -> tuple[str, uuid.UUID]:
         answer_cache_entries=0,
         providers=ProviderSettings(),
         push_address=None,
+        limits=AbuseLimits(counters=MemoryCounters(), rules=SEED_LIMITS, prefix="seed"),
+        request_ttl=timedelta(days=7),
     )
     try:
         created = await services.users.create(email=f"{uuid.uuid4().hex[:8]}@example.com")
