@@ -24,8 +24,8 @@ from tests.api.test_known_time import ACCOUNT, TEAM, at, create_page, day, slots
 from tests.doubles.google import GoogleDouble
 from tests.support.booking_helpers import NOW
 from tests.support.connect_helpers import (
-    SET_INTEGRATED,
     connect_google,
+    connected_with_team_integrated,
     connections,
     google_with_team,
     owner_allowed_to_connect,
@@ -133,12 +133,7 @@ async def test_a_calendar_unshared_between_rounds_turns_inactive_alone(
     server: LiveServer, google: GoogleDouble
 ) -> None:
     # covers: SYNC-5, INACT-1
-    owner = await owner_allowed_to_connect(server)
-    await connect_google(server, google, owner, ACCOUNT)
-    (connection,) = await connections(server, owner.token)
-    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
-    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
-    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    connection, _team = await connected_with_team_integrated(server, google)
 
     google.unshare(ACCOUNT, TEAM)
     assert not await refresh(server, connection["id"])
@@ -216,12 +211,7 @@ async def test_one_calendar_failing_leaves_the_other_calendars_round_standing(
     server: LiveServer, google: GoogleDouble
 ) -> None:
     # covers: SYNC-5, BOOK-8
-    owner = await owner_allowed_to_connect(server)
-    await connect_google(server, google, owner, ACCOUNT)
-    (connection,) = await connections(server, owner.token)
-    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
-    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
-    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    connection, _team = await connected_with_team_integrated(server, google)
 
     google.add_event(ACCOUNT, day(1, 10), day(1, 11))
     google.fail(f"GET /calendar/v3/calendars/{TEAM}/events", status=500, times=3)

@@ -29,6 +29,7 @@ from tests.support.connect_helpers import (
     GOOGLE_TEAM,
     SET_INTEGRATED,
     connect_google,
+    connected_with_team_integrated,
     connections,
     google_with_team,
     owner_allowed_to_connect,
@@ -228,12 +229,7 @@ async def test_a_calendar_gone_inactive_does_not_bring_back_polling(
     server: LiveServer, google: GoogleDouble, clock: MovableClock
 ) -> None:
     # covers: SYNC-5, INACT-1
-    owner = await owner_allowed_to_connect(server)
-    await connect_google(server, google, owner, ACCOUNT)
-    (connection,) = await connections(server, owner.token)
-    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
-    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
-    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    connection, team = await connected_with_team_integrated(server, google)
     assert len(google.channels()) == 2  # each integrated calendar pushes
     google.unshare(ACCOUNT, GOOGLE_TEAM)
     assert not await server.services.busy_sync.refresh(uuid.UUID(connection["id"]))  # Team turns inactive

@@ -162,3 +162,16 @@ async def connect_google(server: LiveServer, google: GoogleDouble, owner: Owner,
     result = started["data"]["startCalendarConnection"]
     assert result["__typename"] == "AuthorizationUrl", result
     return await oauth_callback(server, google.consent(result["url"], account_email=account))
+
+
+async def connected_with_team_integrated(
+    server: LiveServer, google: GoogleDouble
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An owner connected to Google whose Team calendar is integrated too: the connection and Team."""
+    owner = await owner_allowed_to_connect(server)
+    await connect_google(server, google, owner, GOOGLE_ACCOUNT)
+    (connection,) = await connections(server, owner.token)
+    team = next(calendar for calendar in connection["calendars"] if calendar["name"] == "Team")
+    on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
+    assert on["data"]["setCalendarIntegrated"]["integrated"] is True
+    return connection, team
