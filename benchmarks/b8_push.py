@@ -91,7 +91,7 @@ from server.providers import provider_settings
 from server.wiring import mailer_for
 from tests.doubles.server import make_tls_files
 from tests.support.clock import MovableClock
-from tests.support.connect_helpers import ALLOW_EMAIL_ACCESS, START
+from tests.support.connect_helpers import ALLOW_EMAIL_ACCESS, CONFIRM, START, confirm_code
 from tests.support.live_server import free_port
 from tests.system.processes import spawn_server
 
@@ -202,7 +202,8 @@ async def graphql(http: httpx.AsyncClient, query: str, variables: dict[str, Any]
 
 
 async def connect(http: httpx.AsyncClient, side: PushSide, token: str) -> None:
-    """CAL-1 as an owner does it: the start mutation, the provider's consent, the server's callback."""
+    """CAL-1 as an owner does it: the start mutation, the provider's consent, the server's callback,
+    and the owner's confirmation (SEC-3)."""
     allowed = await graphql(http, ALLOW_EMAIL_ACCESS, {}, token)
     if not allowed["data"]["updateUserSettings"]["personalEmailAccess"]:
         raise RuntimeError(f"personal email access not turned on: {allowed}")
@@ -215,6 +216,12 @@ async def connect(http: httpx.AsyncClient, side: PushSide, token: str) -> None:
         raise RuntimeError(f"the OAuth callback answered {callback.status_code}: {callback.text[:300]}")
     if "error=" in callback.headers.get("location", ""):
         raise RuntimeError(f"connecting {side.title} failed: {callback.headers['location']}")
+    code = confirm_code(callback.headers.get("location", ""))
+    if code is None:
+        raise RuntimeError(f"no confirmation code in {callback.headers.get('location')!r}")
+    confirmed = (await graphql(http, CONFIRM, {"code": code}, token))["data"]["confirmCalendarConnection"]
+    if confirmed["__typename"] != "CalendarConnection":
+        raise RuntimeError(f"confirming {side.title} failed: {confirmed}")
 
 
 async def seed_page_owner(database_url: str, folder: Path) -> tuple[str, str]:

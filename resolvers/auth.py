@@ -22,11 +22,12 @@ async def authenticate(context: RequestContext, authorization: object) -> None:
     if token is None:
         context.auth_error = "the Authorization value must be 'Bearer <token>'"
         return
-    user = await context.services.users.authenticate(token)
-    if user is None:
+    caller = await context.services.users.identify(token)
+    if caller is None:
         context.auth_error = "the bearer token is invalid or revoked"
         return
-    context.user = user
+    context.user = caller.user
+    context.token_id = caller.token_id
 
 
 def require_user(context: RequestContext) -> User:

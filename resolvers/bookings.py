@@ -55,26 +55,30 @@ async def _by_token_limited(context: RequestContext, token: str) -> BookingView 
 
 
 async def by_token(context: RequestContext, token: str) -> BookingView | None:
-    booking_id = parse_id(
-        context.services.signer.verify(manage_links.MANAGE_PURPOSE, token, context.services.clock()) or ""
-    )
-    if booking_id is None:
+    """The booking of a current manage link; a link retired by a reschedule names nothing."""
+    link = manage_links.read_manage_token(context.services.signer, token, context.services.clock())
+    if link is None:
         return None
-    return await context.services.lifecycle.get(booking_id, owner_id=None)
+    view = await context.services.lifecycle.get(link.booking_id, owner_id=None)
+    return view if view is not None and link.is_current(view.booking) else None
 
 
 async def cancel_by_token(context: RequestContext, token: str) -> ChangeResult:
     view = await _by_token_limited(context, token)
     if not isinstance(view, BookingView):
         return view
-    return await context.services.lifecycle.cancel(view.booking.id, owner_id=None)
+    return await context.services.lifecycle.cancel(
+        view.booking.id, owner_id=None, link_version=view.booking.manage_version
+    )
 
 
 async def reschedule_by_token(context: RequestContext, token: str, start: datetime) -> ChangeResult:
     view = await _by_token_limited(context, token)
     if not isinstance(view, BookingView):
         return view
-    return await context.services.lifecycle.reschedule(view.booking.id, start, owner_id=None)
+    return await context.services.lifecycle.reschedule(
+        view.booking.id, start, owner_id=None, link_version=view.booking.manage_version
+    )
 
 
 async def cancel(context: RequestContext, booking_id: str) -> ChangeResult:

@@ -7,7 +7,7 @@ from db.models import Calendar
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
-from scheduling.calendars.connect import CalendarRemoved, ConnectResult, Disconnected, StartResult
+from scheduling.calendars.connect import CalendarRemoved, ConfirmResult, ConnectResult, Disconnected, StartResult
 from scheduling.calendars.directory import ConnectionSettings, ConnectionView
 from scheduling.calendars.rules import CalDAVAccountForm, ExchangeAccountForm
 from scheduling.errors import NotFound, PrimaryCalendarNotRemovable
@@ -18,6 +18,12 @@ _NOT_FOUND = NotFound(message="calendar not found")
 async def start(context: RequestContext, provider: CalendarProvider) -> StartResult:
     user = require_user(context)
     return await context.services.connections.start_oauth(user, provider)
+
+
+async def confirm(context: RequestContext, code: str) -> ConfirmResult:
+    """Only the owner who started the OAuth flow can turn its pending grant into a connection."""
+    user = require_user(context)
+    return await context.services.connections.confirm_oauth(user, code)
 
 
 async def connect_exchange(context: RequestContext, form: ExchangeAccountForm) -> ConnectResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ class RequestContext:
     request: Request | WebSocket
     response: Response | WebSocket | None = None
     user: User | None = None
+    token_id: uuid.UUID | None = None  # the bearer token the user authenticated with
     auth_error: str | None = None
     # Filled by strawberry with the WebSocket ``connection_init`` payload.
     connection_params: dict[str, Any] | None = None

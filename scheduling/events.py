@@ -125,16 +125,40 @@ class CalendarStatusChanged:
         )
 
 
-Event = AvailabilityChanged | BookingCreated | CalendarStatusChanged
-_EVENT_TYPES: dict[str, type[AvailabilityChanged] | type[BookingCreated] | type[CalendarStatusChanged]] = {
+@dataclass(frozen=True)
+class ApiTokenRevoked:
+    """An owner revoked a bearer token: every process closes the sockets it opened."""
+
+    kind: ClassVar[str] = "api_token_revoked"
+    owner_id: uuid.UUID
+    token_id: uuid.UUID
+
+    def channel_keys(self) -> tuple[str, ...]:
+        return (API_TOKENS_KEY,)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"owner_id": self.owner_id.hex, "token_id": self.token_id.hex}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ApiTokenRevoked:
+        return cls(owner_id=uuid.UUID(data["owner_id"]), token_id=uuid.UUID(data["token_id"]))
+
+
+Event = AvailabilityChanged | BookingCreated | CalendarStatusChanged | ApiTokenRevoked
+_EVENT_TYPES: dict[
+    str, type[AvailabilityChanged] | type[BookingCreated] | type[CalendarStatusChanged] | type[ApiTokenRevoked]
+] = {
     AvailabilityChanged.kind: AvailabilityChanged,
     BookingCreated.kind: BookingCreated,
     CalendarStatusChanged.kind: CalendarStatusChanged,
+    ApiTokenRevoked.kind: ApiTokenRevoked,
 }
 
 
 # Every owner's AvailabilityChanged, for caches that must forget answers of any owner.
 AVAILABILITY_KEY = "availability"
+# Every revoked bearer token, for the processes holding its sockets.
+API_TOKENS_KEY = "api_tokens"
 
 
 def owner_channel_key(owner_id: uuid.UUID) -> str:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import cast
 
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.engine import Database
 from db.models import ApiToken, SchedulingPage, User
 from scheduling import api_tokens, validation
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, NotFound, Refused, ValidationFailed
-from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.events import ApiTokenRevoked, AvailabilityChanged, EventBus
 from scheduling.pages.links import LinkBuilder
 
 
@@ -22,6 +24,25 @@ from scheduling.pages.links import LinkBuilder
 class NewUser:
     user: User
     token: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The owner behind a valid bearer token, and which token it was."""
+
+    user: User
+    token_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class CreatedToken:
+    token: ApiToken
+    secret: str  # shown once; only its digest is stored
+
+
+# lastUsedAt is written at most this often per token, so requests are not writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_TOKEN_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -66,19 +87,97 @@ class UserService:
     async def issue_token(self, user_id: uuid.UUID, *, label: str = "") -> str:
         token = api_tokens.new_token()
         async with self._db.transaction() as session:
-            session.add(ApiToken(user_id=user_id, token_hash=api_tokens.digest(token), label=label))
+            session.add(
+                ApiToken(user_id=user_id, token_hash=api_tokens.digest(token), label=label, created_at=self._clock())
+            )
         return token
 
     async def authenticate(self, token: str) -> User | None:
-        """The owner of a valid, unrevoked token."""
+        """The owner of a valid token: known, unrevoked and unexpired."""
+        caller = await self.identify(token)
+        return None if caller is None else caller.user
+
+    async def identify(self, token: str) -> Caller | None:
+        """The owner and token id of a valid token; notes its use at most once a minute."""
+        now = self._clock()
         async with self._db.session() as session:
             statement = (
-                select(User)
+                select(User, ApiToken)
                 .join(ApiToken, ApiToken.user_id == User.id)  # type: ignore[arg-type]
                 .where(ApiToken.token_hash == api_tokens.digest(token))
                 .where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
             )
-            return (await session.exec(statement)).first()
+            found = (await session.exec(statement)).first()
+        if found is None:
+            return None
+        user, row = found
+        if row.expires_at is not None and row.expires_at <= now:
+            return None
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            await self._note_use(row.id, now)
+        return Caller(user=user, token_id=row.id)
+
+    async def _note_use(self, token_id: uuid.UUID, now: datetime) -> None:
+        stale = now - LAST_USED_RESOLUTION
+        async with self._db.transaction() as session:
+            await session.exec(
+                update(ApiToken)
+                .where(col(ApiToken.id) == token_id)
+                .where(
+                    or_(
+                        col(ApiToken.last_used_at).is_(None),
+                        col(ApiToken.last_used_at) < stale,
+                    )
+                )
+                .values(last_used_at=now)
+            )
+
+    async def list_tokens(self, user_id: uuid.UUID) -> list[ApiToken]:
+        """The owner's unrevoked tokens, oldest first (expired ones too, so they can be revoked)."""
+        async with self._db.session() as session:
+            statement = (
+                select(ApiToken)
+                .where(ApiToken.user_id == user_id)
+                .where(ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+                .order_by(ApiToken.created_at, ApiToken.id)  # type: ignore[arg-type]
+            )
+            return list((await session.exec(statement)).all())
+
+    async def create_token(
+        self, user_id: uuid.UUID, *, name: str, expires_in_days: int | None = None
+    ) -> CreatedToken | InvalidInput:
+        try:
+            label = validation.text("name", name, max_length=100)
+            days = (
+                None
+                if expires_in_days is None
+                else validation.integer("expiresInDays", expires_in_days, low=1, high=MAX_TOKEN_DAYS)
+            )
+        except ValidationFailed as failure:
+            return failure.as_result()
+        now = self._clock()
+        secret = api_tokens.new_token()
+        row = ApiToken(
+            user_id=user_id,
+            token_hash=api_tokens.digest(secret),
+            label=label,
+            created_at=now,
+            expires_at=None if days is None else now + timedelta(days=days),
+        )
+        async with self._db.transaction() as session:
+            session.add(row)
+        return CreatedToken(token=row, secret=secret)
+
+    async def revoke_token(self, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | NotFound:
+        """Revoke one of the owner's tokens; another owner's, or a revoked one, is not found."""
+        async with self._db.transaction() as session:
+            row = await session.get(ApiToken, token_id)
+            if row is None or row.user_id != user_id or row.revoked_at is not None:
+                return NotFound(message="API token not found")
+            row.revoked_at = self._clock()
+            session.add(row)
+        await self._bus.publish(ApiTokenRevoked(owner_id=user_id, token_id=token_id))
+        return row
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         async with self._db.session() as session:

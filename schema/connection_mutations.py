@@ -12,9 +12,11 @@ from resolvers import connections as connection_resolvers
 from scheduling.calendars.connect import CalendarRemoved, Disconnected
 from schema.connection_types import (
     CalDAVConnectionInput,
+    ConfirmCalendarConnectionResult,
     ConnectCalendarResult,
     ExchangeConnectionInput,
     StartConnectionResult,
+    confirm_result,
     connect_result,
     start_result,
 )
@@ -50,6 +52,13 @@ class ConnectionMutation:
     @strawberry.mutation(description="Start connecting Google or Microsoft 365: the consent URL to send the owner to.")
     async def start_calendar_connection(self, info: Ctx, provider: CalendarProvider) -> StartConnectionResult:
         return start_result(await connection_resolvers.start(info.context, provider))
+
+    @strawberry.mutation(
+        description="Finish connecting Google or Microsoft 365: the `confirm` code the OAuth callback put on the "
+        "dashboard URL. Only the owner who started the connection can confirm it, once, within 10 minutes."
+    )
+    async def confirm_calendar_connection(self, info: Ctx, code: str) -> ConfirmCalendarConnectionResult:
+        return confirm_result(await connection_resolvers.confirm(info.context, code))
 
     @strawberry.mutation(description="Connect an on-premises Exchange mailbox; it is tested before it is saved.")
     async def connect_exchange_calendar(self, info: Ctx, input: ExchangeConnectionInput) -> ConnectCalendarResult:

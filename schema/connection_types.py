@@ -7,13 +7,14 @@ from typing import Annotated
 
 import strawberry
 
-from scheduling.calendars.connect import AuthorizationUrl, ConnectResult, StartResult
+from scheduling.calendars.connect import AuthorizationUrl, ConfirmResult, ConnectResult, StartResult
 from scheduling.calendars.directory import ConnectionView
 from scheduling.calendars.rules import CalDAVAccountForm, ExchangeAccountForm
 from schema.errors import (
     CalendarConnectionFailedError,
     ConnectionLimitReachedError,
     InvalidInputError,
+    NotFoundError,
     PermissionRequiredError,
     ProviderNotConfiguredError,
     error_from_domain,
@@ -82,10 +83,26 @@ ConnectCalendarResult = Annotated[
     strawberry.union("ConnectCalendarResult"),
 ]
 
+ConfirmCalendarConnectionResult = Annotated[
+    CalendarConnectionType
+    | NotFoundError
+    | PermissionRequiredError
+    | ConnectionLimitReachedError
+    | CalendarConnectionFailedError
+    | InvalidInputError,
+    strawberry.union("ConfirmCalendarConnectionResult"),
+]
+
 
 def start_result(result: StartResult) -> StartConnectionResult:
     if isinstance(result, AuthorizationUrl):
         return AuthorizationUrlType(url=result.url)
+    return error_from_domain(result)
+
+
+def confirm_result(result: ConfirmResult) -> ConfirmCalendarConnectionResult:
+    if isinstance(result, ConnectionView):
+        return CalendarConnectionType.from_domain(result)
     return error_from_domain(result)
 
 

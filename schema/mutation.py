@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
+from db.models import ApiToken
 from resolvers import connections as connection_resolvers
 from resolvers import pages as page_resolvers
 from resolvers import users as user_resolvers
@@ -16,7 +17,15 @@ from schema.booking_mutations import BookingMutation
 from schema.connection_mutations import ConnectionMutation
 from schema.errors import InvalidInputError, NotFoundError, SlugTakenError, error_from_domain
 from schema.inputs import CalendarConnectionSettingsInput, SchedulingPageInput, UserSettingsInput
-from schema.types import CalendarConnectionType, Ctx, DeletedType, SchedulingPageType, UserType
+from schema.types import (
+    ApiTokenType,
+    CalendarConnectionType,
+    CreatedApiTokenType,
+    Ctx,
+    DeletedType,
+    SchedulingPageType,
+    UserType,
+)
 
 SchedulingPageResult = Annotated[
     SchedulingPageType | InvalidInputError | SlugTakenError | NotFoundError,
@@ -25,6 +34,7 @@ SchedulingPageResult = Annotated[
 CalendarConnectionResult = Annotated[
     CalendarConnectionType | NotFoundError, strawberry.union("CalendarConnectionResult")
 ]
+RevokeApiTokenResult = Annotated[ApiTokenType | NotFoundError, strawberry.union("RevokeApiTokenResult")]
 DeleteResult = Annotated[DeletedType | NotFoundError, strawberry.union("DeleteResult")]
 
 
@@ -74,4 +84,16 @@ class Mutation(BookingMutation, ConnectionMutation):
         result = await connection_resolvers.update_connection(info.context, id, input.to_settings())
         if isinstance(result, ConnectionView):
             return CalendarConnectionType.from_domain(result)
+        return error_from_domain(result)
+
+    @strawberry.mutation(description="A new bearer token; its secret is in the answer and never shown again.")
+    async def create_api_token(self, info: Ctx, name: str, expires_in_days: int | None = None) -> CreatedApiTokenType:
+        created = await user_resolvers.create_api_token(info.context, name, expires_in_days)
+        return CreatedApiTokenType(api_token=ApiTokenType.from_row(created.token), secret=created.secret)
+
+    @strawberry.mutation(description="Revoke one of your tokens: it is refused at once and its sockets close.")
+    async def revoke_api_token(self, info: Ctx, id: strawberry.ID) -> RevokeApiTokenResult:
+        result = await user_resolvers.revoke_api_token(info.context, id)
+        if isinstance(result, ApiToken):
+            return ApiTokenType.from_row(result)
         return error_from_domain(result)

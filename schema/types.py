@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from common.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from db.models import ApiToken as ApiTokenRow
 from db.models import Calendar as CalendarRow
 from db.models import Domain as DomainRow
 from db.models import User as UserRow
@@ -271,6 +272,31 @@ class DomainType:
         return cls(host=row.host)
 
 
+@strawberry.type(name="ApiToken", description="A bearer token of the owner; its secret is shown only once.")
+class ApiTokenType:
+    id: strawberry.ID
+    name: str
+    created_at: DateTime
+    expires_at: DateTime | None
+    last_used_at: DateTime | None
+
+    @classmethod
+    def from_row(cls, row: ApiTokenRow) -> ApiTokenType:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.label,
+            created_at=DateTime(row.created_at),
+            expires_at=None if row.expires_at is None else DateTime(row.expires_at),
+            last_used_at=None if row.last_used_at is None else DateTime(row.last_used_at),
+        )
+
+
+@strawberry.type(name="CreatedApiToken")
+class CreatedApiTokenType:
+    api_token: ApiTokenType
+    secret: str = strawberry.field(description="The bearer secret; shown once, never again.")
+
+
 @strawberry.type(name="Deleted")
 class DeletedType:
     id: strawberry.ID
@@ -319,6 +345,10 @@ class UserType:
     async def connections(self, info: Ctx) -> list[CalendarConnectionType]:
         views = await user_resolvers.connections(info.context, self._row)
         return [CalendarConnectionType.from_domain(view) for view in views]
+
+    @strawberry.field(description="The owner's unrevoked bearer tokens (never their secrets).")
+    async def api_tokens(self, info: Ctx) -> list[ApiTokenType]:
+        return [ApiTokenType.from_row(row) for row in await user_resolvers.api_tokens(info.context, self._row)]
 
     @strawberry.field
     async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[BookingType]:

@@ -26,6 +26,7 @@ from server.oauth_routes import oauth_routes
 from server.public_routes import public_routes
 from server.settings import Settings, load_settings
 from server.static_files import static_routes
+from server.token_sockets import TokenSockets
 from server.webhook_routes import webhook_routes
 from server.wiring import build_services
 
@@ -56,10 +57,12 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         metrics.watch_hub(hub)
         services = build_services(settings, db=db, hub=hub, clock=clock)
         app.state.services = services
+        app.state.token_sockets = sockets = TokenSockets(services.bus)
         metrics.watch_answer_cache(services.answers)
         metrics.watch_busy_check(services.busy_check)
         metrics.watch_sync(services.busy_sync)
         follower = asyncio.create_task(services.answers.run(), name="kokous-answer-cache")
+        revocations = asyncio.create_task(sockets.run(), name="kokous-token-sockets")
         workers = [
             asyncio.create_task(services.outbox.run(), name="kokous-outbox"),
             asyncio.create_task(services.busy_sync.run(), name="kokous-busy-sync"),
@@ -73,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
         finally:
             # The answer cache only follows events (it runs until cancelled): nothing to finish.
             follower.cancel()
+            revocations.cancel()
             # Workers finish the pass under way, so no transaction is cut off; whatever is still
             # running after the grace period (a slow provider call) is cancelled.
             services.outbox.stop()
@@ -81,7 +85,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             _, running = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE)
             for task in running:
                 task.cancel()
-            await asyncio.gather(follower, *workers, return_exceptions=True)
+            await asyncio.gather(follower, revocations, *workers, return_exceptions=True)
             await services.live.close()
             await services.limits.close()
             await hub.disconnect()

@@ -1,4 +1,5 @@
-"""The ``kokous`` command: serve, migrate, users create, domains add, demo, secrets rotate."""
+"""The ``kokous`` command: serve, migrate, users create, tokens list/revoke, domains add, demo,
+secrets rotate."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import uvicorn
 
 from db.engine import Database
 from db.migrate import DatabaseNotMigrated, ensure_migrated, migrate
+from db.models import User
 from pubsub import EventHub
-from scheduling.errors import InvalidInput, SlugTaken
+from resolvers.ids import parse_id
+from scheduling.errors import InvalidInput, NotFound, SlugTaken
 from scheduling.pages.service import PageDraft, PageView
 from scheduling.services import Services
 from server.logs import configure_logging
@@ -49,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="")
     create.add_argument("--timezone", default="UTC")
+    tokens = commands.add_parser("tokens", help="an owner's bearer tokens").add_subparsers(dest="action", required=True)
+    listing = tokens.add_parser("list", help="list an owner's unrevoked tokens (never their secrets)")
+    listing.add_argument("--email", required=True)
+    revoke = tokens.add_parser("revoke", help="revoke one of an owner's tokens")
+    revoke.add_argument("--email", required=True)
+    revoke.add_argument("--id", required=True, dest="token_id")
     domains = commands.add_parser("domains", help="domain management").add_subparsers(dest="action", required=True)
     add = domains.add_parser("add", help="connect a domain that may serve pages")
     add.add_argument("host")
@@ -77,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(
                 _with_services(settings, lambda s: _create_user(s, args.email, args.name, args.timezone))
             )
+        if args.command == "tokens":
+            if args.action == "list":
+                return asyncio.run(_with_services(settings, lambda s: _list_tokens(s, args.email)))
+            return asyncio.run(_with_services(settings, lambda s: _revoke_token(s, args.email, args.token_id)))
         if args.command == "domains":
             return asyncio.run(_with_services(settings, lambda s: _add_domain(s, args.host)))
         if args.command == "secrets":
@@ -141,6 +155,42 @@ async def _create_user(services: Services, email: str, name: str, timezone: str)
         raise CommandFailed(result.message)
     _out(f"created user {result.user.email} ({result.user.id}); bearer token:")
     _out(result.token)
+    return 0
+
+
+async def _owner(services: Services, email: str) -> User:
+    user = await services.users.find_by_email(email)
+    if user is None:
+        raise CommandFailed(f"no owner with email {email.strip().lower()}")
+    return user
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.isoformat(timespec="seconds")
+
+
+async def _list_tokens(services: Services, email: str) -> int:
+    user = await _owner(services, email)
+    rows = await services.users.list_tokens(user.id)
+    _out("id\tname\tcreated\texpires\tlast used")
+    for row in rows:
+        _out(
+            f"{row.id}\t{row.label or '-'}\t{_when(row.created_at)}\t{_when(row.expires_at)}\t{_when(row.last_used_at)}"
+        )
+    return 0
+
+
+async def _revoke_token(services: Services, email: str, token_id: str) -> int:
+    user = await _owner(services, email)
+    parsed = parse_id(token_id)
+    result = (
+        NotFound(message="API token not found")
+        if parsed is None
+        else await services.users.revoke_token(user.id, parsed)
+    )
+    if isinstance(result, NotFound):
+        raise CommandFailed(f"{user.email} has no unrevoked token {token_id}")
+    _out(f"revoked token {result.id} ({result.label or '-'}) of {user.email}")
     return 0
 
 

@@ -27,6 +27,7 @@ from schema.cacheable import PublicDocuments
 from server.cached_answers import ANSWER_SCOPE, AnswerCachingEndpoint
 from server.frame_encoding import DataFrameEncoder
 from server.settings import Settings
+from server.token_sockets import TokenSockets
 
 
 class KokousGraphQL(GraphQL[RequestContext, None]):
@@ -49,6 +50,9 @@ class KokousGraphQL(GraphQL[RequestContext, None]):
         await authenticate(context, params.get("authorization") or params.get("Authorization"))
         if context.auth_error:
             raise ConnectionRejectionError({"message": context.auth_error})
+        if context.token_id is not None and isinstance(context.request, WebSocket):
+            sockets = cast(TokenSockets, context.request.app.state.token_sockets)
+            sockets.register(context.token_id, context.request)
         return cast(UnsetType, UNSET)
 
 

@@ -41,6 +41,8 @@ class Booking(SQLModel, table=True):
         default=CalendarWrite.NONE, sa_type=String(16), sa_column_kwargs={"server_default": "NONE"}
     )
     rescheduled_from_id: uuid.UUID | None = None
+    # Raised by each reschedule: the invitee's manage link names it, so an older link is retired.
+    manage_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The event written on the owner's primary calendar, and why a write failed for good.
     calendar_event_id: str | None = Field(default=None, max_length=1024)
     calendar_event_calendar_id: uuid.UUID | None = Field(default=None, foreign_key="calendars.id", ondelete="SET NULL")

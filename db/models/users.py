@@ -32,7 +32,10 @@ class ApiToken(SQLModel, table=True):
     id: uuid.UUID = id_field()
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     token_hash: str = Field(max_length=64, unique=True, index=True)
-    label: str = Field(default="", max_length=100)
+    label: str = Field(default="", max_length=100)  # the token's name, chosen by its owner
     created_at: datetime = timestamp_field()
+    # None: never expires. An expired token is refused like an unknown one.
+    expires_at: datetime | None = timestamp_field(nullable=True)
+    # Written at most once a minute per token, so a request is not a write.
     last_used_at: datetime | None = timestamp_field(nullable=True)
     revoked_at: datetime | None = timestamp_field(nullable=True)

@@ -40,6 +40,14 @@ ChangeResult = (
     BookingView | NotFound | InvalidInput | SlotUnavailable | CalendarInactive | CalendarUnreachable | RateLimited
 )
 _NOT_FOUND = NotFound(message="booking not found")
+
+
+def _require_link_version(booking: Booking, link_version: int | None) -> None:
+    """A manage link retired by a reschedule (perhaps a moment ago) names no booking."""
+    if link_version is not None and booking.manage_version != link_version:
+        raise Refused(_NOT_FOUND)
+
+
 _TAKEN = SlotUnavailable(message="that time is not available")
 _MOVABLE = (BookingStatus.CONFIRMED, BookingStatus.REQUESTED)
 _EXPIRED = InvalidInput(message="this request has expired: it no longer holds its time")
@@ -55,8 +63,13 @@ class BookingLifecycle(BookingChecks):
             page = await session.get(SchedulingPage, booking.page_id)
             return None if page is None else BookingView(booking=booking, page=page)
 
-    async def cancel(self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None) -> ChangeResult:
+    async def cancel(
+        self, booking_id: uuid.UUID, *, owner_id: uuid.UUID | None, link_version: int | None = None
+    ) -> ChangeResult:
+        """``link_version``: made through a manage link of that version, refused once it is retired."""
+
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            _require_link_version(booking, link_version)
             if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.REQUESTED):
                 raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be cancelled"))
             booking.status = BookingStatus.CANCELLED
@@ -74,7 +87,9 @@ class BookingLifecycle(BookingChecks):
             self._clock()
         )
 
-    async def reschedule(self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None) -> ChangeResult:
+    async def reschedule(
+        self, booking_id: uuid.UUID, start: datetime, *, owner_id: uuid.UUID | None, link_version: int | None = None
+    ) -> ChangeResult:
         """Move a confirmed booking (or a pending request) to another free start, same length.
 
         A booking obeys the rules of booking: the owner's calendars are asked about the new time
@@ -99,6 +114,7 @@ class BookingLifecycle(BookingChecks):
                 return await self._taken(view, start)
 
         async def change(session: AsyncSession, booking: Booking, page: SchedulingPage) -> list[str]:
+            _require_link_version(booking, link_version)
             if booking.status not in _MOVABLE:
                 raise Refused(InvalidInput(message=f"a {booking.status.lower()} booking cannot be rescheduled"))
             if start.tzinfo is None:
@@ -118,6 +134,7 @@ class BookingLifecycle(BookingChecks):
             )
             duration = booking.end_at - booking.start_at
             booking.start_at, booking.end_at = new_start, new_start + duration
+            booking.manage_version += 1  # a new manage link; the older ones are retired
             if request:
                 return [outbox.EMAIL_REQUEST_MOVED]
             kinds = [outbox.EMAIL_BOOKING_RESCHEDULED]

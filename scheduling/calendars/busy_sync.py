@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from time import perf_counter
 from typing import Any
@@ -84,6 +85,11 @@ class BusySync:
         self._concurrency = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
         self.rounds = {"full": 0, "incremental": 0}  # calendar sync rounds, for ``/metrics``
+        self._chores: list[Callable[[], Awaitable[object]]] = []  # cheap upkeep run on every pass
+
+    def also_each_pass(self, chore: Callable[[], Awaitable[object]]) -> None:
+        """Run ``chore`` on every background pass too (e.g. expiring unconfirmed OAuth grants)."""
+        self._chores.append(chore)
 
     async def refresh(self, connection_id: uuid.UUID) -> bool:
         """Fetch and store the connection's busy time now; False when the provider failed.
@@ -311,6 +317,11 @@ class BusySync:
                 await run_all(self.refresh(connection_id) for connection_id in claimed)
             except Exception:
                 logger.exception("busy-time sync: a pass failed; trying again")
+            for chore in self._chores:
+                try:
+                    await chore()
+                except Exception:
+                    logger.exception("busy-time sync: %r failed; trying again next pass", chore)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.pass_pause.total_seconds())
 

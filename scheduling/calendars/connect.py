@@ -2,17 +2,26 @@
 
 Google and Microsoft connect through OAuth: ``start_oauth`` keeps the flow's secrets in an
 encrypted ``ConnectionAttempt`` row and hands the browser a signed ``state`` naming it;
-``finish_oauth`` (the callback) redeems the code. Exchange and CalDAV connect with a form that
-is tested against the server before anything is saved. Either way the account's calendars are
-listed (only those whose details the owner can read), the primary one is integrated, and
-busy time is fetched at once. Connecting the same account again replaces its credentials and
+``finish_oauth`` (the callback) redeems the code but connects nothing: the grant waits, encrypted,
+on a new attempt row with a one-time confirmation code (kept only as a hash) until the owner who
+started the flow confirms it with their own token (``confirm_oauth``). The ``state`` names the
+owner, not the browser, so a consent link finished in someone else's browser would otherwise
+connect that person's calendar to the sender. Unconfirmed grants expire after
+``PENDING_LIFETIME`` and are revoked at the provider (``expire_pending``).
+
+Exchange and CalDAV connect with a form that is tested against the server before anything is
+saved. Either way (for OAuth, on confirmation) the account's calendars are listed (only those
+whose details the owner can read), the primary one is integrated, and busy time is fetched at once. Connecting the same account again replaces its credentials and
 makes its calendars active again: that is how an inactive calendar is repaired.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -63,6 +72,8 @@ from scheduling.signing import Signer
 logger = logging.getLogger(__name__)
 
 ATTEMPT_LIFETIME = timedelta(minutes=15)
+PENDING_LIFETIME = timedelta(minutes=10)  # a redeemed grant waiting for its owner's confirmation
+PENDING_MARK = "kokous_pending_grant"  # in a pending attempt's sealed JSON (a flow verifier has no such key)
 STATE_PURPOSE = "calendar-connection"
 
 
@@ -91,6 +102,36 @@ StartResult = (
     | InvalidInput
 )
 ConnectResult = ConnectionView | PermissionRequired | ConnectionLimitReached | ConnectionFailed | InvalidInput
+ConfirmResult = ConnectResult | NotFound
+_UNKNOWN_CODE = "confirmation code not found: it was used, has expired or belongs to another account"
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _PendingGrant:
+    """What a pending attempt's sealed JSON holds: the redeemed credentials and the code's hash."""
+
+    credentials: str
+    account_email: str
+    code_hash: str
+
+    def sealed_json(self) -> str:
+        return json.dumps(
+            {PENDING_MARK: 1, "credentials": self.credentials, "email": self.account_email, "code": self.code_hash}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> _PendingGrant | None:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get(PENDING_MARK) != 1:
+            return None  # an attempt still waiting for its callback
+        return cls(credentials=str(data["credentials"]), account_email=str(data["email"]), code_hash=str(data["code"]))
 
 
 def failure_of(error: ProviderError) -> ConnectionFailed:
@@ -115,6 +156,7 @@ class ConnectionService:
         clock: Clock,
         dashboard_url: str,
     ) -> None:
+        busy.also_each_pass(self.expire_pending)
         self._access = access
         self._db = access.db
         self._vault = access.vault
@@ -177,12 +219,97 @@ class ConnectionService:
             owner = await session.get(User, attempt.user_id)
         if owner is None:
             return self._dashboard(error="invalid_state")
-        result = await self._save(owner, provider, account)
-        if isinstance(result, ConnectionView):
-            return self._dashboard(connected=provider.value.lower())
-        if isinstance(result, ConnectionLimitReached):
+        problem = await self._may_connect(owner, provider)
+        if isinstance(problem, ConnectionLimitReached):
             return self._dashboard(error="connection_limit")
-        return self._dashboard(error=getattr(result, "reason", "connection_failed").lower())
+        if problem is not None:
+            return self._dashboard(error="permission_required")
+        code = await self._keep_pending(owner, provider, account)
+        return self._dashboard(connected=provider.value.lower(), confirm=code)
+
+    async def _keep_pending(self, owner: User, provider: CalendarProvider, account: ConnectedAccount) -> str:
+        """The grant kept encrypted until the owner confirms it: the one-time code to confirm with."""
+        now = self._clock()
+        pending_id = uuid.uuid4()
+        code = f"{pending_id.hex}.{secrets.token_urlsafe(32)}"
+        grant = _PendingGrant(account.to_json(), account.account_email, _code_hash(code))
+        async with self._db.transaction() as session:
+            session.add(
+                ConnectionAttempt(
+                    id=pending_id,
+                    user_id=owner.id,
+                    provider=provider,
+                    verifier=self._vault.seal(grant.sealed_json()),
+                    expires_at=now + PENDING_LIFETIME,
+                    created_at=now,
+                )
+            )
+        return code
+
+    async def confirm_oauth(self, owner: User, code: str) -> ConfirmResult:
+        """The starting owner's confirmation: the pending grant becomes a connection, once.
+
+        Another owner's confirmation, a used or expired code all answer ``NotFound`` and change
+        nothing (an expired grant is left for ``expire_pending`` to revoke).
+        """
+        attempt_hex, _, _ = code.partition(".")
+        try:
+            attempt_id = uuid.UUID(hex=attempt_hex)
+        except ValueError:
+            return NotFound(message=_UNKNOWN_CODE)
+        now = self._clock()
+        async with self._db.transaction(write=True) as session:
+            attempt = (
+                await session.exec(
+                    select(ConnectionAttempt).where(ConnectionAttempt.id == attempt_id).with_for_update()
+                )
+            ).first()
+            if attempt is None or attempt.user_id != owner.id or attempt.expires_at <= now:
+                return NotFound(message=_UNKNOWN_CODE)
+            grant = self._pending_grant(attempt)
+            if grant is None or not hmac.compare_digest(grant.code_hash, _code_hash(code)):
+                return NotFound(message=_UNKNOWN_CODE)
+            await session.delete(attempt)  # a code works once
+        return await self._save(owner, CalendarProvider(attempt.provider), grant.credentials, grant.account_email)
+
+    def _pending_grant(self, attempt: ConnectionAttempt) -> _PendingGrant | None:
+        try:
+            return _PendingGrant.from_json(self._vault.open(attempt.verifier))
+        except CredentialsUnreadable:
+            return None
+
+    async def expire_pending(self) -> int:
+        """Delete expired attempts; grants nobody confirmed are revoked at the provider (best effort).
+
+        A grant for an account connected here already is not revoked: at Google, revoking one
+        token ends the whole grant, which would cut off the existing connection too.
+        """
+        now = self._clock()
+        due = col(ConnectionAttempt.expires_at) <= now
+        async with self._db.session() as session:  # the common case, nothing due, takes no write lock
+            if (await session.exec(select(ConnectionAttempt.id).where(due).limit(1))).first() is None:
+                return 0
+        async with self._db.transaction(write=True) as session:
+            expired = (await session.exec(select(ConnectionAttempt).where(due).with_for_update(skip_locked=True))).all()
+            for attempt in expired:
+                await session.delete(attempt)
+        for attempt in expired:
+            grant = self._pending_grant(attempt)
+            if grant is None:
+                continue
+            provider = CalendarProvider(attempt.provider)
+            async with self._db.session() as session:
+                in_use = (
+                    await session.exec(
+                        select(CalendarConnection.id).where(
+                            CalendarConnection.provider == provider,
+                            func.lower(CalendarConnection.account_email) == grant.account_email.lower(),
+                        )
+                    )
+                ).first()
+            if in_use is None:
+                await self._revoke_json(provider, grant.credentials)
+        return len(expired)
 
     async def _take_attempt(self, provider: CalendarProvider, state: str) -> ConnectionAttempt | None:
         """The attempt the signed state names, deleted so a state works once."""
@@ -204,9 +331,9 @@ class ConnectionService:
             await session.delete(attempt)
         return attempt if attempt.expires_at > now else None
 
-    def _dashboard(self, *, connected: str | None = None, error: str | None = None) -> str:
+    def _dashboard(self, *, connected: str | None = None, confirm: str | None = None, error: str | None = None) -> str:
         separator = "&" if "?" in self._dashboard_url else "?"
-        query = f"connected={connected}" if connected else f"error={error}"
+        query = f"connected={connected}&confirm={confirm}" if connected else f"error={error}"
         return f"{self._dashboard_url}{separator}{query}"
 
     # -- forms ------------------------------------------------------------------------------------
@@ -250,7 +377,7 @@ class ConnectionService:
             account = await test_connection()
         except ProviderError as exc:
             return failure_of(exc)
-        return await self._save(owner, provider, account)
+        return await self._save(owner, provider, account.to_json(), account.account_email)
 
     # -- the rules and the saving -----------------------------------------------------------------
 
@@ -276,16 +403,18 @@ class ConnectionService:
             return None  # room for one more, or perhaps reconnecting an account of this provider
         return limit_reached(owner)
 
-    async def _save(self, owner: User, provider: CalendarProvider, account: ConnectedAccount) -> ConnectResult:
+    async def _save(
+        self, owner: User, provider: CalendarProvider, credentials_json: str, account_email: str
+    ) -> ConnectResult:
         try:
-            async with self._unsaved_client(provider, account.to_json()) as client:
+            async with self._unsaved_client(provider, credentials_json) as client:
                 calendars = await client.list_calendars()
         except ProviderError as exc:
             return failure_of(exc)
-        sealed = self._vault.seal(account.to_json())
+        sealed = self._vault.seal(credentials_json)
         try:
             async with self._db.transaction(write=True) as session:
-                connection = await self._connection_for(session, owner, provider, account.account_email, sealed)
+                connection = await self._connection_for(session, owner, provider, account_email, sealed)
                 changes = await _store_calendars(session, connection, calendars)
                 connection_id = connection.id
         except Refused as refused:
@@ -361,9 +490,17 @@ class ConnectionService:
     async def _revoke(self, provider: CalendarProvider, sealed: bytes) -> None:
         """Best effort, after the credentials are already gone here: a failure is only logged."""
         try:
-            async with self._unsaved_client(provider, self._vault.open(sealed)) as client:
+            credentials_json = self._vault.open(sealed)
+        except CredentialsUnreadable as exc:
+            logger.info("%s grant not revoked at the provider: %s", provider.value, exc)
+            return
+        await self._revoke_json(provider, credentials_json)
+
+    async def _revoke_json(self, provider: CalendarProvider, credentials_json: str) -> None:
+        try:
+            async with self._unsaved_client(provider, credentials_json) as client:
                 await client.revoke()
-        except (ProviderError, CredentialsUnreadable, ValueError) as exc:
+        except (ProviderError, ValueError) as exc:
             logger.info("%s grant not revoked at the provider: %s", provider.value, exc)
 
     async def reseal_credentials(self) -> tuple[int, int]:

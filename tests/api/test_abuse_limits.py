@@ -116,6 +116,7 @@ async def test_request_cancel_reschedule_loops_mail_one_address_at_most_the_cap(
                     server, client, RESCHEDULE, {"token": token, "start": TUESDAY[1]}, "rescheduleBookingByToken"
                 )
                 assert moved["__typename"] == "BookingRequest", moved
+                token = moved["manageToken"]  # a reschedule retires the old link
                 cancelled = await post(server, client, CANCEL, {"token": token}, "cancelBookingByToken")
                 assert cancelled["status"] == "CANCELLED", cancelled
                 calls += 3

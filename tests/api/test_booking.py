@@ -20,6 +20,7 @@ from tests.support.booking_helpers import (
     book,
     booking_server,
     change,
+    manage_token_of,
     owner_with_page,
     slots,
 )
@@ -262,7 +263,9 @@ async def test_cancel_and_reschedule_by_owner_and_by_link(server: LiveServer) ->
     assert "2026-12-01T10:00:00+02:00" in free
     assert "2026-12-01T14:00:00+02:00" not in free
 
-    token = booked["manageToken"]
+    retired = await server.graphql("query($t: String!) { booking(token: $t) { id } }", {"t": booked["manageToken"]})
+    assert retired["data"]["booking"] is None  # the reschedule issued a new link
+    token = await manage_token_of(server, owner.token, booked["id"])
     by_link = await server.graphql("query($t: String!) { booking(token: $t) { id start } }", {"t": token})
     assert by_link["data"]["booking"] == {"id": booked["id"], "start": "2026-12-01T14:00:00+02:00"}
     blocked = await book(server, "2026-12-01T15:00:00+02:00", email="other@example.com")

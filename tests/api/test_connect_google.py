@@ -65,7 +65,7 @@ async def test_connect_list_calendars_drop_busy_slots_and_write_the_booking(
     google.add_busy(ACCOUNT, datetime(2026, 12, 1, 8, tzinfo=UTC), datetime(2026, 12, 1, 9, tzinfo=UTC))
     google.add_busy(TEAM, datetime(2026, 12, 1, 12, tzinfo=UTC), datetime(2026, 12, 1, 13, tzinfo=UTC))
 
-    assert await connect(server, google, owner) == f"{DASHBOARD}?connected=google"
+    assert (await connect(server, google, owner)).startswith(f"{DASHBOARD}?connected=google&confirm=")
 
     (connection,) = await connections(server, owner.token)
     assert (connection["provider"], connection["accountEmail"]) == ("GOOGLE", ACCOUNT)

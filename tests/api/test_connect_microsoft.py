@@ -27,6 +27,7 @@ from tests.support.clock import MovableClock
 from tests.support.connect_helpers import (
     START,
     booking_row,
+    confirmed,
     connections,
     owner_allowed_to_connect,
     with_microsoft,
@@ -79,7 +80,8 @@ async def server(
 
 
 async def connect(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) -> str:
-    """Start, consent as the owner's browser, follow the redirect to our callback: where it sends next."""
+    """Start, consent as the owner's browser, follow the redirect to our callback, confirm with the
+    owner's token: where the callback sent the browser."""
     started = await server.graphql(START, {"provider": "MICROSOFT"}, token=owner.token)
     result = started["data"]["startCalendarConnection"]
     assert result["__typename"] == "AuthorizationUrl", result
@@ -87,12 +89,12 @@ async def connect(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) 
     assert f"{redirect.scheme}://{redirect.netloc}{redirect.path}" == CALLBACK
     response = await server.http.get(f"{redirect.path}?{redirect.query}")
     assert response.status_code == 302, response.text
-    return response.headers["location"]
+    return await confirmed(server, response.headers["location"], owner.token)  # SEC-3: the owner confirms
 
 
 async def connected(server: LiveServer, microsoft: MicrosoftDouble) -> Owner:
     owner = await owner_allowed_to_connect(server)
-    assert await connect(server, microsoft, owner) == f"{DASHBOARD}?connected=microsoft"
+    assert (await connect(server, microsoft, owner)).startswith(f"{DASHBOARD}?connected=microsoft&confirm=")
     return owner
 
 

@@ -92,7 +92,9 @@ class GoogleCase:
         return with_google(settings, self.double)
 
     async def connect(self, server: LiveServer, owner: Owner) -> None:
-        assert (await connect_google(server, self.double, owner, GOOGLE_ACCOUNT)).endswith("?connected=google")
+        assert (await connect_google(server, self.double, owner, GOOGLE_ACCOUNT)).startswith(
+            f"{DASHBOARD}?connected=google&confirm="
+        )
 
     def break_access(self) -> None:
         self.double.revoke(GOOGLE_ACCOUNT)
@@ -120,7 +122,9 @@ class MicrosoftCase:
         return with_microsoft(settings, self.double, self.tls)
 
     async def connect(self, server: LiveServer, owner: Owner) -> None:
-        assert await connect_microsoft(server, self.double, owner) == f"{DASHBOARD}?connected=microsoft"
+        assert (await connect_microsoft(server, self.double, owner)).startswith(
+            f"{DASHBOARD}?connected=microsoft&confirm="
+        )
 
     def break_access(self) -> None:
         self.double.revoke(MICROSOFT_ACCOUNT)

@@ -26,7 +26,14 @@ from tests.doubles.microsoft import GraphNotification, MicrosoftDouble
 from tests.doubles.server import TLSFiles, make_tls_files
 from tests.support.booking_helpers import NOW, Owner, book
 from tests.support.clock import MovableClock
-from tests.support.connect_helpers import START, booking_row, connections, owner_allowed_to_connect, with_microsoft
+from tests.support.connect_helpers import (
+    START,
+    booking_row,
+    confirmed,
+    connections,
+    owner_allowed_to_connect,
+    with_microsoft,
+)
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.polling import eventually
 from tests.support.smtp_sink import SmtpSink
@@ -81,6 +88,7 @@ async def connected(server: LiveServer, microsoft: MicrosoftDouble) -> tuple[Own
     redirect = urlsplit(microsoft.consent(started["data"]["startCalendarConnection"]["url"], ACCOUNT))
     response = await server.http.get(f"{redirect.path}?{redirect.query}")
     assert response.status_code == 302, response.text
+    await confirmed(server, response.headers["location"], owner.token)  # SEC-3: the owner confirms
     (connection,) = await connections(server, owner.token)
     return owner, connection["id"]
 

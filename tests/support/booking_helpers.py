@@ -99,6 +99,14 @@ async def change(server: LiveServer, mutation: str, auth: str | None = None, **v
     return dict(result["data"][mutation])
 
 
+async def manage_token_of(server: LiveServer, owner_token: str, booking_id: str) -> str:
+    """The booking's current manage token, as the owner's list shows it (a reschedule issues a new one)."""
+    result = await server.graphql("{ me { bookings { id manageToken } } }", token=owner_token)
+    assert "errors" not in result, result
+    (token,) = [row["manageToken"] for row in result["data"]["me"]["bookings"] if row["id"] == booking_id]
+    return str(token)
+
+
 def _type(name: str) -> str:
     return {"id": "ID!", "start": "DateTime!", "token": "String!"}[name]
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from db.models import Booking
 from server.settings import Settings
@@ -54,6 +54,9 @@ CONNECT_CALDAV = (
     + CONNECT_RESULT
     + "} }"
     + CONNECTION_FIELDS
+)
+CONFIRM = (
+    "mutation($code: String!) { confirmCalendarConnection(code: $code) {" + CONNECT_RESULT + "} }" + CONNECTION_FIELDS
 )
 CONNECTIONS = "query { me { connections { ...ConnectionFields } } }" + CONNECTION_FIELDS
 SET_INTEGRATED = """
@@ -148,20 +151,47 @@ def with_microsoft(settings: Settings, microsoft: MicrosoftDouble, tls: TLSFiles
     )
 
 
-async def oauth_callback(server: LiveServer, redirect: str) -> str:
-    """The owner's browser following the provider's redirect to our callback: where it is sent next."""
+def confirm_code(location: str) -> str | None:
+    """The one-time ``confirm`` code the callback put on the dashboard URL, if any (SEC-3)."""
+    return parse_qs(urlsplit(location).query).get("confirm", [None])[0]
+
+
+async def confirm_connection(server: LiveServer, code: str, token: str) -> dict[str, Any]:
+    """``confirmCalendarConnection`` with the owner's token: its result."""
+    answer = await server.graphql(CONFIRM, {"code": code}, token=token)
+    assert "errors" not in answer, answer
+    return dict(answer["data"]["confirmCalendarConnection"])
+
+
+async def confirmed(server: LiveServer, location: str, token: str) -> str:
+    """The dashboard redirect of a finished consent, confirmed by the starting owner (SEC-3): the
+    connection exists afterwards. Returns ``location`` unchanged; an error redirect is not confirmed."""
+    code = confirm_code(location)
+    if code is not None:
+        result = await confirm_connection(server, code, token)
+        assert result["__typename"] == "CalendarConnection", result
+    return location
+
+
+async def oauth_callback(server: LiveServer, redirect: str, token: str | None = None) -> str:
+    """The browser following the provider's redirect to our callback: where it is sent next.
+
+    With the starting owner's ``token`` the pending grant is confirmed as the dashboard would.
+    """
     parts = urlsplit(redirect)
     response = await server.http.get(f"{parts.path}?{parts.query}")
     assert response.status_code == 302, response.text
-    return str(response.headers["location"])
+    location = str(response.headers["location"])
+    return location if token is None else await confirmed(server, location, token)
 
 
 async def connect_google(server: LiveServer, google: GoogleDouble, owner: Owner, account: str) -> str:
-    """CAL-1 from the start mutation to the dashboard redirect, the owner consenting as ``account``."""
+    """CAL-1 from the start mutation to the dashboard redirect, the owner consenting as ``account``
+    and confirming the connection (SEC-3)."""
     started = await server.graphql(START, {"provider": "GOOGLE"}, token=owner.token)
     result = started["data"]["startCalendarConnection"]
     assert result["__typename"] == "AuthorizationUrl", result
-    return await oauth_callback(server, google.consent(result["url"], account_email=account))
+    return await oauth_callback(server, google.consent(result["url"], account_email=account), owner.token)
 
 
 async def connected_with_team_integrated(

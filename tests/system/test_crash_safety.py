@@ -40,7 +40,7 @@ from scheduling.users import NewUser, UserService
 from tests.doubles.google import GoogleDouble
 from tests.support.booking_helpers import BOOK, BOOK_RESULT, CREATE_PAGE
 from tests.support.clock import MovableClock
-from tests.support.connect_helpers import ALLOW_EMAIL_ACCESS, START
+from tests.support.connect_helpers import ALLOW_EMAIL_ACCESS, CONFIRM, START, confirm_code
 from tests.support.live_server import free_port
 from tests.support.polling import eventually
 from tests.system.processes import ROOT, ServerProcess, spawn_server
@@ -158,7 +158,10 @@ async def owner_with_google_calendar(http: httpx.AsyncClient, google: GoogleDoub
     redirect = urlsplit(google.consent(started["startCalendarConnection"]["url"], account_email=ACCOUNT))
     answer = await http.get(f"{redirect.path}?{redirect.query}")
     assert answer.status_code == 302, answer.text
-    assert answer.headers["location"].endswith("?connected=google"), answer.headers["location"]
+    assert "?connected=google&confirm=" in answer.headers["location"], answer.headers["location"]
+    code = confirm_code(answer.headers["location"])
+    confirmed = await graphql(http, CONFIRM, {"code": code}, token=token)  # SEC-3: the owner confirms
+    assert confirmed["confirmCalendarConnection"]["__typename"] == "CalendarConnection", confirmed
 
 
 def slot(hour: int) -> str:
