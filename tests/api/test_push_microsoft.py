@@ -21,6 +21,7 @@ from db.models import Booking, BusyInterval, OutboxMessage, PushChannel
 from scheduling import outbox
 from scheduling.calendars.channels import RENEW_BEFORE
 from server.settings import Settings
+from tests.api.test_connect_microsoft import ACCOUNT, DEFAULT, TEAM
 from tests.api.test_push import WINDOW, metric, starts
 from tests.doubles.microsoft import GraphNotification, MicrosoftDouble
 from tests.doubles.server import TLSFiles, make_tls_files
@@ -41,9 +42,6 @@ from tests.support.ws_client import Watcher, ws_session
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended:UserWarning")
 
-ACCOUNT = "owner.ms@contoso.test"
-DEFAULT = "AAMkAGI2TG93bmVyLWRlZmF1bHQAAA="
-TEAM = "AAMkAGI2VGVhbS1jYWxlbmRhcgAAA="
 DELTA = "/calendarView/delta"
 HALF_HOUR = timedelta(minutes=30)
 
