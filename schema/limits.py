@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from graphql import DirectiveNode, GraphQLError, ValidationRule
+from graphql import DirectiveNode, GraphQLError, Node, ValidationRule
 from graphql.validation import ASTValidationRule
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxTokensLimiter,
@@ -30,7 +31,10 @@ MAX_DIRECTIVES = 20
 
 
 class MaxDirectivesRule(ValidationRule):
-    """Refuses documents with more than ``MAX_DIRECTIVES`` directives (a cheap DoS otherwise)."""
+    """Refuses documents with more than ``MAX_DIRECTIVES`` directives (a cheap DoS otherwise).
+
+    Validation stops there: every further rule would only add errors about the same flood.
+    """
 
     def __init__(self, context: Any) -> None:
         super().__init__(context)
@@ -38,8 +42,25 @@ class MaxDirectivesRule(ValidationRule):
 
     def enter_directive(self, node: DirectiveNode, *_args: object) -> None:
         self._count += 1
-        if self._count == MAX_DIRECTIVES + 1:
-            self.report_error(GraphQLError(f"at most {MAX_DIRECTIVES} directives are allowed", node))
+        if self._count > MAX_DIRECTIVES:
+            raise ValidationAbortedError(f"at most {MAX_DIRECTIVES} directives are allowed", node)
+
+
+class RepeatedDirectivesRule(ValidationRule):
+    """One error for a directive repeated in one place, and validation stops.
+
+    The standard rules give an error per repetition (and per unknown directive), so a short
+    document like ``__typename @a @a @a …`` made the server build one error per copy.
+    """
+
+    def enter(self, node: Node, *_args: object) -> None:
+        directives: tuple[DirectiveNode, ...] | None = getattr(node, "directives", None)
+        if not directives:
+            return
+        repeated = [name for name, uses in Counter(d.name.value for d in directives).items() if uses > 1]
+        if repeated:
+            message = f'The directive "@{repeated[0]}" is repeated; use each directive once in a place.'
+            raise ValidationAbortedError(message, [d for d in directives if d.name.value == repeated[0]])
 
 
 def is_unexpected(error: GraphQLError) -> bool:
@@ -50,12 +71,22 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 # Built once, so the validation cache can recognise the same rule set on every request
 # (QueryDepthLimiter and MaxAliasesLimiter would build new rule classes per request).
-LIMIT_RULES: list[type[ASTValidationRule]] = [
+LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
+    RepeatedDirectivesRule,
+    MaxDirectivesRule,
     depth_validator(MAX_DEPTH, None, None),
     aliases_validator(MAX_ALIASES),
-    MaxDirectivesRule,
-]
+)
 CACHE_SIZE = 512
+
+
+class LimitsFirst(SchemaExtension):
+    """Puts the limit rules before the standard ones, so a rule that stops validation stops it
+    before the standard rules have reported the same flood on the same node."""
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.validation_rules = LIMIT_RULES + tuple(self.execution_context.validation_rules)
+        yield
 
 
 def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
@@ -67,7 +98,7 @@ def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
     chosen: list[Callable[[], SchemaExtension]] = [
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(ParserCache, maxsize=CACHE_SIZE),
-        partial(AddValidationRules, LIMIT_RULES),
+        LimitsFirst,
         partial(ValidationCache, maxsize=CACHE_SIZE),
         partial(MaskErrors, should_mask_error=is_unexpected, error_message="Unexpected error."),
     ]

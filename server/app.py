@@ -16,7 +16,6 @@ from db.engine import Database
 from db.migrate import ensure_migrated
 from pubsub import EventHub
 from scheduling.clock import Clock, system_clock
-from scheduling.pages.links import LinkBuilder
 from server import health
 from server.body_limit import BodyLimitMiddleware
 from server.cross_origin import open_to_every_site
@@ -92,9 +91,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, freeze_gc: bo
             await db.dispose()
 
     graphql = graphql_app(settings)
-    graphql_http = open_to_every_site(
-        answering_endpoint(graphql), public_origin=LinkBuilder(settings.public_url).app_origin
-    )
+    graphql_http = open_to_every_site(answering_endpoint(graphql))
     app = Starlette(
         routes=[
             Route("/graphql", graphql_http, methods=["GET", "POST", "OPTIONS"]),

@@ -68,6 +68,20 @@ async def test_more_than_twenty_directives_are_refused(sqlite_server: LiveServer
     assert "at most 20 directives are allowed" in _error_messages(result)
 
 
+async def test_a_repeated_directive_gives_one_error(sqlite_server: LiveServer) -> None:
+    # covers: SEC-4
+    # Each copy used to give its own errors: ten unknown directives, twenty errors.
+    for name in ("aa", "include(if: true)"):
+        result = await sqlite_server.graphql("query cop { __typename " + f"@{name}" * 10 + " }")
+        assert result.get("data") is None
+        assert len(result["errors"]) == 1, result
+        assert "is repeated" in result["errors"][0]["message"]
+        assert len(result["errors"][0]["locations"]) == 10
+    # Different directives in different places are judged one by one, as before.
+    result = await sqlite_server.graphql("{ a: __typename @x b: __typename @y }")
+    assert len(result["errors"]) == 2
+
+
 async def test_request_body_over_one_megabyte_is_413(sqlite_server: LiveServer) -> None:
     # covers: OPS-4
     big = {"query": "query($x: String) { __typename }", "variables": {"x": "a" * 1_100_000}}
@@ -94,13 +108,15 @@ async def test_batching_is_off(sqlite_server: LiveServer) -> None:
 async def test_mutations_only_by_post_with_json(sqlite_server: LiveServer) -> None:
     # covers: OPS-4
     mutation = "mutation { setAllSchedulingPagesEnabled(enabled: false) { id } }"
-    by_get = await sqlite_server.http.get("/graphql", params={"query": mutation})
+    guard = {"apollo-require-preflight": "true"}  # past the CSRF guard: GET still never mutates
+    by_get = await sqlite_server.http.get("/graphql", params={"query": mutation}, headers=guard)
     assert by_get.status_code in (400, 405)
+    assert "mutation" in by_get.text.lower()
     as_form = await sqlite_server.http.post(
         "/graphql", content=f"query={mutation}", headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert as_form.status_code in (400, 415)
-    query_by_get = await sqlite_server.http.get("/graphql", params={"query": "{ __typename }"})
+    query_by_get = await sqlite_server.http.get("/graphql", params={"query": "{ __typename }"}, headers=guard)
     assert query_by_get.json() == {"data": {"__typename": "Query"}}
 
 
