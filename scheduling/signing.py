@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-__all__ = ["MIN_KEY_LENGTH", "Signer"]
+__all__ = ["MIN_KEY_LENGTH", "Signer", "signing_key"]
 
 MIN_KEY_LENGTH = 16
 MAX_TOKEN_LENGTH = 2048
@@ -39,6 +39,11 @@ def _b64decode(text: str) -> bytes:
     if not _B64.match(text):
         raise ValueError("not URL-safe base64")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def signing_key(secret: bytes, purpose: str) -> bytes:
+    """The HMAC key of one purpose: never the raw secret, and unrelated to the encryption key."""
+    return hmac.new(secret, _DERIVATION_LABEL + purpose.encode("utf-8"), hashlib.sha256).digest()
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -67,8 +72,7 @@ class Signer:
     def _key(self, index: int, purpose: str) -> bytes:
         cached = self._derived.get((index, purpose))
         if cached is None:
-            label = _DERIVATION_LABEL + purpose.encode("utf-8")
-            cached = hmac.new(self._secrets[index], label, hashlib.sha256).digest()
+            cached = signing_key(self._secrets[index], purpose)
             self._derived[(index, purpose)] = cached
         return cached
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from scheduling.secret_keys import GENERATE_HINT, weakness
+
 logger = logging.getLogger(__name__)
 
 _CHANNEL_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
@@ -146,8 +148,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_keys(self) -> Self:
-        if self.env is Environment.PRODUCTION and not self.secret_keys:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        if not self.secret_keys:
             raise ValueError("KOKOUS_SECRET_KEYS is required when KOKOUS_ENV=production")
+        for number, secret in enumerate(self.secret_keys, start=1):
+            reason = weakness(secret)
+            if reason is not None:
+                raise ValueError(
+                    f"KOKOUS_SECRET_KEYS: key {number} of {len(self.secret_keys)} is too weak for production "
+                    f"({reason}); generate one with: {GENERATE_HINT}"
+                )
         return self
 
     @property

@@ -23,9 +23,13 @@ class CredentialsUnreadable(Exception):
     """Stored credentials no key can decrypt (the key that sealed them was dropped)."""
 
 
+def encryption_key(secret: str) -> bytes:
+    """The credentials' key: never the raw secret, and unrelated to the link-signing keys."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret.encode("utf-8"))
+
+
 def _fernet(secret: str) -> Fernet:
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_LABEL).derive(secret.encode("utf-8"))
-    return Fernet(base64.urlsafe_b64encode(derived))
+    return Fernet(base64.urlsafe_b64encode(encryption_key(secret)))
 
 
 class CredentialVault:

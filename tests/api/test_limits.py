@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -145,7 +146,7 @@ async def test_development_serves_graphiql_and_introspection(sqlite_server: Live
 
 async def test_production_turns_graphiql_introspection_and_suggestions_off(sqlite_url: str, tmp_path: Path) -> None:
     # covers: OPS-1
-    settings = sqlite_settings(sqlite_url, tmp_path, env="production", secret_keys=("a-production-key",))
+    settings = sqlite_settings(sqlite_url, tmp_path, env="production", secret_keys=(secrets.token_urlsafe(32),))
     async with start_live_server(settings) as live:
         page = await live.http.get("/graphql", headers={"accept": "text/html"})
         assert page.status_code == 404

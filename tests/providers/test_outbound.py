@@ -32,7 +32,7 @@ from tests.doubles.radicale import RadicaleServer
 from tests.doubles.server import DoubleServer
 
 OWNER, PASSWORD = "owner@example.com", "correct horse"
-KEY = ("production-key-of-length",)
+KEY = ("outbound-tests-key-" + "0123456789abcdefghijklmnopqrstuv",)
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 

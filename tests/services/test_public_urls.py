@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from scheduling.calendars.public_urls import points_inside
@@ -30,5 +32,5 @@ async def test_private_loopback_and_link_local_hosts_count_as_inside(url: str, i
 def test_only_production_refuses_them() -> None:
     # covers: CAL-3, OPS-3
     assert provider_settings(Settings()).allow_private_urls is True  # development: doubles on loopback
-    production = Settings(env="production", secret_keys=("production-key-of-length",))
+    production = Settings(env="production", secret_keys=(secrets.token_urlsafe(32),))
     assert provider_settings(production).allow_private_urls is False

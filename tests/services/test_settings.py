@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
 
+from scheduling.booking.contact_tokens import CONTACT_PURPOSE
+from scheduling.booking.manage_links import MANAGE_PURPOSE
+from scheduling.calendars.connect import STATE_PURPOSE
+from scheduling.calendars.vault import encryption_key
+from scheduling.signing import signing_key
 from server.settings import SettingsError, load_settings
 
 
@@ -60,11 +66,46 @@ def test_production_requires_secret_keys(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("KOKOUS_SECRET_KEYS", raising=False)
     with pytest.raises(SettingsError, match="KOKOUS_SECRET_KEYS is required"):
         load_settings()
-    monkeypatch.setenv("KOKOUS_SECRET_KEYS", "new-key, old-key")
+    new, old = secrets.token_urlsafe(32), secrets.token_hex(16)
+    monkeypatch.setenv("KOKOUS_SECRET_KEYS", f"{new}, {old}")
     settings = load_settings()
     assert settings.production
-    assert settings.encryption_keys() == ("new-key", "old-key")
-    assert "new-key" not in repr(settings)
+    assert settings.encryption_keys() == (new, old)
+    assert new not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("weak", "reason"),
+    [
+        ("new-key", "7 characters, at least 32"),
+        ("31415926535897932384626433832795", "estimated 106 bits"),  # long enough, but digits only
+        ("ab" * 32, "repeats a few characters"),
+    ],
+)
+def test_production_refuses_weak_secret_keys(monkeypatch: pytest.MonkeyPatch, weak: str, reason: str) -> None:
+    # covers: SEC-4
+    monkeypatch.setenv("KOKOUS_ENV", "production")
+    strong = secrets.token_urlsafe(32)
+    monkeypatch.setenv("KOKOUS_SECRET_KEYS", f"{strong},{weak}")  # an old key must be strong too
+    with pytest.raises(SettingsError, match="key 2 of 2 is too weak") as refused:
+        load_settings()
+    assert reason in str(refused.value)
+    assert "token_urlsafe" in str(refused.value)  # how to make a good one
+    assert weak not in str(refused.value)
+    assert strong not in str(refused.value)
+    # Development takes any key, so local set-ups keep working.
+    monkeypatch.setenv("KOKOUS_ENV", "development")
+    assert load_settings().encryption_keys() == (strong, weak)
+
+
+def test_signing_and_encryption_use_keys_of_their_own() -> None:
+    # covers: SEC-4
+    secret = secrets.token_urlsafe(32)
+    encrypting = encryption_key(secret)
+    signing = {signing_key(secret.encode(), purpose) for purpose in (MANAGE_PURPOSE, CONTACT_PURPOSE, STATE_PURPOSE)}
+    assert len(signing) == 3  # one key per purpose: a token made for one never verifies for another
+    assert encrypting not in signing
+    assert secret.encode() not in signing | {encrypting}
 
 
 def test_development_key_is_generated_once_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
