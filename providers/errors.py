@@ -16,14 +16,36 @@ What happens next depends only on the class, never on the provider.
 
 from __future__ import annotations
 
+import re
+
+# A provider's code is shown to owners only when it looks like one (``invalid_grant``,
+# ``ErrorAccessDenied``, ``AADSTS50173``); anything else the far side sent stays in the logs.
+_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+DETAIL_LIMIT = 300  # characters of the far side's own words kept for the logs
+
 
 class ProviderError(Exception):
-    """Base of every expected provider failure; ``message`` is safe to show an owner."""
+    """Base of every expected provider failure.
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    ``message`` is ours and safe to show an owner: it never quotes what the provider answered,
+    which for an owner-supplied server may be anything (an internal page, a redirect target).
+    The provider's own words go to ``detail``, which only the logs see (``str(error)``).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code  # the provider's own code (``invalid_grant``, ``AADSTS50173``, ...)
+        self.code = code if code is not None and _CODE.match(code) else None
+        self.detail = brief(detail) if detail else None
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.detail}]" if self.detail else self.message
+
+
+def brief(text: object) -> str:
+    """Text from the far side, cut short for a log line (some libraries quote whole answers)."""
+    words = " ".join(str(text).split())
+    return words if len(words) <= DETAIL_LIMIT else words[: DETAIL_LIMIT - 3] + "..."
 
 
 class ProviderAuthError(ProviderError):
@@ -33,8 +55,10 @@ class ProviderAuthError(ProviderError):
 class ProviderRateLimited(ProviderError):
     """Too many requests; try again after ``retry_after`` seconds when the provider said so."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: str | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(message, code=code, detail=detail)
         self.retry_after = retry_after
 
 
@@ -59,8 +83,8 @@ class CalendarGone(ProviderNotFound):
     """One calendar of the account is gone or no longer shared with it (``calendar_id`` says
     which): the owner must act for that calendar, while the account's others still work."""
 
-    def __init__(self, message: str, *, calendar_id: str, code: str | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(self, message: str, *, calendar_id: str, code: str | None = None, detail: str | None = None) -> None:
+        super().__init__(message, code=code, detail=detail)
         self.calendar_id = calendar_id
 
 

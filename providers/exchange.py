@@ -97,6 +97,7 @@ from providers.errors import (
     ProviderUnavailable,
     ProviderUnsupported,
     SyncTokenExpired,
+    brief,
 )
 from providers.outbound import UNRESTRICTED, DestinationRefused, OutboundAdapter, OutboundPolicy
 from providers.plumbing import aware_utc, trust_context
@@ -268,22 +269,24 @@ def _provider_errors() -> Iterator[None]:
         ) from error
     except ews.ErrorAccessDenied as error:
         raise ProviderAuthError(
-            f"Exchange denied this user access to the mailbox's calendar: {_brief(error)}", code="ErrorAccessDenied"
+            "Exchange denied this user access to the mailbox's calendar.", code="ErrorAccessDenied", detail=str(error)
         ) from error
     except ews.ErrorNonExistentMailbox as error:
         raise ProviderRefused(
-            f"Exchange has no mailbox for this address: {_brief(error)}", code="ErrorNonExistentMailbox"
+            "Exchange has no mailbox for this address.", code="ErrorNonExistentMailbox", detail=str(error)
         ) from error
     except ews.ErrorServerBusy as error:
         if isinstance(error.__context__, _TRANSIENT):  # exchangelib re-raises a 503 or overload as "busy"
             raise ProviderUnavailable(
-                f"Exchange is unavailable: {_brief(error.__context__)}", code="ErrorServerBusy"
+                "Exchange is unavailable.", code="ErrorServerBusy", detail=str(error.__context__)
             ) from error
         raise ProviderRateLimited(
             "Exchange is throttling requests.", retry_after=error.back_off, code="ErrorServerBusy"
         ) from error
     except (ews.ErrorItemNotFound, ews.ErrorFolderNotFound) as error:
-        raise ProviderNotFound(_brief(error), code=type(error).__name__) from error
+        raise ProviderNotFound(
+            "Exchange has no such item or folder.", code=type(error).__name__, detail=str(error)
+        ) from error
     except ews.ErrorInvalidServerVersion as error:
         raise ProviderUnsupported(
             f"The Exchange server accepts none of the EWS versions Kokous speaks. {_minimum_text()}",
@@ -291,25 +294,20 @@ def _provider_errors() -> Iterator[None]:
         ) from error
     except ews.RedirectError as error:
         raise ProviderRefused(
-            f"The EWS URL redirects to {error.url}; check the EWS URL (it usually ends in /EWS/Exchange.asmx).",
+            "The EWS URL redirects elsewhere; check the EWS URL (it usually ends in /EWS/Exchange.asmx).",
             code="RedirectError",
+            detail=f"redirected to {error.url}",
         ) from error
     except (*_TRANSIENT, ews.ErrorInternalServerError) as error:
         raise ProviderUnavailable(
-            f"Exchange did not answer in time: {_brief(error)}", code=type(error).__name__
+            "Exchange did not answer in time.", code=type(error).__name__, detail=str(error)
         ) from error
     except ews.ResponseMessageError as error:
-        raise ProviderRefused(f"Exchange refused the request: {_brief(error)}", code=type(error).__name__) from error
+        raise ProviderRefused("Exchange refused the request.", code=type(error).__name__, detail=str(error)) from error
     except (ews.TransportError, ews.CASError, requests.RequestException, OSError) as error:
-        raise ProviderUnavailable(_unreachable_text(error), code=type(error).__name__) from error
+        raise ProviderUnavailable(_unreachable_text(error), code=type(error).__name__, detail=str(error)) from error
     except ews.EWSError as error:
-        raise ProviderRefused(f"Exchange refused the request: {_brief(error)}", code=type(error).__name__) from error
-
-
-def _brief(error: BaseException | None) -> str:
-    """An error's text, cut short: exchangelib may quote whole HTTP responses."""
-    text = str(error)
-    return text if len(text) <= 300 else text[:297] + "..."
+        raise ProviderRefused("Exchange refused the request.", code=type(error).__name__, detail=str(error)) from error
 
 
 def _unreachable_text(error: BaseException) -> str:
@@ -318,11 +316,11 @@ def _unreachable_text(error: BaseException) -> str:
     while cause is not None:
         if isinstance(cause, (requests.exceptions.SSLError, ssl.SSLError)):
             return (
-                f"The Exchange server's TLS certificate is not trusted ({_brief(error)}). "
+                "The Exchange server's TLS certificate is not trusted. "
                 "If it comes from an internal certificate authority, add that CA to the CA bundle."
             )
         cause = cause.__cause__ or cause.__context__
-    return f"Exchange could not be reached: {_brief(error)}"
+    return "Exchange could not be reached."
 
 
 async def _in_thread(function: Callable[[], T]) -> T:
@@ -732,7 +730,7 @@ def read_push(body: bytes) -> list[PushNotice]:
             changed = any(not isinstance(event, StatusEvent) for event in events)
             notices.append(PushNotice(str(notification.subscription_id), changed))
     except (ews.EWSError, AttributeError, TypeError) as error:  # exchangelib's reading of unexpected shapes
-        raise ValueError(f"not an Exchange push notification: {_brief(error)}") from error
+        raise ValueError(f"not an Exchange push notification: {brief(error)}") from error
     if not notices:
         raise ValueError("not an Exchange push notification: it holds no notification")
     return notices

@@ -185,7 +185,7 @@ class GoogleOAuth:
         code = query_params.get("code")
         if not code:
             error = query_params.get("error") or "no_code"
-            raise ProviderAuthError(f"Google did not grant access ({error})", code=error)
+            raise ProviderAuthError("Google did not grant access.", code=error)
         token = await anyio.to_thread.run_sync(self._exchange, code, verifier["code_verifier"])
         _require_scopes(token.get("scope"))
         refresh_token = token.get("refresh_token")
@@ -520,23 +520,25 @@ def _provider_errors() -> Iterator[None]:
         raise _from_refresh_error(error) from error
     except (TransportError, httplib2.HttpLib2Error, OSError) as error:
         # OSError covers socket timeouts, refused connections and TLS verification failures.
-        raise ProviderUnavailable(f"Google could not be reached: {error}") from error
+        raise ProviderUnavailable("Google could not be reached.", detail=str(error)) from error
 
 
 def _from_http_error(error: HttpError) -> ProviderError:
     status = int(error.resp.status)
     reasons, message = _google_error(error.content)
-    text = message or f"Google answered HTTP {status}"
     code = reasons[0] if reasons else None
+    text = f"Google answered HTTP {status}" + (f" ({code})." if code else ".")
     if status == 429 or (status == 403 and _RATE_LIMIT_REASONS.intersection(reasons)):
-        return ProviderRateLimited(text, retry_after=retry_after(error.resp.get("retry-after")), code=code)
+        return ProviderRateLimited(
+            text, retry_after=retry_after(error.resp.get("retry-after")), code=code, detail=message
+        )
     if status == 401 or (status == 403 and _ACCESS_LOST_REASONS.intersection(reasons)):
-        return ProviderAuthError(text, code=code)
+        return ProviderAuthError(text, code=code, detail=message)
     if status in (404, 410):
-        return ProviderNotFound(text, code=code)
+        return ProviderNotFound(text, code=code, detail=message)
     if status >= 500:
-        return ProviderUnavailable(text, code=code)
-    return ProviderRefused(text, code=code)
+        return ProviderUnavailable(text, code=code, detail=message)
+    return ProviderRefused(text, code=code, detail=message)
 
 
 def _from_refresh_error(error: RefreshError) -> ProviderError:
@@ -560,12 +562,12 @@ def _from_token_error(status: int, data: dict[str, Any]) -> ProviderError:
     code = data.get("error") if isinstance(data.get("error"), str) else None
     description = str(data.get("error_description") or code or f"HTTP {status}")
     if status == 429:
-        return ProviderRateLimited(f"Google's token service: {description}", code=code)
+        return ProviderRateLimited("Google's token service is limiting requests.", code=code, detail=description)
     if status >= 500 or status == 200:
-        return ProviderUnavailable(f"Google's token service failed: {description}", code=code)
+        return ProviderUnavailable("Google's token service failed.", code=code, detail=description)
     if code in _CLIENT_REFUSED:
         return _client_refused(code)
-    return ProviderAuthError(f"Google refused the authorization: {description}", code=code)
+    return ProviderAuthError("Google refused the authorization.", code=code, detail=description)
 
 
 def _from_free_busy_error(calendar_id: str, reason: str | None) -> ProviderError:

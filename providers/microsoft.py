@@ -69,6 +69,7 @@ from providers.errors import (
     ProviderRefused,
     ProviderUnavailable,
     SyncTokenExpired,
+    brief,
 )
 from providers.plumbing import TrustAdapter, aware_utc, retry_after, trust_context
 from providers.windows_zones import windows_name, zone_named
@@ -330,20 +331,20 @@ def _raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     code, detail = _graph_error(response)
-    message = f"Microsoft Graph answered {status} ({code or 'no code'}): {detail}"
+    message = f"Microsoft Graph answered {status}" + (f" ({code})." if code else ".")
     wait = retry_after(response.headers.get("retry-after"))
-    logger.info("graph error: %s", message)
+    logger.info("graph error: %s %s", message, brief(detail))
     if status == 401 or (status == 403 and code in _ACCESS_LOST):
-        raise ProviderAuthError(message, code=code)
+        raise ProviderAuthError(message, code=code, detail=detail)
     if status == 404:
-        raise ProviderNotFound(message, code=code)
+        raise ProviderNotFound(message, code=code, detail=detail)
     if status == 410 or code in _DELTA_FORGOTTEN:
-        raise SyncTokenExpired(message, code=code)
+        raise SyncTokenExpired(message, code=code, detail=detail)
     if status == 429 or (status == 503 and wait is not None):
-        raise ProviderRateLimited(message, retry_after=wait, code=code)
+        raise ProviderRateLimited(message, retry_after=wait, code=code, detail=detail)
     if status >= 500 or status == 408:
-        raise ProviderUnavailable(message, code=code)
-    raise ProviderRefused(message, code=code)
+        raise ProviderUnavailable(message, code=code, detail=detail)
+    raise ProviderRefused(message, code=code, detail=detail)
 
 
 @contextlib.contextmanager

@@ -116,7 +116,7 @@ class BusyCheck:
         except TRANSIENT as exc:
             return self._fallback(connection, calendars, start, end, exc)
         except ProviderError as exc:  # refused as asked: nothing to fall back on
-            logger.warning("live busy check of connection %s refused: %s; refusing", connection.id, exc.message)
+            logger.warning("live busy check of connection %s refused: %s; refusing", connection.id, exc)
             return Verdict.UNKNOWN
         busy = subtract([Interval(block.start, block.end) for block in blocks], [moving] if moving else [])
         return Verdict.BUSY if any(block.start < end and start < block.end for block in busy) else Verdict.FREE

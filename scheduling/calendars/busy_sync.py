@@ -143,7 +143,7 @@ class BusySync:
             await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
             return False
         except ProviderError as exc:
-            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc.message)
+            logger.warning("busy time of connection %s not refreshed: %s", connection_id, exc)
             await self._failed(connection, calendars, now)
             return False
         except Exception:  # a bug, or a provider's answer we could not read: never a visitor's error
@@ -180,7 +180,7 @@ class BusySync:
                 await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
                 failed = True
             except ProviderError as exc:
-                logger.warning("busy time of calendar %s not refreshed: %s", calendar.id, exc.message)
+                logger.warning("busy time of calendar %s not refreshed: %s", calendar.id, exc)
                 await self._failed(connection, [calendar], now)
                 failed = True
             else:
@@ -205,7 +205,7 @@ class BusySync:
             async with self._concurrency, self._access.client(connection) as client:
                 await client.list_calendars()
         except ProviderError as exc:
-            logger.warning("health probe of connection %s failed: %s", connection.id, exc.message)
+            logger.warning("health probe of connection %s failed: %s", connection.id, exc)
             return False
         async with self._db.transaction() as session:
             await _mark_checked(session, connection.id, self._clock())

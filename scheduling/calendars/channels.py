@@ -116,11 +116,11 @@ class PushChannels:
             try:
                 await self._open(client, calendar, now, f"{self._address}/{CalendarProvider(provider).value.lower()}")
             except ProviderRefused as exc:
-                logger.info("calendar %s cannot be watched: %s; polling it", calendar.id, exc.message)
+                logger.info("calendar %s cannot be watched: %s; polling it", calendar.id, exc)
                 await self._refused(calendar.id, now)
                 continue
             except ProviderError as exc:
-                logger.warning("no push channel for calendar %s: %s", calendar.id, exc.message)
+                logger.warning("no push channel for calendar %s: %s", calendar.id, exc)
                 continue
             if own:
                 self.stats.renewed += 1
@@ -132,7 +132,7 @@ class PushChannels:
         try:
             expires_at = await client.renew_watch(channel.resource_id, CHANNEL_TTL)
         except ProviderError as exc:
-            logger.info("channel %s not renewed: %s; opening a new one", channel.id, exc.message)
+            logger.info("channel %s not renewed: %s; opening a new one", channel.id, exc)
             return False
         async with self._db.transaction() as session:
             await session.exec(

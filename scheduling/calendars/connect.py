@@ -135,7 +135,11 @@ class _PendingGrant:
 
 
 def failure_of(error: ProviderError) -> ConnectionFailed:
-    """A provider's refusal as the typed error the owner sees, with what to do about it."""
+    """A provider's refusal as the typed error the owner sees, with what to do about it.
+
+    The owner gets our own sentence; what the far side said goes to the log only.
+    """
+    logger.info("connection not made: %s", error)
     if isinstance(error, ProviderAuthError):
         return ConnectionFailed(message=error.message, reason=ConnectionFailure.AUTHENTICATION_FAILED)
     if isinstance(error, ProviderUnsupported):
@@ -213,7 +217,7 @@ class ConnectionService:
         try:
             account = await flow.finish(params, json.loads(self._vault.open(attempt.verifier)))
         except ProviderError as exc:
-            logger.info("%s connection not finished: %s", provider.value, exc.message)
+            logger.info("%s connection not finished: %s", provider.value, exc)
             return self._dashboard(error=exc.code or "connection_failed")
         async with self._db.session() as session:
             owner = await session.get(User, attempt.user_id)

@@ -251,6 +251,44 @@ async def test_exchange_failures_are_typed_and_change_nothing(server: LiveServer
     assert (await server.graphql(STATUS))["data"]["schedulingPage"]["status"] == "OFFLINE"
 
 
+async def test_what_the_server_answered_reaches_the_logs_not_the_owner(
+    server: LiveServer, exchange: ExchangeDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    # covers: CAL-3, SEC-1
+    # An owner-supplied address may lead anywhere: whatever the far side writes in its error is
+    # for the operator's logs only (it used to be quoted to the owner, up to 300 characters).
+    owner = await owner_allowed_to_connect(server)
+    inside = "intranet-admin says: db password hunter2. " + "x" * 2_000
+    caplog.set_level("INFO", logger="scheduling.calendars.connect")
+    for code in ("ErrorAccessDenied", "ErrorNonExistentMailbox", "ErrorInternalServerError", "ErrorSomethingNew"):
+        exchange.fail("GetFolder", status=200, body=ews_error("GetFolder", code, inside), times=5)
+        result = await connect_exchange(server, owner, exchange_form(exchange))
+        exchange.clear_faults()
+        assert result["__typename"] == "CalendarConnectionFailed", code
+        assert "intranet-admin" not in result["message"]
+        assert "hunter2" not in result["message"]
+        assert len(result["message"]) < 200
+    logged = [record.getMessage() for record in caplog.records if "intranet-admin" in record.getMessage()]
+    assert len(logged) == 4  # the operator can still see what happened, cut short
+    assert all(len(line) < 500 for line in logged)
+    assert await connection_rows(server, owner) == []
+
+
+def ews_error(operation: str, code: str, text: str) -> str:
+    """The SOAP answer an EWS server gives when ``operation`` fails with ``code`` and ``text``."""
+    messages = "http://schemas.microsoft.com/exchange/services/2006/messages"
+    types = "http://schemas.microsoft.com/exchange/services/2006/types"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+        f'<s:Header><h:ServerVersionInfo xmlns:h="{types}" MajorVersion="15" MinorVersion="1" MajorBuildNumber="2507" '
+        'MinorBuildNumber="6" Version="V2017_07_11"/></s:Header>'
+        f'<s:Body><m:{operation}Response xmlns:m="{messages}" xmlns:t="{types}"><m:ResponseMessages>'
+        f'<m:{operation}ResponseMessage ResponseClass="Error"><m:MessageText>{text}</m:MessageText>'
+        f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
+        f"</m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response></s:Body></s:Envelope>"
+    )
+
+
 # -- CalDAV ---------------------------------------------------------------------------------------
 
 
