@@ -148,7 +148,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_keys(self) -> Self:
-        if self.env is not Environment.PRODUCTION:
+        if self.env != Environment.PRODUCTION:
             return self
         if not self.secret_keys:
             raise ValueError("KOKOUS_SECRET_KEYS is required when KOKOUS_ENV=production")
@@ -163,7 +163,7 @@ class Settings(BaseSettings):
 
     @property
     def production(self) -> bool:
-        return self.env is Environment.PRODUCTION
+        return self.env == Environment.PRODUCTION
 
     @property
     def effective_dashboard_url(self) -> str:

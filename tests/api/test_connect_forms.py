@@ -8,6 +8,8 @@ the visitor booking, then checks what the provider holds and what the database k
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +26,7 @@ from common.values import CalendarStatus
 from db.models import BusyInterval, Calendar, CalendarConnection, User
 from providers.exchange import ExchangeCredentials
 from scheduling.calendars.vault import CredentialVault
-from server.settings import Settings
+from server.settings import Environment, Settings
 from tests.api.test_connect_microsoft import create_event_row
 from tests.doubles.exchange import CalendarItem, ExchangeDouble
 from tests.doubles.radicale import ForwardingApp, RadicaleServer
@@ -287,6 +289,37 @@ def ews_error(operation: str, code: str, text: str) -> str:
         f"<m:ResponseCode>{code}</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
         f"</m:{operation}ResponseMessage></m:ResponseMessages></m:{operation}Response></s:Body></s:Envelope>"
     )
+
+
+@pytest.mark.parametrize("allow", [(), (ipaddress.ip_network("127.0.0.0/8"),)])
+async def test_production_connects_to_inside_addresses_only_when_the_operator_allows(
+    configured: Settings,
+    exchange: ExchangeDouble,
+    radicale: RadicaleServer,
+    alice_calendars: dict[str, str],
+    allow: tuple[ipaddress.IPv4Network, ...],
+) -> None:
+    # covers: SEC-1, CAL-3
+    production = configured.model_copy(
+        update={"env": Environment.PRODUCTION, "secret_keys": (secrets.token_urlsafe(32),), "outbound_allow": allow}
+    )
+    async with start_live_server(production, clock=lambda: NOW) as server:
+        owner = await owner_allowed_to_connect(server)
+        other = await owner_allowed_to_connect(server, with_page=False)
+        ews = await connect_exchange(server, owner, exchange_form(exchange))
+        dav = await connect_caldav(server, other, radicale.url)
+        if not allow:  # the loopback is inside: refused as a typed error naming the field, before any request
+            assert failure(ews) == ("InvalidInput", "ewsUrl")
+            assert failure(dav) == ("InvalidInput", "url")
+            for refused in (ews, dav):
+                assert "private address" in refused["message"]
+                assert "127.0.0.1" not in refused["message"]
+            assert exchange.requests == []
+            assert await connection_rows(server, owner) == await connection_rows(server, other) == []
+        else:
+            assert ews["__typename"] == "CalendarConnection", ews
+            assert dav["__typename"] == "CalendarConnection", dav
+            assert len(await connection_rows(server, owner)) == len(await connection_rows(server, other)) == 1
 
 
 # -- CalDAV ---------------------------------------------------------------------------------------
