@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import select
 
-from db.models import OutboxMessage
+from db.models import ConnectionAttempt, OutboxMessage
 from scheduling import outbox
 from server.settings import Settings
 from tests.doubles.microsoft import MicrosoftDouble
@@ -27,6 +27,8 @@ from tests.support.clock import MovableClock
 from tests.support.connect_helpers import (
     START,
     booking_row,
+    confirm_code,
+    confirm_connection,
     confirmed,
     connections,
     owner_allowed_to_connect,
@@ -79,9 +81,9 @@ async def server(
         yield live
 
 
-async def connect(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) -> str:
-    """Start, consent as the owner's browser, follow the redirect to our callback, confirm with the
-    owner's token: where the callback sent the browser."""
+async def consented(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) -> str:
+    """Start, consent as the owner's browser and follow the redirect to our callback: where the
+    callback sent the browser (the grant is pending until the owner confirms)."""
     started = await server.graphql(START, {"provider": "MICROSOFT"}, token=owner.token)
     result = started["data"]["startCalendarConnection"]
     assert result["__typename"] == "AuthorizationUrl", result
@@ -89,13 +91,42 @@ async def connect(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) 
     assert f"{redirect.scheme}://{redirect.netloc}{redirect.path}" == CALLBACK
     response = await server.http.get(f"{redirect.path}?{redirect.query}")
     assert response.status_code == 302, response.text
-    return await confirmed(server, response.headers["location"], owner.token)  # SEC-3: the owner confirms
+    return str(response.headers["location"])
+
+
+async def connect(server: LiveServer, microsoft: MicrosoftDouble, owner: Owner) -> str:
+    """Consent, then confirm with the owner's token (SEC-3): where the callback sent the browser."""
+    return await confirmed(server, await consented(server, microsoft, owner), owner.token)
 
 
 async def connected(server: LiveServer, microsoft: MicrosoftDouble) -> Owner:
     owner = await owner_allowed_to_connect(server)
     assert (await connect(server, microsoft, owner)).startswith(f"{DASHBOARD}?connected=microsoft&confirm=")
     return owner
+
+
+async def test_an_unconfirmed_microsoft_grant_expires_and_its_tokens_are_erased(
+    server: LiveServer, microsoft: MicrosoftDouble, clock: MovableClock
+) -> None:
+    # covers: SEC-3
+    # Microsoft has no revocation of one app's grant: erasing the tokens is what ends it.
+    owner = await owner_allowed_to_connect(server, with_page=False)
+    code = confirm_code(await consented(server, microsoft, owner))
+    assert code
+    assert len(await attempt_rows(server)) == 1  # the grant waits, sealed
+
+    clock.advance(10 * 60)
+    assert await server.services.connections.expire_pending() == 1
+    assert await attempt_rows(server) == []
+    calls = len(microsoft.requests)
+    assert (await confirm_connection(server, code, owner.token))["__typename"] == "NotFound"
+    assert await connections(server, owner.token) == []
+    assert len(microsoft.requests) == calls  # nothing was asked of Microsoft with the dropped grant
+
+
+async def attempt_rows(server: LiveServer) -> list[ConnectionAttempt]:
+    async with server.services.db.session() as session:
+        return list((await session.exec(select(ConnectionAttempt))).all())
 
 
 async def create_event_row(server: LiveServer, booking_id: str) -> OutboxMessage:
