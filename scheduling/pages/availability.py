@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, case, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,6 +51,7 @@ class BusyTime:
     inactive: bool  # an integrated calendar lost access
     known: Known | None  # where every active integrated calendar's busy time is held (None: no calendar counts)
     failing: bool  # the last fetch of some integrated calendar failed
+    released_at: datetime | None = None  # when the first pending request counted here expires
 
     def without(self, booking_id: uuid.UUID | None, *, own_event: bool = False) -> list[Interval]:
         """Busy time with one booking's row freed (it is being moved or accepted).
@@ -106,6 +107,12 @@ def slot_rules(page: SchedulingPage, duration: int) -> SlotRules:
         minimum_notice=page.minimum_notice_minutes,
         horizon=horizon,
     )
+
+
+def earliest(*moments: datetime | None) -> datetime | None:
+    """The first of the moments given (None: none is given)."""
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None
 
 
 def blocks_time(requests_since: datetime) -> ColumnElement[bool]:
@@ -183,7 +190,7 @@ class AvailabilityService:
         return FreeSlots(
             slots=slots,
             as_of=busy.as_of,
-            stable_until=stable_until(rules, rules_for_duration, now, slots),
+            stable_until=earliest(stable_until(rules, rules_for_duration, now, slots), busy.released_at),
             complete=missing_until is None and not busy.failing,
             missing_until=missing_until,
         )
@@ -219,8 +226,9 @@ class AvailabilityService:
                 col(BusyInterval.end_at) > start,
             )
         )
+        requested_at = case((col(Booking.status) == BookingStatus.REQUESTED, col(Booking.created_at)), else_=None)
         booking_rows = await session.exec(
-            select(col(Booking.start_at), col(Booking.end_at), col(Booking.id)).where(
+            select(col(Booking.start_at), col(Booking.end_at), col(Booking.id), requested_at).where(
                 col(Booking.owner_id) == owner_id,
                 blocks_time(requests_since),
                 col(Booking.start_at) < end,
@@ -230,7 +238,12 @@ class AvailabilityService:
         intervals: list[tuple[Interval, uuid.UUID | None]] = [
             (Interval(row[0], row[1]), None) for row in busy_rows.all()
         ]
-        intervals.extend((Interval(row[0], row[1]), row[2]) for row in booking_rows.all())
+        bookings = booking_rows.all()
+        intervals.extend((Interval(row[0], row[1]), row[2]) for row in bookings)
+        requested = [row[3] for row in bookings if row[3] is not None]
+        # A request made at ``created`` holds its time until ``created + ttl``, and the TTL is
+        # ``now - requests_since``: the slots change then by time alone.
+        released_at = min(requested) + (now - requests_since) if requested else None
         active = [calendar for calendar in calendars if calendar.status == CalendarStatus.ACTIVE]
         synced = [calendar.busy_synced_at for calendar in calendars if calendar.busy_synced_at is not None]
         return BusyTime(
@@ -239,4 +252,5 @@ class AvailabilityService:
             inactive=len(active) < len(calendars),
             known=known_range([(calendar.covered_from, calendar.covered_until) for calendar in active]),
             failing=any(calendar.busy_failed_at is not None for calendar in active),
+            released_at=released_at,
         )

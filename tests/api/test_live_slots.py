@@ -13,7 +13,15 @@ from gql import GraphQLRequest, gql
 from gql.transport.exceptions import TransportQueryError
 
 from server.settings import Settings
-from tests.support.booking_helpers import book, booking_server, change, owner_with_page
+from tests.support.booking_helpers import (
+    BOOK_RESULT,
+    REQUEST,
+    book,
+    booking_input,
+    booking_server,
+    change,
+    owner_with_page,
+)
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.ws_client import PROTOCOLS, Watcher, ws_session
 
@@ -115,7 +123,7 @@ async def test_booking_created_needs_a_token(server: LiveServer) -> None:
 
 
 class RunningClock:
-    """Real time, as if it had been ``start`` when the clock was made."""
+    """Real time, as if it had been ``start`` when the clock was made; ``set`` moves it."""
 
     def __init__(self, start: datetime) -> None:
         self._offset = start - datetime.now(UTC)
@@ -123,16 +131,42 @@ class RunningClock:
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self._offset
 
+    def set(self, moment: datetime) -> None:
+        """Now it is ``moment``, and time runs on from there."""
+        self._offset = moment - datetime.now(UTC)
+
 
 async def test_a_slot_inside_the_minimum_notice_leaves_live_widgets(settings: Settings) -> None:
     # covers: SUB-1, PAGE-2
-    # 0.3 s before 09:00 Helsinki is less than an hour away.
-    clock = RunningClock(datetime(2026, 12, 1, 6, 0, tzinfo=UTC) - timedelta(seconds=0.3))
+    clock = RunningClock(datetime(2026, 12, 1, 5, 0, tzinfo=UTC))
     async with start_live_server(settings, clock=clock) as server:
         await owner_with_page(server, minimumNoticeMinutes=60)
+        # 0.3 s on, 09:00 Helsinki is less than an hour away (set once the server is up, however long that took).
+        clock.set(datetime(2026, 12, 1, 6, 0, tzinfo=UTC) - timedelta(seconds=0.3))
         async with ws_session(server.ws_url, "graphql-transport-ws") as session:
             watcher = Watcher(session, {**WINDOW, "timezone": "Europe/Helsinki"})
             first = starts(await watcher.next())
             assert first[0] == "2026-12-01T09:00:00+02:00"
             assert starts(await watcher.next()) == first[1:]  # pushed by the passing of time alone
+            await watcher.close()
+
+
+async def test_an_expiring_request_gives_its_time_back_to_live_widgets(settings: Settings) -> None:
+    # covers: SUB-1, SEC-2
+    # A pending request holds its time for KOKOUS_REQUEST_TTL_DAYS; when that passes, widgets
+    # watching the page get the time back without anyone touching the page.
+    clock = RunningClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # a week and a day before the window
+    async with start_live_server(settings, clock=clock) as server:
+        await owner_with_page(server, online=False, durations=[30])
+        answer_time = clock()
+        answer = await server.graphql(REQUEST + BOOK_RESULT, {"input": booking_input(TEN)})
+        assert answer["data"]["requestMeeting"]["__typename"] == "BookingRequest", answer
+        clock.set(answer_time + timedelta(days=settings.request_ttl_days) - timedelta(seconds=0.5))
+        async with ws_session(server.ws_url, "graphql-transport-ws") as session:
+            watcher = Watcher(session, {**WINDOW, "timezone": "Europe/Helsinki"})
+            held = starts(await watcher.next())
+            assert held
+            assert TEN not in held  # the request still holds it
+            freed = starts(await watcher.next())  # pushed by the passing of time alone
+            assert freed == sorted([*held, TEN])
             await watcher.close()
