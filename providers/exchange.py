@@ -63,7 +63,7 @@ from exchangelib.autodiscover.protocol import AutodiscoverProtocol
 from exchangelib.fields import InvalidField
 from exchangelib.folders import DEEP, Calendar, FolderCollection, Root
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
-from exchangelib.properties import StatusEvent
+from exchangelib.properties import Body, StatusEvent
 from exchangelib.protocol import Protocol
 from exchangelib.services import SendNotification
 from exchangelib.version import (
@@ -682,7 +682,7 @@ def _fill(item: Any, draft: EventDraft) -> None:
     """Copy the draft onto a CalendarItem: the fields named in ``_FILLED``."""
     zone = _zone(draft.timezone)
     item.subject = draft.summary
-    item.body = draft.description or None
+    item.body = Body(draft.description) if draft.description else None  # plain text, never HTML
     item.location = draft.location or None
     item.start = _ews_time(draft.start, zone)
     item.end = _ews_time(draft.end, zone)

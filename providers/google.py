@@ -15,6 +15,7 @@ import atexit
 import base64
 import contextlib
 import hashlib
+import html
 import json
 import logging
 import os
@@ -641,7 +642,9 @@ def _event_body(draft: EventDraft) -> dict[str, Any]:
     ]
     return {
         "summary": draft.summary,
-        "description": draft.description,
+        # Google reads the description as HTML: escaped, the text a visitor wrote stays text
+        # (no links or markup in the invitation Google mails from the owner's account).
+        "description": html.escape(draft.description, quote=False) if draft.description else draft.description,
         "location": draft.location,
         "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": draft.timezone},
         "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": draft.timezone},

@@ -47,9 +47,18 @@ class _Target:
     connection: CalendarConnection
 
 
+# The event's text is mailed to the invitee from the owner's own mailbox: kept plain (see each
+# adapter) and short, whatever a visitor typed into the page's fields.
+MAX_EVENT_DESCRIPTION = 4_000
+
+
 def event_for(booking: Booking, page: SchedulingPage, owner: User) -> EventDraft:
     answers = "\n".join(f"{key}: {value}" for key, value in booking.answers.items())
     description = f"Booked through {page.name} by {booking.invitee_name} <{booking.invitee_email}>."
+    if answers:
+        description = f"{description}\n\n{answers}"
+    if len(description) > MAX_EVENT_DESCRIPTION:
+        description = description[: MAX_EVENT_DESCRIPTION - 1].rstrip() + "…"
     return EventDraft(
         idempotency_key=booking.id.hex,
         summary=f"{page.name}: {booking.invitee_name}",
@@ -57,7 +66,7 @@ def event_for(booking: Booking, page: SchedulingPage, owner: User) -> EventDraft
         end=booking.end_at,
         timezone=page.timezone,
         attendees=(Attendee(email=booking.invitee_email, name=booking.invitee_name),),
-        description=f"{description}\n\n{answers}" if answers else description,
+        description=description,
         organizer_email=owner.email,
     )
 

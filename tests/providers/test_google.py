@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -377,6 +378,17 @@ async def test_writing_without_writer_access_is_an_auth_error(
 # -- writing events (BOOK-2, BOOK-7) ----------------------------------------------------------------
 
 
+async def test_visitor_text_reaches_google_as_text_not_html(google: GoogleDouble, client: GoogleCalendarClient) -> None:
+    # covers: SEC-2, BOOK-2
+    # Google reads descriptions as HTML and mails the invitation from the owner's account.
+    written = 'Agenda: <a href="https://evil.example">Reset your password</a> & <b>more</b>'
+    await client.create_event(OWNER, replace(draft(), description=written))
+    [event] = google.events_on(OWNER)
+    assert "<a" not in event["description"]
+    assert "<b>" not in event["description"]
+    assert html.unescape(event["description"]) == written  # shown exactly as typed
+
+
 async def test_create_event_writes_one_event_with_the_invitee(
     google: GoogleDouble, client: GoogleCalendarClient
 ) -> None:
@@ -390,6 +402,7 @@ async def test_create_event_writes_one_event_with_the_invitee(
         (VISITOR, "Vera Visitor")
     ]
     assert event["summary"] == "Intro call"
+    assert event["description"] == "Booked through Kokous"
     assert event["location"] == "Video call"
     assert event["start"] == {"dateTime": "2026-03-02T10:00:00+02:00", "timeZone": "Europe/Helsinki"}
     assert event["end"] == {"dateTime": "2026-03-02T10:30:00+02:00", "timeZone": "Europe/Helsinki"}
