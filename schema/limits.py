@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from graphql import DirectiveNode, GraphQLError, Node, ValidationRule
+from graphql import DirectiveNode, FieldNode, GraphQLError, Node, SelectionSetNode, StringValueNode, ValidationRule
 from graphql.validation import ASTValidationRule
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import (
@@ -28,6 +28,8 @@ MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2_000
 MAX_DIRECTIVES = 20
+MAX_FIELD_COPIES = 5  # the same field in one selection (a client adding __typename makes two)
+NUL_MESSAGE = "Text may not contain the NUL character (U+0000)."
 
 
 class MaxDirectivesRule(ValidationRule):
@@ -63,6 +65,54 @@ class RepeatedDirectivesRule(ValidationRule):
             raise ValidationAbortedError(message, [d for d in directives if d.name.value == repeated[0]])
 
 
+class RepeatedFieldsRule(ValidationRule):
+    """One error for a field asked for over and over in one selection, and validation stops.
+
+    Answering ``{ __typename __typename …}`` costs the server a comparison of every copy with
+    every other (to check they can merge) for an answer holding the field once.
+    """
+
+    def enter_selection_set(self, node: SelectionSetNode, *_args: object) -> None:
+        keys = Counter((field.alias or field.name).value for field in node.selections if isinstance(field, FieldNode))
+        key, copies = keys.most_common(1)[0] if keys else ("", 0)
+        if copies > MAX_FIELD_COPIES:
+            message = f'The field "{key}" is asked for {copies} times in one place; ask for it once.'
+            raise ValidationAbortedError(message, node)
+
+
+class NoNulInTextRule(ValidationRule):
+    """No text holds U+0000: no database stores it, so it is refused as bad input at the door."""
+
+    def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
+        if "\x00" in node.value:
+            self.report_error(GraphQLError(NUL_MESSAGE, node))
+
+
+def holds_nul(value: object) -> bool:
+    """Whether a variable's value holds U+0000 anywhere (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
+class NoNulInVariables(SchemaExtension):
+    """The variables' side of ``NoNulInTextRule``.
+
+    Listed after ``ValidationCache``, whose hook has then put the document's errors in place;
+    adding one here still stops the operation before it runs (subscriptions too).
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.variables and holds_nul(context.variables):
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), GraphQLError(NUL_MESSAGE)]
+        yield
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """Mask only what a resolver raised by mistake; validation and input errors stay readable."""
     original = error.original_error
@@ -74,6 +124,8 @@ def is_unexpected(error: GraphQLError) -> bool:
 LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     RepeatedDirectivesRule,
     MaxDirectivesRule,
+    RepeatedFieldsRule,
+    NoNulInTextRule,
     depth_validator(MAX_DEPTH, None, None),
     aliases_validator(MAX_ALIASES),
 )
@@ -100,6 +152,7 @@ def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
         partial(ParserCache, maxsize=CACHE_SIZE),
         LimitsFirst,
         partial(ValidationCache, maxsize=CACHE_SIZE),
+        NoNulInVariables,
         partial(MaskErrors, should_mask_error=is_unexpected, error_message="Unexpected error."),
     ]
     if production:

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 import strawberry
+from gql.transport.exceptions import TransportQueryError
 
 from schema.limits import extensions
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.settings import sqlite_settings
+from tests.support.ws_client import WINDOW, Watcher, ws_session
+
+WATCHED = {"slug": "intro", **WINDOW}
 
 
 def _error_messages(result: dict[str, object]) -> list[str]:
@@ -81,6 +85,45 @@ async def test_a_repeated_directive_gives_one_error(sqlite_server: LiveServer) -
     # Different directives in different places are judged one by one, as before.
     result = await sqlite_server.graphql("{ a: __typename @x b: __typename @y }")
     assert len(result["errors"]) == 2
+
+
+async def test_text_with_a_nul_character_is_refused_before_anything_runs(server: LiveServer) -> None:
+    # covers: SEC-4, BOOK-2
+    # PostgreSQL stores no U+0000; the database's refusal used to reach clients as a masked error.
+    literal = await server.graphql('{ schedulingPage(slug: "intro\\u0000") { name } }')
+    by_variable = await server.graphql(
+        "query($slug: String!) { schedulingPage(slug: $slug) { name } }", {"slug": "intro\x00"}
+    )
+    nested = await server.graphql(
+        "mutation($input: BookMeetingInput!) { bookMeeting(input: $input) { __typename } }",
+        {
+            "input": {
+                "slug": "intro",
+                "start": "2026-12-08T10:00:00+02:00",
+                "timezone": "Europe/Helsinki",
+                "invitee": {"name": "Vera\x00", "email": "vera@example.com"},
+            }
+        },
+    )
+    for answer in (literal, by_variable, nested):
+        assert answer.get("data") is None, answer
+        assert [error["message"] for error in answer["errors"]] == ["Text may not contain the NUL character (U+0000)."]
+    async with ws_session(server.ws_url, "graphql-transport-ws") as session:
+        watcher = Watcher(session, {**WATCHED, "slug": "intro\x00"})
+        refused = await watcher.next()
+        assert isinstance(refused, TransportQueryError), refused
+        assert refused.errors is not None
+        assert "NUL" in refused.errors[0]["message"]
+
+
+async def test_a_field_asked_for_over_and_over_is_one_error(sqlite_server: LiveServer) -> None:
+    # covers: SEC-4
+    five = await sqlite_server.graphql("{ " + "__typename " * 5 + "}")
+    assert five == {"data": {"__typename": "Query"}}
+    many = await sqlite_server.graphql("{ " + "__typename " * 500 + "}")
+    assert many.get("data") is None
+    assert len(many["errors"]) == 1
+    assert "asked for 500 times" in many["errors"][0]["message"]
 
 
 async def test_request_body_over_one_megabyte_is_413(sqlite_server: LiveServer) -> None:
