@@ -58,6 +58,23 @@ class BookingSource(StrEnum):
     API = "API"
 
 
+class Seat(StrEnum):
+    """The owner's seat: task sync into the calendar needs a paid one."""
+
+    FREE = "FREE"
+    SALES_PAID = "SALES_PAID"
+    SERVICE_PAID = "SERVICE_PAID"
+
+
+class MeetingSource(StrEnum):
+    """Where a contact's meeting came from."""
+
+    BOOKING = "BOOKING"  # booked on a scheduling page or its widget
+    CALENDAR_SYNC = "CALENDAR_SYNC"  # made by the owner in the calendar, with the contact invited
+    OWNER = "OWNER"  # made by the owner on the contact, through the API
+    CHAT = "CHAT"  # booked through the chat link
+
+
 class Weekday(StrEnum):
     MONDAY = "MONDAY"
     TUESDAY = "TUESDAY"

@@ -30,6 +30,8 @@ class CalendarConnection(SQLModel, table=True):
     checked_at: datetime | None = timestamp_field(nullable=True)
     # Authentication failures in a row; Exchange's first 401 may be a fluke, so access is lost on the second.
     auth_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The sub-calendar made in this account for the owner's tasks (task sync), while there is one.
+    tasks_calendar_id: str | None = Field(default=None, max_length=1024)
     created_at: datetime = timestamp_field()
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
+from common.values import Seat
 from db.columns import id_field, timestamp_field
 
 
@@ -23,6 +25,7 @@ class User(SQLModel, table=True):
     default_page_id: uuid.UUID | None = None
     # Set when an account allowed two connections disconnects one; from then on it holds one.
     single_connection_since: datetime | None = timestamp_field(nullable=True)
+    seat: Seat = Field(default=Seat.FREE, sa_type=String(16), sa_column_kwargs={"server_default": "FREE"})
     created_at: datetime = timestamp_field()
 
 
