@@ -1,8 +1,9 @@
 """Imports flow one way: server -> schema -> resolvers -> scheduling -> {db, providers, pubsub} -> common.
 
 Inside ``scheduling`` the parts of the domain have an order too: ``engine`` is pure; ``pages``,
-``calendars`` and ``notifications`` know nothing of booking; ``booking`` and ``live`` build on
-pages and calendars. Relative imports are resolved before they are judged.
+``calendars`` and ``notifications`` know nothing of booking; ``crm`` (contacts, their meetings,
+tasks) builds on calendars; ``booking`` and ``live`` build on pages and calendars, and booking
+records its contacts through ``crm``. Relative imports are resolved before they are judged.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ DOMAIN_PARTS: dict[str, set[str]] = {
     "notifications": set(),
     "pages": {"engine"},
     "calendars": {"engine", "notifications"},
-    "booking": {"engine", "notifications", "pages", "calendars"},
+    "crm": {"engine", "notifications", "calendars"},
+    "booking": {"engine", "notifications", "pages", "calendars", "crm"},
     "live": {"engine", "pages", "calendars"},
 }
 
