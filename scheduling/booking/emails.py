@@ -34,9 +34,9 @@ class _Context:
     def uid(self) -> str:
         return f"{self.booking.id.hex}@kokous"
 
-    def meeting(self) -> messages.Meeting:
+    def meeting(self) -> messages.MeetingFacts:
         booking = self.booking
-        return messages.Meeting(
+        return messages.MeetingFacts(
             page_name=self.page.name,
             owner_name=self.owner.name or self.owner.email,
             owner_email=self.owner.email,

@@ -1,7 +1,7 @@
 """Notifications for bookings: invitations (.ics), the emails that carry them, and the mailer.
 
 Building blocks only, with no database: the outbox handlers (``booking.emails``, ``calendars.status``)
-load what an email tells into a ``Meeting``, call a builder from ``messages`` and hand the result to
+load what an email tells into a ``MeetingFacts``, call a builder from ``messages`` and hand the result to
 ``Mailer.send``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from scheduling.notifications.invitations import Invitation, invitation_ics, normalise_email, one_line
 from scheduling.notifications.mailer import MailDeliveryError, Mailer, SmtpTarget, parse_smtp_url
 from scheduling.notifications.messages import (
-    Meeting,
+    MeetingFacts,
     booking_cancelled,
     booking_confirmation,
     format_when,
@@ -25,7 +25,7 @@ __all__ = [
     "Invitation",
     "MailDeliveryError",
     "Mailer",
-    "Meeting",
+    "MeetingFacts",
     "SmtpTarget",
     "booking_cancelled",
     "booking_confirmation",

@@ -23,7 +23,7 @@ from scheduling.notifications.invitations import Invitation, invitation_ics, nor
 
 __all__ = [
     "ICS_FILENAME",
-    "Meeting",
+    "MeetingFacts",
     "booking_cancelled",
     "booking_confirmation",
     "calendar_inactive_attempt",
@@ -133,7 +133,7 @@ def _answers_block(answers: Mapping[str, str]) -> str | None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Meeting:
+class MeetingFacts:
     """What every booking email tells: what, with whom and when; each reader sees the time in
     their own zone."""
 
@@ -154,7 +154,7 @@ def _meeting_title(page_name: str, owner_name: str) -> str:
 
 
 def booking_confirmation(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     uid: str,
     cancel_url: str,
@@ -217,7 +217,7 @@ def booking_confirmation(
 
 
 def booking_cancelled(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     uid: str,
     sequence: int,
@@ -269,7 +269,7 @@ def booking_cancelled(
 
 
 def owner_new_booking(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     booking_url: str | None = None,
 ) -> EmailMessage:
@@ -300,7 +300,7 @@ def owner_new_booking(
 
 
 def owner_new_request(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     requests_url: str,
 ) -> EmailMessage:
@@ -331,7 +331,7 @@ def owner_new_request(
 
 
 def request_received(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     moved: bool = False,
 ) -> EmailMessage:
@@ -367,7 +367,7 @@ def request_received(
 
 
 def request_declined(
-    meeting: Meeting,
+    meeting: MeetingFacts,
     *,
     book_again_url: str | None = None,
 ) -> EmailMessage:
@@ -392,7 +392,7 @@ def request_declined(
     )
 
 
-def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = None) -> EmailMessage:
+def owner_moved_outside_rules(meeting: MeetingFacts, *, booking_url: str | None = None) -> EmailMessage:
     """To the owner: they moved a booked meeting in their calendar to a time the page would not
     offer (outside the hours, too soon, within a buffer); it is kept there all the same."""
     booking_url = _optional_url(booking_url)
@@ -418,7 +418,7 @@ def owner_moved_outside_rules(meeting: Meeting, *, booking_url: str | None = Non
     )
 
 
-def owner_move_not_followed(meeting: Meeting, *, booking_url: str | None = None) -> EmailMessage:
+def owner_move_not_followed(meeting: MeetingFacts, *, booking_url: str | None = None) -> EmailMessage:
     """To the owner: they moved a booked meeting in their calendar onto another booking's time;
     the booking keeps its time (two bookings never hold one time)."""
     booking_url = _optional_url(booking_url)

@@ -27,7 +27,7 @@ from scheduling.notifications import (
     Invitation,
     MailDeliveryError,
     Mailer,
-    Meeting,
+    MeetingFacts,
     booking_cancelled,
     booking_confirmation,
     invitation_ics,
@@ -53,7 +53,7 @@ def fixed_clock() -> datetime:
     return STAMP
 
 
-MEETING = Meeting(
+MEETING = MeetingFacts(
     page_name="Intro call",
     owner_name="Olga Owner",
     owner_email="olga@example.com",
@@ -65,9 +65,9 @@ MEETING = Meeting(
 )
 
 
-def confirmation(meeting: Meeting = MEETING, **overrides: Any) -> EmailMessage:
+def confirmation(meeting: MeetingFacts = MEETING, **overrides: Any) -> EmailMessage:
     """The confirmation of ``meeting``; an override names a field of the meeting or of the email."""
-    facts = {field.name for field in fields(Meeting)}
+    facts = {field.name for field in fields(MeetingFacts)}
     values: dict[str, Any] = {
         "uid": "booking-1@kokous.test",
         "cancel_url": CANCEL_URL,
