@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.faults import committing, lost_as_unavailable
+
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -103,8 +105,11 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads; its transaction is rolled back at the end."""
-        async with self._counted(), self._sessions() as session:
+        """A session for reads; its transaction is rolled back at the end.
+
+        A lost connection raises ``ServiceUnavailable`` (``db/faults.py``).
+        """
+        async with self._counted(), lost_as_unavailable(), self._sessions() as session:
             yield session
 
     @asynccontextmanager
@@ -112,13 +117,18 @@ class Database:
         """A session inside one transaction, committed when the block ends without error.
 
         ``write=True`` takes SQLite's write lock at BEGIN, so a check-then-write stays atomic.
+        A lost connection raises ``ServiceUnavailable``. The block's statements are flushed
+        before COMMIT is sent, so ``retry_once_if_lost`` knows a loss from then on may follow
+        a commit, and never runs the work again after it.
         """
         factory = self._write_sessions if write else self._sessions
         turn: AbstractAsyncContextManager[object] = (
             self._write_turn if write and self._write_turn is not None else nullcontext()
         )
-        async with self._counted(), turn, factory() as session, session.begin():
+        async with self._counted(), lost_as_unavailable(), turn, factory() as session, session.begin():
             yield session
+            await session.flush()
+            committing()
 
     async def ping(self) -> bool:
         try:

@@ -4,6 +4,12 @@ The slot is checked against everything first; then, in one write transaction, ot
 are checked again and the booking inserted: on SQLite that transaction holds the write lock
 from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an exclusion constraint
 refuses overlapping bookings whatever the application checked.
+
+A connection lost on the way (a database restart) runs the booking once more from its checks,
+as long as its transaction had not begun to commit (``db.faults.retry_once_if_lost``): nothing
+of the first run was stored, and its emails and calendar write are outbox rows of that same
+transaction. A loss while committing is answered as ``ServiceUnavailable``; the visitor's retry
+with the same idempotency key then answers the booking if it was stored.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 from db.engine import Database
+from db.faults import retry_once_if_lost
 from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMessage, SchedulingPage, User
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
@@ -198,7 +205,7 @@ class BookingService(BookingChecks):
 
         ``client``: the caller's address; the page's limits and the address's limit on that page
         apply (``RateLimited``, nothing stored)."""
-        view = await self._pages.public_page(draft.slug, draft.domain)
+        view = await retry_once_if_lost(lambda: self._pages.public_page(draft.slug, draft.domain))
         if view is None:
             return PageNotFound(message="scheduling page not found")
         page = view.page
@@ -209,6 +216,14 @@ class BookingService(BookingChecks):
             checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
         except ValidationFailed as failure:
             return failure.as_result()
+        # The limits above count once; what follows may run twice (see the module), and the
+        # invitee's emails are counted against their cap once, however often it runs.
+        mail = MailCap()
+        return await retry_once_if_lost(lambda: self._book_checked(page, checked, mail))
+
+    async def _book_checked(self, page: SchedulingPage, checked: CheckedBooking, mail: MailCap) -> BookResult:
+        """The booking once it passed the limits and the rules: up to its commit it changes
+        nothing outside the database, so a run lost before the commit can run again."""
         if checked.idempotency_key is not None:
             earlier = await self._by_idempotency_key(page, checked)
             if earlier is not None:
@@ -219,7 +234,7 @@ class BookingService(BookingChecks):
         if said is not Verdict.FREE:
             return await self._with_alternatives(page, checked)
         try:
-            booking = await self._insert(page, checked)
+            booking = await self._insert(page, checked, mail)
         except AlreadyBooked as existing:
             return BookingView(booking=existing.booking, page=page)
         except Refused as refused:
@@ -235,7 +250,7 @@ class BookingService(BookingChecks):
         await self._announce(booking)
         return BookingView(booking=booking, page=page)
 
-    async def _insert(self, page: SchedulingPage, checked: CheckedBooking) -> Booking:
+    async def _insert(self, page: SchedulingPage, checked: CheckedBooking, mail: MailCap) -> Booking:
         """Check the slot against everything, then lock the owner only to re-check bookings and insert.
 
         Calendar busy time is not written by bookings, so the full check (busy rows, rules, the
@@ -282,10 +297,10 @@ class BookingService(BookingChecks):
             booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
             session.add(booking)
             await session.flush()
-            kinds = await self._mail_capped(
-                list(outbox.kinds_for_new_booking(confirmed=confirmed)), booking.invitee_email
-            )
-            for kind in kinds:
+            if mail.kinds is None:
+                kinds = list(outbox.kinds_for_new_booking(confirmed=confirmed))
+                mail.kinds = await self._mail_capped(kinds, booking.invitee_email)
+            for kind in mail.kinds:
                 session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
         return booking
 
@@ -330,6 +345,14 @@ class BookingService(BookingChecks):
 
     async def _with_alternatives(self, page: SchedulingPage, checked: CheckedBooking) -> SlotUnavailable:
         return await self.with_alternatives(page, checked.start, checked.duration, timezone=checked.timezone)
+
+
+@dataclass
+class MailCap:
+    """The emails a new booking sends once the invitee's cap was asked: asked once per booking,
+    so running the booking again after a lost connection does not count them twice."""
+
+    kinds: list[str] | None = None
 
 
 class AlreadyBooked(Exception):
