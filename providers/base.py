@@ -50,11 +50,29 @@ class BusyBlock:
 
 
 @dataclass(frozen=True)
+class AppMark:
+    """An app's marker on an event: apps that write events for people mark them, people don't.
+
+    ``ours`` is True for Kokous's own marker (a booking's event), False for another app's, None
+    when the provider shows only that *an* app made it (a Graph ``transactionId``). ``what``
+    says what marks it, for the owner to read.
+    """
+
+    ours: bool | None
+    what: str
+
+
+@dataclass(frozen=True)
 class CalendarEvent:
-    """One event as a sync keeps it: its time, and whether it blocks the owner's time.
+    """One event as a sync keeps it: its time, whether it blocks the owner's time, and what
+    calendar sync needs to tell a meeting the owner made with someone from everything else.
 
     ``busy`` is false for what a free/busy answer leaves out: an event marked free
-    (transparent), one the calendar's owner declined, a cancelled one.
+    (transparent), one the calendar's owner declined, a cancelled one. ``attendees`` are the
+    lower-cased addresses of the people invited besides the calendar's own account (rooms and
+    other resources left out). ``special`` names an entry that is no meeting whatever it holds
+    (out of office, focus time, a working location). Each instance of a recurring event is an
+    event of its own; ``series_id`` names the series it belongs to.
     """
 
     event_id: str
@@ -62,6 +80,16 @@ class CalendarEvent:
     end: datetime
     busy: bool
     ical_uid: str | None = None
+    title: str = ""
+    attendees: tuple[str, ...] = ()
+    organizer_self: bool = True
+    all_day: bool = False
+    free: bool = False
+    declined: bool = False
+    cancelled: bool = False
+    app: AppMark | None = None
+    special: str | None = None
+    series_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ from caldav.lib import error
 from caldav.response import DAVResponse, PropfindResult, SyncCollectionResult
 
 from providers.base import (
+    AppMark,
     BusyBlock,
     CalendarAccess,
     CalendarEvent,
@@ -454,26 +455,81 @@ def _name_of(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _calendar_event(url: str, event: icalendar.Event, zone: _Zone) -> CalendarEvent:
-    """One event, or one instance of a recurring resource: its id then adds the RECURRENCE-ID."""
+def _calendar_event(url: str, event: icalendar.Event, zone: _Zone, me: frozenset[str] = frozenset()) -> CalendarEvent:
+    """One event, or one instance of a recurring resource: its id then adds the RECURRENCE-ID.
+
+    ``me``: the account's addresses, to tell its own ATTENDEE and ORGANIZER lines. CalDAV shows
+    no app's mark but ours (the UID we give our events): other apps' X- properties are neither
+    standard nor kept by every server.
+    """
     start, end = _instant(event.start, zone), _instant(event.end, zone)
     event_id = url
     if "RECURRENCE-ID" in event:
         event_id = f"{url}#{_instant(event.decoded('RECURRENCE-ID'), zone).isoformat()}"
     uid = str(event.get("UID", ""))
-    return CalendarEvent(event_id, start, end, busy=_is_busy(event) and start < end, ical_uid=uid or None)
+    people = [(_address(line), line) for line in _lines(event.get("ATTENDEE"))]
+    organizer = _address(event.get("ORGANIZER")) if "ORGANIZER" in event else None
+    return CalendarEvent(
+        event_id,
+        start,
+        end,
+        busy=_is_busy(event) and start < end,
+        ical_uid=uid or None,
+        title=str(event.get("SUMMARY", "")),
+        attendees=tuple(
+            address
+            for address, line in people
+            if address and address not in me and _param(line, "CUTYPE") not in _NOT_PEOPLE
+        ),
+        organizer_self=organizer is None or organizer in me,
+        all_day=not isinstance(event.start, datetime),
+        free=str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT",
+        declined=any(address in me and _param(line, "PARTSTAT") == "DECLINED" for address, line in people),
+        cancelled=str(event.get("STATUS", "")).upper() == "CANCELLED",
+        app=AppMark(ours=True, what="Kokous's booking key") if uid.endswith(_OUR_UID) else None,
+        series_id=url if "RECURRENCE-ID" in event or "RRULE" in event or "RDATE" in event else None,
+    )
+
+
+_NOT_PEOPLE = frozenset({"ROOM", "RESOURCE"})
+_OUR_UID = "@kokous"  # our events' UIDs end so (see ``create_event``)
+
+
+def _lines(value: Any) -> list[Any]:
+    """A property that may occur once or several times, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _address(value: Any) -> str:
+    """The lower-cased address of a cal-address (``mailto:`` taken off)."""
+    text = str(value or "").strip()
+    return (text[7:] if text.lower().startswith("mailto:") else text).lower()
+
+
+def _param(line: Any, name: str) -> str:
+    params = getattr(line, "params", {})
+    return str(params.get(name, "")).upper()
 
 
 def _vevents(resource: icalendar.Calendar) -> list[icalendar.Event]:
     return [event for event in resource.walk("VEVENT") if isinstance(event, icalendar.Event)]
 
 
-def _events_of(client: DAVClient, calendar_id: str, start: datetime, end: datetime, zone: _Zone) -> list[CalendarEvent]:
+def _events_of(
+    client: DAVClient,
+    calendar_id: str,
+    start: datetime,
+    end: datetime,
+    zone: _Zone,
+    me: frozenset[str] = frozenset(),
+) -> list[CalendarEvent]:
     """Every event instance overlapping [start, end), recurring events expanded."""
     calendar = Calendar(client=client, url=calendar_id)
     found = cast(list[Any], calendar.search(start=start, end=end, event=True, expand=True))  # sync client: a list
     events = [
-        _calendar_event(_member_url(calendar_id, unquote(_name_of(urlsplit(str(resource.url)).path))), event, zone)
+        _calendar_event(_member_url(calendar_id, unquote(_name_of(urlsplit(str(resource.url)).path))), event, zone, me)
         for resource in found
         for event in _vevents(icalendar.Calendar.from_ical(resource.data))
     ]
@@ -634,26 +690,40 @@ def _tag_token(client: DAVClient, calendar_id: str, properties: dict[str, Any]) 
 
 
 def _synced_window(
-    client: DAVClient, calendar_id: str, start: datetime, end: datetime, zone: _Zone, server_token: str
+    client: DAVClient,
+    calendar_id: str,
+    start: datetime,
+    end: datetime,
+    zone: _Zone,
+    server_token: str,
+    me: frozenset[str],
 ) -> EventChanges:
     """Every event of the window, under a server token taken before the listing."""
-    events = _events_of(client, calendar_id, start, end, zone)
+    events = _events_of(client, calendar_id, start, end, zone, me)
     return EventChanges(tuple(events), (), _sync_text(_recurring_mask(events), server_token), full=True)
 
 
 def _polled(
-    client: DAVClient, calendar_id: str, start: datetime, end: datetime, properties: dict[str, Any], since: str | None
+    client: DAVClient,
+    calendar_id: str,
+    start: datetime,
+    end: datetime,
+    properties: dict[str, Any],
+    since: str | None,
+    me: frozenset[str],
 ) -> EventChanges:
     """A server without sync-collection: nothing changed since ``since`` (the same ctag, or the
     same ETags when there is no ctag), or every event of the window again."""
     token = _tag_token(client, calendar_id, properties)
     if token == since:
         return EventChanges((), (), token, full=False)
-    events = _events_of(client, calendar_id, start, end, lambda: _zone_of(properties))
+    events = _events_of(client, calendar_id, start, end, lambda: _zone_of(properties), me)
     return EventChanges(tuple(events), (), token, full=True)
 
 
-def _sync_round(client: DAVClient, calendar_id: str, token: str, start: datetime, end: datetime) -> EventChanges:
+def _sync_round(
+    client: DAVClient, calendar_id: str, token: str, start: datetime, end: datetime, me: frozenset[str]
+) -> EventChanges:
     """sync-collection from ``token``: the changed events, or the window where ids cannot say it."""
     mask_text, _, server_token = token.partition(":")
     try:
@@ -664,38 +734,39 @@ def _sync_round(client: DAVClient, calendar_id: str, token: str, start: datetime
         new_token, changed, deleted = _collection_changes(client, calendar_id, server_token)
     except _SyncUnsupported as exc:
         log.info("CalDAV calendar %s refuses sync-collection (%s); its ctag is polled instead", calendar_id, exc)
-        return _polled(client, calendar_id, start, end, _properties(client, calendar_id, _STATE_PROPS), None)
+        return _polled(client, calendar_id, start, end, _properties(client, calendar_id, _STATE_PROPS), None, me)
     if not changed and not deleted:
         return EventChanges((), (), _sync_text(mask, new_token), full=False)
     zone = _calendar_zone(client, calendar_id)
     if deleted or any(_mask_bit(url) & mask for url in changed):  # instances' ids are not known
-        return _synced_window(client, calendar_id, start, end, zone, new_token)
+        return _synced_window(client, calendar_id, start, end, zone, new_token, me)
     resources = _resources(client, calendar_id, changed)
     if any(resource is None or _is_recurring(resource) for resource in resources.values()):
-        return _synced_window(client, calendar_id, start, end, zone, new_token)
+        return _synced_window(client, calendar_id, start, end, zone, new_token, me)
     events: list[CalendarEvent] = []
     gone: list[str] = []
     for url, resource in sorted(resources.items()):
         found = _vevents(resource) if resource else []
-        events += [_calendar_event(url, event, zone) for event in found]
+        events += [_calendar_event(url, event, zone, me) for event in found]
         gone += [] if found else [url]  # no event in it any more (a task now, say)
     return EventChanges(tuple(events), tuple(gone), _sync_text(mask, new_token), full=False)
 
 
 def _list_changes(
-    client: DAVClient, calendar_id: str, sync_token: str | None, start: datetime, end: datetime
+    client: DAVClient, calendar_id: str, sync_token: str | None, start: datetime, end: datetime, me: frozenset[str]
 ) -> EventChanges:
     if sync_token is None:
         properties = _properties(client, calendar_id, _STATE_PROPS)
         server_token = _server_sync_token(properties)
         if server_token is None:
-            return _polled(client, calendar_id, start, end, properties, None)
-        return _synced_window(client, calendar_id, start, end, lambda: _zone_of(properties), server_token)
+            return _polled(client, calendar_id, start, end, properties, None, me)
+        return _synced_window(client, calendar_id, start, end, lambda: _zone_of(properties), server_token, me)
     kind, _, rest = sync_token.partition(":")
     if kind == _SYNC:
-        return _sync_round(client, calendar_id, rest, start, end)
+        return _sync_round(client, calendar_id, rest, start, end, me)
     if kind in (_CTAG, _ETAGS):
-        return _polled(client, calendar_id, start, end, _properties(client, calendar_id, _STATE_PROPS), sync_token)
+        state = _properties(client, calendar_id, _STATE_PROPS)
+        return _polled(client, calendar_id, start, end, state, sync_token, me)
     raise SyncTokenExpired(f"Not a CalDAV sync token of Kokous: {sync_token[:40]!r}")
 
 
@@ -780,6 +851,12 @@ class CalDAVCalendarClient:
         self._config = config
         self._credentials = credentials
 
+    @property
+    def _me(self) -> frozenset[str]:
+        """The account's addresses as its events name it (the user name, when it is one)."""
+        credentials = self._credentials
+        return frozenset({credentials.account_email.lower(), credentials.username.lower()} - {""})
+
     def _client(self) -> DAVClient:
         credentials = self._credentials
         return _dav_client(self._config, credentials.url, credentials.username, credentials.password)
@@ -827,7 +904,7 @@ class CalDAVCalendarClient:
 
         def work() -> EventChanges:
             with self._client() as client:
-                return _list_changes(client, calendar_id, sync_token, start, end)
+                return _list_changes(client, calendar_id, sync_token, start, end, self._me)
 
         try:
             return await _off_loop(work)

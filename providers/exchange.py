@@ -33,10 +33,10 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.parsers import expat
@@ -79,6 +79,7 @@ from exchangelib.version import (
 )
 
 from providers.base import (
+    AppMark,
     BusyBlock,
     CalendarAccess,
     CalendarEvent,
@@ -124,8 +125,22 @@ NOT_BUSY = frozenset({"Free", "WorkingElsewhere", "NoData"})
 KEY_FIELD = "kokous_idempotency_key"
 _key_registration = threading.Lock()
 _TRANSIENT = (ews.ErrorTimeoutExpired, ews.ErrorInternalServerTransientError, ews.ErrorTooManyObjectsOpened)
-# What a sync round reads of an item: enough to tell its time, whether it blocks time, and whether it is a series.
-_EVENT_FIELDS = ("start", "end", "legacy_free_busy_status", "is_cancelled", "type")
+# What a busy-time answer reads of an item: enough to tell its time and whether it blocks time.
+_BUSY_FIELDS = ("start", "end", "legacy_free_busy_status", "is_cancelled", "type")
+# What a sync round reads besides, for calendar sync: who is invited, who organizes it, whether it
+# is all-day (then exchangelib gives dates in the item's own zone, so the zones come too) and
+# whether we wrote it. Attendees are not in FindItem's answers: exchangelib reads them with GetItem.
+_EVENT_FIELDS = (
+    *_BUSY_FIELDS,
+    "subject",
+    "required_attendees",
+    "optional_attendees",
+    "my_response_type",
+    "is_all_day",
+    "_start_timezone",
+    "_end_timezone",
+    KEY_FIELD,
+)
 SYNC_PAGE = 512  # the most changes EWS returns per SyncFolderItems call
 STATUS_MINUTES = 15  # the StatusFrequency asked for: a status ping when nothing changed for so long
 PUSH_HEARTBEAT = timedelta(minutes=2 * STATUS_MINUTES)  # silent for so long, a push subscription is taken as gone
@@ -527,16 +542,27 @@ class ExchangeCalendarClient:
         return [
             BusyBlock(calendar_id, event.start, event.end)
             for calendar_id in calendar_ids
-            for event in self._view(calendar_id, start, end)
+            for event in self._view(calendar_id, start, end, _BUSY_FIELDS)
             if event.busy
         ]
 
-    def _view(self, calendar_id: str, start: datetime, end: datetime) -> list[CalendarEvent]:
+    def _view(
+        self, calendar_id: str, start: datetime, end: datetime, fields: Sequence[str] = _EVENT_FIELDS
+    ) -> list[CalendarEvent]:
         """Every item overlapping [start, end), series expanded into their occurrences (a CalendarView)."""
         utc = EWSTimeZone("UTC")
-        view = self._folder(calendar_id).view(start=_ews_time(start, utc), end=_ews_time(end, utc))
+        folder = self._folder(calendar_id)
+        view = folder.view(start=_ews_time(start, utc), end=_ews_time(end, utc))
+        items: Iterable[Any] = view.only(*fields)
+        if any(CalendarItem.get_field_by_fieldname(name).is_complex for name in fields):
+            # FindItem cannot answer these: the view's ids, then GetItem, validated against this
+            # folder (exchangelib's own two steps would look up the mailbox's root folder first).
+            found = [(item.id, item.changekey) for item in view.only("id", "changekey")]
+            items = self._account.fetch(ids=found, folder=folder, only_fields=fields) if found else []
         events = []
-        for item in view.only(*_EVENT_FIELDS):
+        for item in items:
+            if isinstance(item, ews.ErrorItemNotFound):
+                continue  # deleted between the two calls
             if isinstance(item, Exception):
                 raise item
             event = _event(item)
@@ -673,9 +699,44 @@ _FILLED = ("subject", "body", "location", "start", "end", "required_attendees")
 
 
 def _event(item: Any) -> CalendarEvent:
-    """A calendar item as a sync keeps it; a free or cancelled one does not block time."""
+    """A calendar item as a sync keeps it; a free or cancelled one does not block time.
+
+    EWS shows no other app's marks (extended properties are read only by name): only ours, the
+    idempotency key, tells an app's event here.
+    """
+    start, end = _item_times(item)
     busy = item.legacy_free_busy_status not in NOT_BUSY and not item.is_cancelled
-    return CalendarEvent(item.id, _utc(item.start), _utc(item.end), busy=busy)
+    response = item.my_response_type
+    attendees = [*(item.required_attendees or ()), *(item.optional_attendees or ())]
+    return CalendarEvent(
+        item.id,
+        start,
+        end,
+        busy=busy,
+        title=item.subject or "",
+        attendees=tuple(
+            str(attendee.mailbox.email_address).lower()
+            for attendee in attendees
+            if attendee.mailbox is not None and attendee.mailbox.email_address
+        ),
+        organizer_self=response in (None, "Organizer"),
+        all_day=bool(item.is_all_day),
+        free=item.legacy_free_busy_status == "Free",
+        declined=response == "Decline",
+        cancelled=bool(item.is_cancelled),
+        app=AppMark(ours=True, what="Kokous's booking key") if getattr(item, KEY_FIELD, None) else None,
+    )
+
+
+def _item_times(item: Any) -> tuple[datetime, datetime]:
+    """Aware UTC; exchangelib turns an all-day item's times into dates in its own zone (the end's
+    date inclusive), which are put back as midnights here."""
+    if isinstance(item.start, datetime):
+        return _utc(item.start), _utc(item.end)
+    zone = item._start_timezone or EWSTimeZone("UTC")
+    start = datetime.combine(item.start, time(), zone)
+    end = datetime.combine(item.end + timedelta(days=1), time(), item._end_timezone or zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _fill(item: Any, draft: EventDraft) -> None:

@@ -38,6 +38,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from providers.base import (
+    AppMark,
     AuthorizationStart,
     BusyBlock,
     CalendarAccess,
@@ -81,6 +82,17 @@ _ACCESS = {
     "reader": CalendarAccess.READER,
     "freeBusyReader": CalendarAccess.FREE_BUSY,
 }
+# The private extended property our booking events carry (their idempotency key): calendar sync
+# tells them from the owner's own events by it, even before the booking has stored the event id.
+BOOKING_PROPERTY = "kokousIdempotencyKey"
+# Event types that are no meeting, and those only apps make ("fromGmail" events cannot be created
+# through the API at all).
+_SPECIAL_EVENT_TYPES = {
+    "outOfOffice": "out of office",
+    "focusTime": "focus time",
+    "workingLocation": "a working location",
+}
+_APP_EVENT_TYPES = {"fromGmail": "made by Gmail from an email", "birthday": "made by Google Contacts (a birthday)"}
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"})
 # A 403 with these reasons means the account lost access (sharing removed, a scope unticked or
 # revoked): the owner must act, as for a 401. Any other 403 (forbiddenForNonOrganizer,
@@ -260,8 +272,13 @@ class GoogleCalendarClient:
         return await self._run(partial(_query_free_busy, queries))
 
     async def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
-        """Insert with an id derived from the idempotency key; a 409 means an earlier try wrote it."""
-        body = {"id": event_id_for(draft.idempotency_key), **_event_body(draft)}
+        """Insert with an id derived from the idempotency key (a 409 means an earlier try wrote it),
+        carrying the key as a private property so calendar sync knows the event for ours."""
+        body = {
+            "id": event_id_for(draft.idempotency_key),
+            **_event_body(draft),
+            "extendedProperties": {"private": {BOOKING_PROPERTY: draft.idempotency_key}},
+        }
         return await self._run(partial(_insert_event, calendar_id, body))
 
     async def update_event(self, calendar_id: str, event_id: str, draft: EventDraft) -> WrittenEvent:
@@ -419,15 +436,56 @@ def _list_changes(
 
 
 def _calendar_event(item: dict[str, Any], zone: ZoneInfo) -> CalendarEvent | None:
-    """The event's busy time; None for a deleted (cancelled) one."""
+    """The event as a sync keeps it; None for a deleted (cancelled) one."""
     if item.get("status") == "cancelled":
         return None
     start, end = _event_time(item.get("start", {}), zone), _event_time(item.get("end", {}), zone)
-    declined = any(
-        attendee.get("self") and attendee.get("responseStatus") == "declined" for attendee in item.get("attendees", [])
+    attendees = [attendee for attendee in item.get("attendees", []) if isinstance(attendee, dict)]
+    declined = any(attendee.get("self") and attendee.get("responseStatus") == "declined" for attendee in attendees)
+    free = item.get("transparency", "opaque") == "transparent"
+    # ``organizer.self`` is there only when true; an event without an organizer is the calendar's own.
+    organizer = item.get("organizer")
+    return CalendarEvent(
+        event_id=str(item["id"]),
+        start=start,
+        end=end,
+        busy=not free and not declined and start < end,
+        ical_uid=item.get("iCalUID"),
+        title=str(item.get("summary") or ""),
+        attendees=tuple(
+            str(attendee["email"]).lower()
+            for attendee in attendees
+            if attendee.get("email") and not attendee.get("self") and not attendee.get("resource")
+        ),
+        organizer_self=bool(organizer.get("self")) if isinstance(organizer, dict) else True,
+        all_day="date" in item.get("start", {}),
+        free=free,
+        declined=declined,
+        app=_app_mark(item),
+        special=_SPECIAL_EVENT_TYPES.get(str(item.get("eventType", "default"))),
+        series_id=item.get("recurringEventId"),
     )
-    busy = item.get("transparency", "opaque") != "transparent" and not declined and start < end
-    return CalendarEvent(event_id=str(item["id"]), start=start, end=end, busy=busy, ical_uid=item.get("iCalUID"))
+
+
+def _app_mark(item: dict[str, Any]) -> AppMark | None:
+    """Who marked the event, by the signals Google shows (it has no "made by app" field).
+
+    Our private property marks a booking's event. ``source`` is set by the app that made an
+    event (only its maker sees it), private properties are what apps keep on their own events,
+    and Gmail and Contacts make events of their own kinds.
+    """
+    extended = item.get("extendedProperties")
+    private = extended.get("private") if isinstance(extended, dict) else None
+    private = private if isinstance(private, dict) else {}
+    if private.get(BOOKING_PROPERTY):
+        return AppMark(ours=True, what="Kokous's booking key")
+    source = item.get("source")
+    if isinstance(source, dict) and (source.get("title") or source.get("url")):
+        return AppMark(ours=False, what=f"its source is {source.get('title') or source.get('url')}")
+    if private:
+        return AppMark(ours=False, what="another app's private properties")
+    maker = _APP_EVENT_TYPES.get(str(item.get("eventType", "default")))
+    return AppMark(ours=False, what=maker) if maker else None
 
 
 def _event_time(value: dict[str, Any], zone: ZoneInfo) -> datetime:

@@ -49,6 +49,7 @@ import requests
 from msal.exceptions import MsalServiceError
 
 from providers.base import (
+    AppMark,
     AuthorizationStart,
     BusyBlock,
     CalendarAccess,
@@ -376,14 +377,33 @@ def _is_busy(event: Json) -> bool:
 
 
 def _calendar_event(item: Json) -> CalendarEvent:
-    """A delta item as we keep it; an event the mailbox declined does not block its time."""
+    """A delta item as we keep it; an event the mailbox declined does not block its time.
+
+    Graph has no "made by app" field: an app that writes events sets ``transactionId`` (ours
+    does, for idempotent creates), and Graph shows it only when one was set. Which app set it
+    Graph does not say.
+    """
     declined = (item.get("responseStatus") or {}).get("response") == "declined"
+    transaction_id = item.get("transactionId")
     return CalendarEvent(
         event_id=str(item["id"]),
         start=_graph_time(item["start"]),
         end=_graph_time(item["end"]),
         busy=_is_busy(item) and not declined,
         ical_uid=item.get("iCalUId"),
+        title=str(item.get("subject") or ""),
+        attendees=tuple(
+            str(attendee["emailAddress"]["address"]).lower()
+            for attendee in item.get("attendees") or []
+            if attendee.get("type") != "resource" and (attendee.get("emailAddress") or {}).get("address")
+        ),
+        organizer_self=bool(item.get("isOrganizer", True)),
+        all_day=bool(item.get("isAllDay")),
+        free=item.get("showAs") == "free",
+        declined=declined,
+        cancelled=bool(item.get("isCancelled")),
+        app=AppMark(ours=None, what="an app set its transactionId") if transaction_id else None,
+        series_id=item.get("seriesMasterId"),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -27,3 +27,5 @@ class RequestContext:
     connection_params: dict[str, Any] | None = None
     # Set when the answer may be cached: resolvers record what it depends on.
     answer_scope: AnswerScope | None = None
+    # The request's batch loaders by name (``resolvers/crm_loaders.py``): a list's items share one query.
+    loaders: dict[str, Any] = field(default_factory=dict)

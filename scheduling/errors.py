@@ -100,6 +100,14 @@ class ConnectionFailed:
     reason: ConnectionFailure
 
 
+@dataclass(frozen=True)
+class ContactExists:
+    """The owner has a contact with this email already; ``contact_id`` names it."""
+
+    message: str
+    contact_id: uuid.UUID
+
+
 Expected = (
     NotFound
     | InvalidInput
@@ -114,6 +122,7 @@ Expected = (
     | ConnectionLimitReached
     | ConnectionFailed
     | RateLimited
+    | ContactExists
 )
 
 

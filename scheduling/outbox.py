@@ -46,6 +46,12 @@ EMAIL_OWNER_MOVED_OUTSIDE_RULES = "email.owner_moved_outside_rules"
 EMAIL_OWNER_MOVE_NOT_FOLLOWED = "email.owner_move_not_followed"
 # The owner deleted or moved a booking's event in their calendar: the booking follows.
 BOOKING_FOLLOW_CALENDAR = "booking.follow_calendar"
+# A meeting the owner made on a contact, with calendar sync on: its event and the invitation.
+MEETING_CREATE_EVENT = "meeting.create_event"
+MEETING_UPDATE_EVENT = "meeting.update_event"
+MEETING_DELETE_EVENT = "meeting.delete_event"
+# What one row is about: rows about the same booking or meeting run in the order they were made.
+SUBJECT_KEYS = ("booking_id", "meeting_id")
 
 LEASE = timedelta(seconds=10)
 RENEW_EVERY = LEASE / 3  # leaves two renewals' slack for a slow database write
@@ -67,6 +73,11 @@ def kinds_for_new_booking(*, confirmed: bool) -> tuple[str, ...]:
     if confirmed:
         return (CALENDAR_CREATE_EVENT, EMAIL_BOOKING_CONFIRMED, EMAIL_OWNER_NEW_BOOKING)
     return (EMAIL_REQUEST_RECEIVED, EMAIL_OWNER_NEW_REQUEST)
+
+
+def subject_of(message: OutboxMessage) -> object:
+    """The booking or meeting a row is about (its own id when it names neither)."""
+    return next((message.payload[key] for key in SUBJECT_KEYS if key in message.payload), message.id)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -123,15 +134,15 @@ class OutboxWorker:
         claimed = await self._claim()
         if not claimed:
             return 0
-        # Rows of one booking in order (create before cancel); different bookings side by side,
-        # so a slow calendar provider does not hold back everyone's emails.
-        by_booking: dict[object, list[OutboxMessage]] = {}
+        # Rows of one booking (or meeting) in order (create before cancel); different ones side by
+        # side, so a slow calendar provider does not hold back everyone's emails.
+        by_subject: dict[object, list[OutboxMessage]] = {}
         for message in claimed:
-            by_booking.setdefault(message.payload.get("booking_id", message.id), []).append(message)
+            by_subject.setdefault(subject_of(message), []).append(message)
         finished = asyncio.Event()
         keeper = asyncio.create_task(self._keep_leased(claimed, finished))
         try:
-            await run_all(self._process_in_order(messages) for messages in by_booking.values())
+            await run_all(self._process_in_order(messages) for messages in by_subject.values())
         finally:
             finished.set()  # not cancel(): a renewal under way completes its transaction first
             await asyncio.wait([keeper])

@@ -24,6 +24,12 @@ from scheduling.calendars.status import InactiveNotices
 from scheduling.calendars.vault import CredentialVault
 from scheduling.calendars.writes import CalendarWrites
 from scheduling.clock import Clock
+from scheduling.crm.contacts import ContactService
+from scheduling.crm.import_log import ImportLog
+from scheduling.crm.imports import import_events
+from scheduling.crm.meeting_writes import MeetingWrites
+from scheduling.crm.meetings import MeetingService
+from scheduling.crm.tasks import TaskService
 from scheduling.events import EventBus
 from scheduling.limits import AbuseLimits
 from scheduling.live.answer_cache import AnswerCache
@@ -58,6 +64,10 @@ class Services:
     busy_sync: BusySync
     busy_check: BusyCheck
     limits: AbuseLimits
+    contacts: ContactService
+    meetings: MeetingService
+    tasks: TaskService
+    calendar_imports: ImportLog
     clock: Clock
 
     @classmethod
@@ -91,7 +101,11 @@ class Services:
             db=db, vault=CredentialVault(secret_keys), clients=ProviderClients(providers), bus=bus, clock=clock
         )
         busy_sync = BusySync(
-            access=access, bus=bus, clock=clock, channels=PushChannels(db=db, clock=clock, address=push_address)
+            access=access,
+            bus=bus,
+            clock=clock,
+            channels=PushChannels(db=db, clock=clock, address=push_address),
+            on_round=import_events,  # calendar sync: the same rounds log the owner's meetings
         )
         busy_check = BusyCheck(access=access, clock=clock)
         # The outbox runs the handlers, and the handlers' services wake the outbox: each side
@@ -104,6 +118,7 @@ class Services:
         handlers = {
             **emails.handlers(),
             **CalendarWrites(access=access, clock=clock).handlers(),
+            **MeetingWrites(access=access).handlers(),
             **notices.handlers(),
             outbox.BOOKING_FOLLOW_CALENDAR: lambda payload: lifecycle.follow_calendar(payload),
         }
@@ -141,5 +156,9 @@ class Services:
             busy_sync=busy_sync,
             busy_check=busy_check,
             limits=limits,
+            contacts=ContactService(db=db, clock=clock),
+            meetings=MeetingService(db=db, clock=clock, wake_outbox=worker.wake),
+            tasks=TaskService(db=db, clock=clock),
+            calendar_imports=ImportLog(db=db),
             clock=clock,
         )

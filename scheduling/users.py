@@ -11,6 +11,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from common.values import Seat
 from db.engine import Database
 from db.models import ApiToken, SchedulingPage, User
 from scheduling import api_tokens, validation
@@ -186,6 +187,16 @@ class UserService:
     async def find_by_email(self, email: str) -> User | None:
         async with self._db.session() as session:
             return (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
+
+    async def set_seat(self, user_id: uuid.UUID, seat: Seat) -> User | NotFound:
+        """The owner's seat (set by the operator): task sync needs a paid one."""
+        async with self._db.transaction() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return NotFound(message="user not found")
+            user.seat = seat
+            session.add(user)
+        return user
 
     async def update_settings(self, user_id: uuid.UUID, change: SettingsChange) -> User | InvalidInput | NotFound:
         try:

@@ -10,10 +10,22 @@ from common.values import (
     CalendarStatus,
     ConnectionFailure,
     FormFieldKind,
+    MeetingSource,
     PageStatus,
+    Seat,
     Weekday,
 )
 
-ENUMS = (CalendarProvider, CalendarStatus, PageStatus, BookingStatus, Weekday, FormFieldKind, ConnectionFailure)
+ENUMS = (
+    CalendarProvider,
+    CalendarStatus,
+    PageStatus,
+    BookingStatus,
+    Weekday,
+    FormFieldKind,
+    ConnectionFailure,
+    Seat,
+    MeetingSource,
+)
 for _enum in ENUMS:
     strawberry.enum(_enum)

@@ -108,6 +108,13 @@ class CalendarConnectionFailedError(Error):
     reason: ConnectionFailure
 
 
+@strawberry.type(
+    name="ContactExists", description="You have a contact with this email address already; `contactId` names it."
+)
+class ContactExistsError(Error):
+    contact_id: strawberry.ID
+
+
 _TABLE: dict[type[Any], Callable[[Any], Error]] = {
     domain.NotFound: lambda error: NotFoundError(message=error.message),
     domain.InvalidInput: lambda error: InvalidInputError(message=error.message, field=error.field),
@@ -132,6 +139,9 @@ _TABLE: dict[type[Any], Callable[[Any], Error]] = {
     ),
     domain.ConnectionLimitReached: lambda error: ConnectionLimitReachedError(message=error.message),
     domain.ConnectionFailed: lambda error: CalendarConnectionFailedError(message=error.message, reason=error.reason),
+    domain.ContactExists: lambda error: ContactExistsError(
+        message=error.message, contact_id=strawberry.ID(str(error.contact_id))
+    ),
 }
 
 
@@ -163,6 +173,8 @@ def error_from_domain(error: domain.ProviderNotConfigured) -> ProviderNotConfigu
 def error_from_domain(error: domain.ConnectionLimitReached) -> ConnectionLimitReachedError: ...
 @overload
 def error_from_domain(error: domain.ConnectionFailed) -> CalendarConnectionFailedError: ...
+@overload
+def error_from_domain(error: domain.ContactExists) -> ContactExistsError: ...
 def error_from_domain(error: domain.Expected) -> Error:
     """The GraphQL type of a domain failure, with its fields (alternatives in the invitee's zone)."""
     return _TABLE[type(error)](error)
@@ -183,4 +195,5 @@ ERROR_TYPES: tuple[type[Error], ...] = (
     ProviderNotConfiguredError,
     ConnectionLimitReachedError,
     CalendarConnectionFailedError,
+    ContactExistsError,
 )

@@ -15,6 +15,7 @@ from scheduling.calendars.directory import ConnectionView
 from scheduling.pages.service import Deleted, PageResult, PageView
 from schema.booking_mutations import BookingMutation
 from schema.connection_mutations import ConnectionMutation
+from schema.crm_mutations import CrmMutation
 from schema.errors import InvalidInputError, NotFoundError, SlugTakenError, error_from_domain
 from schema.inputs import CalendarConnectionSettingsInput, SchedulingPageInput, UserSettingsInput
 from schema.types import (
@@ -23,6 +24,7 @@ from schema.types import (
     CreatedApiTokenType,
     Ctx,
     DeletedType,
+    DeleteResult,
     SchedulingPageType,
     UserType,
 )
@@ -35,7 +37,6 @@ CalendarConnectionResult = Annotated[
     CalendarConnectionType | NotFoundError, strawberry.union("CalendarConnectionResult")
 ]
 RevokeApiTokenResult = Annotated[ApiTokenType | NotFoundError, strawberry.union("RevokeApiTokenResult")]
-DeleteResult = Annotated[DeletedType | NotFoundError, strawberry.union("DeleteResult")]
 
 
 def _page_result(result: PageResult) -> SchedulingPageResult:
@@ -43,7 +44,7 @@ def _page_result(result: PageResult) -> SchedulingPageResult:
 
 
 @strawberry.type
-class Mutation(BookingMutation, ConnectionMutation):
+class Mutation(BookingMutation, ConnectionMutation, CrmMutation):
     @strawberry.mutation
     async def update_user_settings(self, info: Ctx, input: UserSettingsInput) -> UserType:
         change = input.to_change()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
-from common.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Weekday
+from common.values import BookingStatus, CalendarProvider, CalendarStatus, FormFieldKind, PageStatus, Seat, Weekday
 from db.models import ApiToken as ApiTokenRow
 from db.models import Calendar as CalendarRow
 from db.models import Domain as DomainRow
 from db.models import User as UserRow
+from resolvers import crm as crm_resolvers
 from resolvers import pages as page_resolvers
 from resolvers import slots as slot_resolvers
 from resolvers import users as user_resolvers
@@ -23,6 +24,8 @@ from scheduling.live.feeds import SlotWindow
 from scheduling.pages.service import PageView
 from schema import enums as _enums  # noqa: F401  (registers the enums)
 from schema.booking_types import BookingType
+from schema.crm_types import CalendarImportType, ContactType, TaskType
+from schema.errors import NotFoundError
 from schema.scalars import DateTime
 from schema.slot_types import SlotList
 
@@ -302,6 +305,9 @@ class DeletedType:
     id: strawberry.ID
 
 
+DeleteResult = Annotated[DeletedType | NotFoundError, strawberry.union("DeleteResult")]
+
+
 @strawberry.type(name="User")
 class UserType:
     id: strawberry.ID
@@ -311,6 +317,7 @@ class UserType:
     personal_email_access: bool
     hide_from_search_engines: bool
     meetings_link_base: str
+    seat: Seat = strawberry.field(description="Your seat: task sync into your calendar needs a paid one.")
     _row: strawberry.Private[UserRow]
 
     @classmethod
@@ -323,6 +330,7 @@ class UserType:
             personal_email_access=row.personal_email_access,
             hide_from_search_engines=row.hide_from_search_engines,
             meetings_link_base=row.meetings_link_base or link_base,
+            seat=Seat(row.seat),
             _row=row,
         )
 
@@ -354,3 +362,26 @@ class UserType:
     async def bookings(self, info: Ctx, status: BookingStatus | None = None) -> list[BookingType]:
         rows = await user_resolvers.bookings(info.context, self._row, status)
         return [BookingType.from_row(row, info.context) for row in rows]
+
+    @strawberry.field(
+        description="Your contacts, by email. `search` keeps those whose email or name holds it, ignoring case."
+    )
+    async def contacts(self, info: Ctx, search: str | None = None) -> list[ContactType]:
+        return [ContactType.from_row(row) for row in await crm_resolvers.contacts(info.context, self._row, search)]
+
+    @strawberry.field(description="Your contact with this email address (in any case), or null.")
+    async def contact(self, info: Ctx, email: str) -> ContactType | None:
+        row = await crm_resolvers.contact_by_email(info.context, self._row, email)
+        return None if row is None else ContactType.from_row(row)
+
+    @strawberry.field(description="Your tasks: open ones first, then by due time (those without one last).")
+    async def tasks(self, info: Ctx) -> list[TaskType]:
+        return [TaskType.from_row(row) for row in await crm_resolvers.tasks(info.context, self._row)]
+
+    @strawberry.field(
+        description="What calendar sync decided about the events in your calendar, newest first: the `last` "
+        "decisions (default 50, at most 200)."
+    )
+    async def calendar_imports(self, info: Ctx, last: int | None = None) -> list[CalendarImportType]:
+        rows = await crm_resolvers.calendar_imports(info.context, self._row, last)
+        return [CalendarImportType.from_row(row) for row in rows]

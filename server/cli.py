@@ -1,5 +1,5 @@
-"""The ``kokous`` command: serve, migrate, users create, tokens list/revoke, domains add, demo,
-secrets rotate."""
+"""The ``kokous`` command: serve, migrate, users create/set-seat, tokens list/revoke, domains add,
+demo, secrets rotate."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from common.values import Seat
 from db.engine import Database
 from db.migrate import DatabaseNotMigrated, ensure_migrated, migrate
 from db.models import User
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="")
     create.add_argument("--timezone", default="UTC")
+    seat = users.add_parser("set-seat", help="set an owner's seat (task sync needs a paid one)")
+    seat.add_argument("--email", required=True)
+    seat.add_argument("--seat", required=True, choices=[value.value for value in Seat])
     tokens = commands.add_parser("tokens", help="an owner's bearer tokens").add_subparsers(dest="action", required=True)
     listing = tokens.add_parser("list", help="list an owner's unrevoked tokens (never their secrets)")
     listing.add_argument("--email", required=True)
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("database migrated", extra={"url": _safe_url(settings.database_url)})
             return 0
         if args.command == "users":
+            if args.action == "set-seat":
+                return asyncio.run(_with_services(settings, lambda s: _set_seat(s, args.email, Seat(args.seat))))
             return asyncio.run(
                 _with_services(settings, lambda s: _create_user(s, args.email, args.name, args.timezone))
             )
@@ -163,6 +169,15 @@ async def _owner(services: Services, email: str) -> User:
     if user is None:
         raise CommandFailed(f"no owner with email {email.strip().lower()}")
     return user
+
+
+async def _set_seat(services: Services, email: str, seat: Seat) -> int:
+    user = await _owner(services, email)
+    result = await services.users.set_seat(user.id, seat)
+    if isinstance(result, NotFound):
+        raise CommandFailed(f"no owner with email {user.email}")
+    _out(f"{result.email} now has the {result.seat} seat")
+    return 0
 
 
 def _when(value: datetime | None) -> str:

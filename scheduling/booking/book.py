@@ -28,12 +28,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from common.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 from db.engine import Database
 from db.faults import retry_once_if_lost
-from db.models import Booking, Calendar, CalendarConnection, Contact, OutboxMessage, SchedulingPage, User
+from db.models import Booking, Calendar, CalendarConnection, OutboxMessage, SchedulingPage, User
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
 from scheduling.calendars.busy_check import BusyCheck, Verdict
 from scheduling.calendars.status import InactiveNotices
 from scheduling.clock import Clock
+from scheduling.crm.contacts import record_booker
 from scheduling.engine import Interval, nearest_free
 from scheduling.errors import (
     CalendarInactive,
@@ -441,15 +442,8 @@ async def retire_expired_requests(
 async def upsert_contact(
     session: AsyncSession, owner_id: uuid.UUID, checked: CheckedBooking, now: datetime
 ) -> uuid.UUID:
-    """The person who booked becomes (or updates) a contact of the owner."""
-    contact = (
-        await session.exec(select(Contact).where(Contact.owner_id == owner_id, Contact.email == checked.invitee_email))
-    ).first()
-    if contact is None:
-        contact = Contact(owner_id=owner_id, email=checked.invitee_email, created_at=now)
-    contact.name = checked.invitee_name
-    contact.properties = {**contact.properties, **checked.answers}
-    contact.updated_at = now
-    session.add(contact)
-    await session.flush()
-    return contact.id
+    """The person who booked or asked becomes a contact of the owner, or fills in what an
+    existing one lacks: what the owner recorded is kept (``crm.contacts.record_booker``)."""
+    return await record_booker(
+        session, owner_id, email=checked.invitee_email, name=checked.invitee_name, answers=checked.answers, now=now
+    )

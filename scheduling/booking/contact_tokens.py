@@ -35,8 +35,9 @@ def contact_token(signer: Signer, booking: Booking, now: datetime) -> str | None
 
 
 async def prefill(db: Database, signer: Signer, token: str, owner_id: uuid.UUID, now: datetime) -> Prefill | None:
-    """The contact's last answers, when the token is genuine and names a contact of this page's
-    owner (a token from another owner's page reveals nothing here)."""
+    """The contact's last name, email and answers as they typed them, when the token is genuine
+    and names a contact of this page's owner (a token from another owner's page reveals nothing
+    here)."""
     subject = signer.verify(CONTACT_PURPOSE, token, now)
     try:
         contact_id = uuid.UUID(hex=subject or "")
@@ -54,5 +55,7 @@ async def prefill(db: Database, signer: Signer, token: str, owner_id: uuid.UUID,
                 .limit(1)
             )
         ).first()
-    answers = dict(last.answers) if last is not None else {}
-    return Prefill(name=contact.name, email=contact.email, answers=answers)
+    if last is None:
+        return None
+    # What the visitor typed, never what the owner recorded on the contact.
+    return Prefill(name=last.invitee_name, email=last.invitee_email, answers=dict(last.answers))

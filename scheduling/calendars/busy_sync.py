@@ -2,7 +2,8 @@
 
 A connection's integrated calendars are read for a window that covers every page's horizon:
 where the provider can say what changed (``IncrementalSync``), round by round from their events
-(``event_sync``: only changes are fetched and applied); otherwise in one free/busy call whose
+(``event_sync``: only changes are fetched and applied, and each stored round's events go on to
+``on_round``, calendar sync's meetings on contacts); otherwise in one free/busy call whose
 answer replaces the cached intervals. The range each calendar holds is stored with it, and the
 owner's ``AvailabilityChanged`` is published when answers may differ. A
 failed fetch is recorded on the calendars, so answers can say some times may be missing. In the
@@ -37,7 +38,7 @@ from providers.errors import (
 from scheduling.calendars.access import ProviderAccess
 from scheduling.calendars.channels import Lifecycle, Notice, PushChannels
 from scheduling.calendars.clients import SHARED_QUOTA_PROVIDERS
-from scheduling.calendars.event_sync import sync_calendar
+from scheduling.calendars.event_sync import RoundHook, sync_calendar
 from scheduling.calendars.vault import CredentialsUnreadable
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
@@ -61,6 +62,7 @@ class BusySync:
         bus: EventBus,
         clock: Clock,
         channels: PushChannels,
+        on_round: RoundHook,
         interval: timedelta = timedelta(minutes=5),
         incremental_interval: timedelta = timedelta(minutes=1),
         pushed_interval: timedelta = timedelta(hours=6),
@@ -79,6 +81,7 @@ class BusySync:
         # safety net (and to renew channels well before they end).
         self._pushed_interval = pushed_interval
         self.channels = channels
+        self._on_round = on_round  # each stored round's events go on to calendar sync (meetings)
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}  # pushed syncs under way
         self._again: set[uuid.UUID] = set()  # connections notified again while their sync ran
         self._filling: dict[uuid.UUID, asyncio.Future[bool]] = {}  # fetches visitors wait on
@@ -171,7 +174,9 @@ class BusySync:
         changed, synced, failed = False, [], False
         for calendar in calendars:
             try:
-                done = await sync_calendar(self._db, client, calendar, start=window[0], end=window[1], now=now)
+                done = await sync_calendar(
+                    self._db, client, calendar, start=window[0], end=window[1], now=now, on_round=self._on_round
+                )
                 changed |= done.changed
                 self.rounds["full" if done.full else "incremental"] += 1
             except (ProviderAuthError, ProviderRateLimited):

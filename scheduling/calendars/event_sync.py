@@ -5,13 +5,19 @@ round lists the events of a window and keeps the provider's sync token; each lat
 only for the changes since and applies them to the events' rows; a token the provider forgot
 means a full round again. A full round's window reaches ``SLACK`` beyond what the pages need,
 so cheap incremental rounds serve for weeks before the window has to move on.
+
+The same events feed calendar sync (meetings on the owner's contacts): a stored round hands
+them to ``RoundHook`` inside its own transaction, so a round that another one superseded
+imports nothing either, and a notification's round logs its meetings when it stores busy time.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, delete, func, update
 from sqlmodel import col, select
@@ -24,8 +30,25 @@ from providers.base import CalendarEvent, EventChanges, IncrementalSync
 from providers.errors import SyncTokenExpired
 from scheduling import outbox
 
+logger = logging.getLogger(__name__)
+
 SLACK = timedelta(days=14)
 _IDS_PER_STATEMENT = 500  # bound parameters per DELETE, well under every driver's limit
+
+
+class RoundHook(Protocol):
+    """What else a stored round feeds, in the round's transaction: every event it read (a full
+    round: the whole ``window``), and the ids it says were deleted."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        calendar: Calendar,
+        changes: EventChanges,
+        *,
+        window: tuple[datetime, datetime],
+        now: datetime,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,9 +60,17 @@ class Round:
 
 
 async def sync_calendar(
-    db: Database, client: IncrementalSync, calendar: Calendar, *, start: datetime, end: datetime, now: datetime
+    db: Database,
+    client: IncrementalSync,
+    calendar: Calendar,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    on_round: RoundHook | None = None,
 ) -> Round:
-    """One round for ``calendar`` so its busy time covers [start, end)."""
+    """One round for ``calendar`` so its busy time covers [start, end); ``on_round`` gets the
+    round's events too (None: busy time alone)."""
     # Bookings whose event was in place before the provider is asked: a full answer must list
     # them, so one it leaves out was deleted by the owner (not written after the listing).
     written = await _written_bookings(db, calendar.id, since=start)
@@ -57,7 +88,7 @@ async def sync_calendar(
             if changes.full or not written.unseen - named:
                 window = (covered[0], covered[1])
                 changed = await _apply(
-                    db, calendar.id, changes, window, now, since=calendar.sync_token, written=written
+                    db, calendar, changes, window, now, since=calendar.sync_token, written=written, on_round=on_round
                 )
                 return Round(changed, changes.full)
             # An event of ours that no round has named, and this one does not either: made and
@@ -65,7 +96,10 @@ async def sync_calendar(
             # round tells whether it is still there.
     window = (start, end + SLACK)
     changes = await client.list_changes(calendar.external_id, sync_token=None, start=window[0], end=window[1])
-    return Round(await _apply(db, calendar.id, changes, window, now, since=calendar.sync_token, written=written), True)
+    stored = await _apply(
+        db, calendar, changes, window, now, since=calendar.sync_token, written=written, on_round=on_round
+    )
+    return Round(stored, True)
 
 
 @dataclass(frozen=True)
@@ -106,13 +140,14 @@ class _Superseded(Exception):
 
 async def _apply(
     db: Database,
-    calendar_id: uuid.UUID,
+    calendar: Calendar,
     changes: EventChanges,
     window: tuple[datetime, datetime],
     now: datetime,
     *,
     since: str | None,
     written: _Written,
+    on_round: RoundHook | None,
 ) -> bool:
     """Store a round: a full one replaces the calendar's rows, an incremental one only the rows
     of the events it names. Busy events outside the window are not kept (nothing asks there).
@@ -122,21 +157,23 @@ async def _apply(
     not put back what a newer one replaced. The later round is then simply dropped.
     """
     try:
-        return await _store_round(db, calendar_id, changes, window, now, since=since, written=written)
+        return await _store_round(db, calendar, changes, window, now, since=since, written=written, on_round=on_round)
     except _Superseded:
         return False
 
 
 async def _store_round(
     db: Database,
-    calendar_id: uuid.UUID,
+    calendar: Calendar,
     changes: EventChanges,
     window: tuple[datetime, datetime],
     now: datetime,
     *,
     since: str | None,
     written: _Written,
+    on_round: RoundHook | None,
 ) -> bool:
+    calendar_id = calendar.id
     kept = [
         BusyInterval(
             calendar_id=calendar_id, start_at=event.start, end_at=event.end, external_id=event.event_id, updated_at=now
@@ -185,7 +222,27 @@ async def _store_round(
             changed = bool(removed or kept)
         session.add_all(kept)
         await _follow_own_events(session, calendar_id, changes, now, window=window, written=written)
+        if on_round is not None:
+            await _feed(on_round, session, calendar, changes, window=window, now=now)
     return changed
+
+
+async def _feed(
+    on_round: RoundHook,
+    session: AsyncSession,
+    calendar: Calendar,
+    changes: EventChanges,
+    *,
+    window: tuple[datetime, datetime],
+    now: datetime,
+) -> None:
+    """Run the hook in a savepoint: its failure (a bug) is logged and undone, and busy time is
+    stored all the same."""
+    try:
+        async with session.begin_nested():
+            await on_round(session, calendar, changes, window=window, now=now)
+    except Exception:
+        logger.exception("calendar %s: the round's events were not imported", calendar.id)
 
 
 async def _follow_own_events(

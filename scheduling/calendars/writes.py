@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlmodel import col, select
@@ -21,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarStatus, CalendarWrite
 from db.models import Booking, Calendar, CalendarConnection, SchedulingPage, User
-from providers.base import Attendee, CalendarClient, EventDraft
+from providers.base import Attendee, CalendarClient, EventDraft, WrittenEvent
 from providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -95,16 +96,12 @@ class CalendarWrites:
     async def _write_new(self, target: _Target) -> str | None:
         """Create the event; its id, or None when nothing (any more) stands for the booking."""
         draft = event_for(target.booking, target.page, target.owner)
-        calendar_id = target.calendar.external_id
-        written = await self._call(target, lambda client: client.create_event(calendar_id, draft))
-        if written is None:
-            return None
-        if not await self._done(target.booking.id, target.calendar.id, written.event_id, (draft.start, draft.end)):
-            # Cancelled while the event was being written: its delete may have run already (on
-            # another worker) and found no event to delete, so this one goes now.
-            await self._call(target, lambda client: client.delete_event(calendar_id, written.event_id))
-            return None
-        return written.event_id
+        return await write_new_event(
+            partial(self._call, target),
+            target.calendar.external_id,
+            draft,
+            lambda event_id: self._done(target.booking.id, target.calendar.id, event_id, (draft.start, draft.end)),
+        )
 
     async def _update(self, payload: dict[str, Any]) -> None:
         target = await self._target(payload)
@@ -136,17 +133,9 @@ class CalendarWrites:
 
     async def _call(self, target: _Target, operation: Callable[[CalendarClient], Awaitable[T]]) -> T | None:
         """Run one provider operation; retryable failures raise ``RetryLater``, final ones are recorded."""
-        try:
-            async with self._access.client(target.connection) as client:
-                return await operation(client)
-        except (ProviderUnavailable, ProviderRateLimited) as exc:
-            after = getattr(exc, "retry_after", None)
-            raise RetryLater(exc.message, after=timedelta(seconds=after) if after else None) from exc
-        except ProviderAuthError as exc:
-            await self._failed(target.booking.id, f"the calendar lost access: {exc.message}")
-        except ProviderError as exc:
-            await self._failed(target.booking.id, exc.message)
-        return None
+        return await call_for_outbox(
+            self._access, target.connection, operation, partial(self._failed, target.booking.id)
+        )
 
     async def _target(self, payload: dict[str, Any], *, for_delete: bool = False) -> _Target | None:
         """The booking and where its event goes: the calendar it was written to, else the primary."""
@@ -204,17 +193,78 @@ class CalendarWrites:
             session.add(booking)
 
 
+async def call_for_outbox(
+    access: ProviderAccess,
+    connection: CalendarConnection,
+    operation: Callable[[CalendarClient], Awaitable[T]],
+    failed: Callable[[str], Awaitable[None]],
+) -> T | None:
+    """One provider operation of an outbox row. An outage or a rate limit raises ``RetryLater``
+    (the row is tried again with backoff); a final failure is handed to ``failed`` with its
+    reason, and the answer is None."""
+    try:
+        async with access.client(connection) as client:
+            return await operation(client)
+    except (ProviderUnavailable, ProviderRateLimited) as exc:
+        after = getattr(exc, "retry_after", None)
+        raise RetryLater(exc.message, after=timedelta(seconds=after) if after else None) from exc
+    except ProviderAuthError as exc:
+        await failed(f"the calendar lost access: {exc.message}")
+    except ProviderError as exc:
+        await failed(exc.message)
+    return None
+
+
+async def write_new_event(
+    call: Callable[[Callable[[CalendarClient], Awaitable[Any]]], Awaitable[Any]],
+    calendar_id: str,
+    draft: EventDraft,
+    record: Callable[[str], Awaitable[bool]],
+) -> str | None:
+    """Create an event through ``call`` and ``record`` it: its id, or None when it could not be
+    written or ``record`` found nothing standing for it any more. Then the event goes again: what
+    it stood for was cancelled while it was written, and that cancellation's delete may have run
+    already (on another worker) and found no event to delete."""
+    written: WrittenEvent | None = await call(lambda client: client.create_event(calendar_id, draft))
+    if written is None:
+        return None
+    if not await record(written.event_id):
+        await call(lambda client: client.delete_event(calendar_id, written.event_id))
+        return None
+    return written.event_id
+
+
+# Calendars the owner may write events to (the providers' access roles, as stored).
+WRITABLE_ROLES = ("owner", "writer")
+
+
 async def primary_calendar(session: AsyncSession, owner_id: uuid.UUID) -> Calendar | None:
     """Bookings go to the primary calendar of a connection that takes bookings."""
+    return await _first_primary(session, owner_id, col(CalendarConnection.scheduling_pages).is_(True))
+
+
+async def calendar_sync_calendar(session: AsyncSession, owner_id: uuid.UUID) -> Calendar | None:
+    """The owner's own meetings go to the primary calendar of a connection with calendar sync
+    on, when it can be written; None means calendar sync does not reach a calendar."""
+    return await _first_primary(
+        session,
+        owner_id,
+        col(CalendarConnection.calendar_sync).is_(True),
+        col(Calendar.access_role).in_(WRITABLE_ROLES),
+    )
+
+
+async def _first_primary(session: AsyncSession, owner_id: uuid.UUID, *conditions: Any) -> Calendar | None:
+    """The owner's active primary calendar of a connected account meeting ``conditions``."""
     statement = (
         select(Calendar)
         .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
         .where(
             col(CalendarConnection.user_id) == owner_id,
-            col(CalendarConnection.scheduling_pages).is_(True),
             col(CalendarConnection.credentials).is_not(None),
             col(Calendar.is_primary).is_(True),
             col(Calendar.status) == CalendarStatus.ACTIVE,
+            *conditions,
         )
         .order_by(col(CalendarConnection.purpose) != "MEETINGS", col(CalendarConnection.created_at))
         .limit(1)

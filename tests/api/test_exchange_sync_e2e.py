@@ -127,7 +127,8 @@ async def test_a_forgotten_sync_state_means_one_full_round_and_nothing_lost(
     exchange.clear_requests()
     await refresh(server, connection_id)
 
-    assert exchange.operation_counts() == {"SyncFolderItems": 2, "FindItem": 1}  # refused, then a full round
+    # refused, then a full round (its items' attendees read with GetItem)
+    assert exchange.operation_counts() == {"SyncFolderItems": 2, "FindItem": 1, "GetItem": 1}
     free = (await slots_on(server, 1)).starts
     assert not {at(1, 10), at(1, 14)} & set(free)
     assert at(1, 12) in free

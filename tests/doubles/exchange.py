@@ -5,7 +5,10 @@ FindItem with a CalendarView or a restriction on an extended property, GetItem, 
 DeleteItem, SyncFolderItems, Subscribe with a push subscription request, and autodiscover's GetUserSettings),
 puts ``t:ServerVersionInfo`` in every SOAP header, refuses a requested schema newer than the simulated server
 with ``ErrorInvalidServerVersion``, and checks HTTP Basic credentials (401 with ``WWW-Authenticate: Basic``
-otherwise). Items keep aware datetimes and go out in UTC (``...Z``), as EWS sends them.
+otherwise). Items keep aware datetimes and go out in UTC (``...Z``), as EWS sends them. An item holds only
+the fields asked for (an ItemShape's AdditionalProperties), attendees and the organizer among them
+(``add_meeting``: required and optional attendees, someone else's invitation with MyResponseType, all-day
+items with their StartTimeZone and EndTimeZone).
 
 A recurring series is one stored item (``RecurringMaster``); a CalendarView expands it into occurrences
 with ids of their own (``Occurrence``) and never shows the master, as EWS does. Every change to an item
@@ -52,7 +55,7 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -183,6 +186,11 @@ class CalendarItem:
     location: str = ""
     body: str = ""
     attendees: list[str] = field(default_factory=list)
+    optional: list[str] = field(default_factory=list)  # OptionalAttendees
+    organizer: str = ""  # someone else's invitation: the organizer's address ("" for the mailbox's own)
+    my_response: str = "Organizer"  # MyResponseType: the mailbox's own answer
+    all_day: bool = False  # IsAllDayEvent: then from midnight to midnight in ``zone``
+    zone: str = "UTC"  # StartTimeZone and EndTimeZone, a Windows zone id
     extended: dict[str, str] = field(default_factory=dict)  # PropertyName -> value (PublicStrings)
     invitations: str = ""  # SendMeetingInvitations of the CreateItem that made it
     change_key: int = 1
@@ -398,6 +406,34 @@ class ExchangeDouble(DoubleServer):
             self._new_id("item"), calendar_id or mailbox.calendar_id, subject, start, end, legacy_free_busy
         )
         item.is_cancelled = is_cancelled
+        with self._state:
+            self._store(mailbox, item)
+        return item.item_id
+
+    def add_meeting(
+        self,
+        email: str,
+        start: datetime,
+        end: datetime,
+        *,
+        subject: str = "Meeting",
+        required: Sequence[str] = (),
+        optional: Sequence[str] = (),
+        organizer: str = "",
+        response: str | None = None,
+        all_day: bool = False,
+        zone: str = "UTC",
+        legacy_free_busy: str = "Busy",
+    ) -> str:
+        """A meeting in Outlook on the primary calendar: the mailbox's own, inviting ``required``
+        and ``optional`` attendees, or, with ``organizer``, someone else's invitation answered
+        with ``response`` (a MyResponseType). ``all_day`` takes midnights in ``zone`` (a Windows
+        zone id, its start and end zone). Its item id."""
+        mailbox = self._mailbox(email)
+        item = CalendarItem(self._new_id("item"), mailbox.calendar_id, subject, start, end, legacy_free_busy)
+        item.attendees, item.optional = [a.lower() for a in required], [a.lower() for a in optional]
+        item.organizer, item.all_day, item.zone = organizer, all_day, zone
+        item.my_response = response or ("Organizer" if not organizer else "NoResponseReceived")
         with self._state:
             self._store(mailbox, item)
         return item.item_id
@@ -766,7 +802,9 @@ class ExchangeDouble(DoubleServer):
             except EwsError as error:
                 yield _error("FindItem", error)
                 continue
-            items = "".join(_item_xml(item, fields) for item in sorted(found, key=lambda item: item.start))
+            items = "".join(
+                _item_xml(item, fields, mailbox.email) for item in sorted(found, key=lambda item: item.start)
+            )
             yield _success(
                 "FindItem",
                 f'<m:RootFolder IndexedPagingOffset="{len(found)}" TotalItemsInView="{len(found)}" '
@@ -780,7 +818,7 @@ class ExchangeDouble(DoubleServer):
             if found is None:
                 yield _error("GetItem", _not_found())
                 continue
-            yield _success("GetItem", f"<m:Items>{_item_xml(found[0], fields)}</m:Items>")
+            yield _success("GetItem", f"<m:Items>{_item_xml(found[0], fields, mailbox.email)}</m:Items>")
 
     def _create_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
         target = operation.find(_m("SavedItemFolderId"))
@@ -800,7 +838,7 @@ class ExchangeDouble(DoubleServer):
                 yield _error("CreateItem", error)
                 continue
             self._store(mailbox, item)
-            yield _success("CreateItem", f"<m:Items>{_item_xml(item, set())}</m:Items>")
+            yield _success("CreateItem", f"<m:Items>{_item_xml(item, set(), mailbox.email)}</m:Items>")
 
     def _update_item(self, mailbox: Mailbox, operation: ET.Element) -> Iterator[str]:
         for change in _children(operation, _m("ItemChanges")):
@@ -819,7 +857,7 @@ class ExchangeDouble(DoubleServer):
             self._changed(mailbox, item)
             yield _success(
                 "UpdateItem",
-                f"<m:Items>{_item_xml(item, set())}</m:Items><m:ConflictResults><t:Count>0</t:Count>"
+                f"<m:Items>{_item_xml(item, set(), mailbox.email)}</m:Items><m:ConflictResults><t:Count>0</t:Count>"
                 "</m:ConflictResults>",
             )
 
@@ -1248,7 +1286,7 @@ def _collapse(mailbox: Mailbox, since: SyncPoint) -> list[Change]:
 def _change_xml(mailbox: Mailbox, change: Change, fields: set[str]) -> str:
     if change.kind == "Delete":
         return f'<t:Delete><t:ItemId Id="{change.item_id}"/></t:Delete>'
-    return f"<t:{change.kind}>{_item_xml(mailbox.items[change.item_id], fields)}</t:{change.kind}>"
+    return f"<t:{change.kind}>{_item_xml(mailbox.items[change.item_id], fields, mailbox.email)}</t:{change.kind}>"
 
 
 def _children(parent: ET.Element, tag: str) -> list[ET.Element]:
@@ -1272,8 +1310,9 @@ def _requested_fields(shape: ET.Element | None) -> set[str]:
     return fields
 
 
-def _item_xml(item: CalendarItem, fields: set[str]) -> str:
-    """A t:CalendarItem with its id and the requested fields, in schema order."""
+def _item_xml(item: CalendarItem, fields: set[str], owner: str) -> str:
+    """A t:CalendarItem with its id and the requested fields, in schema order (``owner``: the
+    mailbox's address, the organizer of its own items)."""
 
     def wanted(uri: str) -> bool:
         return "*" in fields or uri in fields
@@ -1294,6 +1333,8 @@ def _item_xml(item: CalendarItem, fields: set[str]) -> str:
         parts.append(f"<t:Start>{_ews_time(item.start)}</t:Start>")
     if wanted("calendar:End"):
         parts.append(f"<t:End>{_ews_time(item.end)}</t:End>")
+    if wanted("calendar:IsAllDayEvent"):
+        parts.append(f"<t:IsAllDayEvent>{str(item.all_day).lower()}</t:IsAllDayEvent>")
     if wanted("calendar:LegacyFreeBusyStatus"):
         parts.append(f"<t:LegacyFreeBusyStatus>{item.legacy_free_busy}</t:LegacyFreeBusyStatus>")
     if wanted("calendar:Location"):
@@ -1302,14 +1343,28 @@ def _item_xml(item: CalendarItem, fields: set[str]) -> str:
         parts.append(f"<t:IsCancelled>{str(item.is_cancelled).lower()}</t:IsCancelled>")
     if wanted("calendar:CalendarItemType"):
         parts.append(f"<t:CalendarItemType>{item.item_type}</t:CalendarItemType>")
-    if wanted("calendar:RequiredAttendees") and item.attendees:
-        attendees = "".join(
-            f"<t:Attendee><t:Mailbox><t:EmailAddress>{escape(email)}</t:EmailAddress>"
-            "<t:RoutingType>SMTP</t:RoutingType></t:Mailbox><t:ResponseType>Unknown</t:ResponseType></t:Attendee>"
-            for email in item.attendees
-        )
-        parts.append(f"<t:RequiredAttendees>{attendees}</t:RequiredAttendees>")
+    if wanted("calendar:MyResponseType"):
+        parts.append(f"<t:MyResponseType>{item.my_response}</t:MyResponseType>")
+    if wanted("calendar:Organizer"):
+        parts.append(f"<t:Organizer>{_mailbox_xml(item.organizer or owner)}</t:Organizer>")
+    for uri, element, emails in (
+        ("calendar:RequiredAttendees", "RequiredAttendees", item.attendees),
+        ("calendar:OptionalAttendees", "OptionalAttendees", item.optional),
+    ):
+        if wanted(uri) and emails:
+            attendees = "".join(
+                f"<t:Attendee>{_mailbox_xml(email)}<t:ResponseType>Unknown</t:ResponseType></t:Attendee>"
+                for email in emails
+            )
+            parts.append(f"<t:{element}>{attendees}</t:{element}>")
+    for uri, element in (("calendar:StartTimeZone", "StartTimeZone"), ("calendar:EndTimeZone", "EndTimeZone")):
+        if wanted(uri):
+            parts.append(f"<t:{element} Id={quoteattr(item.zone)} Name={quoteattr(item.zone)}/>")
     return f"<t:CalendarItem>{''.join(parts)}</t:CalendarItem>"
+
+
+def _mailbox_xml(email: str) -> str:
+    return f"<t:Mailbox><t:EmailAddress>{escape(email)}</t:EmailAddress><t:RoutingType>SMTP</t:RoutingType></t:Mailbox>"
 
 
 def _apply(item: CalendarItem, element: ET.Element) -> None:

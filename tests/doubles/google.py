@@ -24,7 +24,11 @@ with exactly the parameters of the request that gave it (Google: "perform the ex
 request"), and ``singleEvents`` must match the request a sync token came from. Message numbers
 increase but are not consecutive, as Google warns. Events the owner makes in Google's UI
 (``add_busy``, ``add_event``) are listed and notified like any other, but ``events_on`` shows only
-the events written through the API, the ones a test wants to assert.
+the events written through the API, the ones a test wants to assert. Such events carry what Google
+shows on the calendar's copy: ``eventType``, ``organizer`` and ``attendees`` with ``self`` and
+``organizer`` marks, and, for events an app made, its ``source`` or private ``extendedProperties``.
+A series (``add_recurring``) is listed as its instances with ``singleEvents=true`` (each with
+``recurringEventId`` and ``originalStartTime``) and as itself, with its ``recurrence``, without.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import re
 import secrets
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
@@ -64,6 +69,7 @@ WRITE_SCOPES = {EVENTS, FULL}
 FREEBUSY_MAX_SPAN = timedelta(days=90)
 FREEBUSY_MAX_CALENDARS = 50
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
+EVENT_TYPES = ("default", "outOfOffice", "focusTime", "workingLocation", "birthday", "fromGmail")
 TOKEN_LIFETIME = 3599
 EVENTS_PAGE_DEFAULT = 250
 EVENTS_PAGE_MAX = 2500
@@ -296,51 +302,106 @@ class GoogleDouble(DoubleServer):
         declined: bool = False,
         summary: str = "",
         status: str = "confirmed",
+        guests: Sequence[str] = (),
+        organizer: str | None = None,
+        source: Json | None = None,
+        private: dict[str, str] | None = None,
+        event_type: str = "default",
     ) -> str:
-        """The owner adds an event in Google's UI; its id.
+        """The owner adds an event in Google's UI (or an app does, with the owner's grant); its id.
 
         ``all_day`` takes ``start`` and ``end`` as dates (the end date is exclusive, as at Google),
         or, given datetimes, the calendar days they touch in its time zone; ``declined`` makes it
         an invitation from someone else that the owner declined; ``transparency="transparent"``
-        shows the owner as free.
+        shows the owner as free. ``guests`` are invited (the organizer is then an attendee too, as
+        Google lists it); ``organizer`` makes it someone else's invitation the owner has not
+        answered. An app that makes events leaves ``source`` (``{"title", "url"}``), ``private``
+        extended properties or, for Gmail and Contacts, an ``event_type`` of its own.
         """
         assert transparency in (None, "opaque", "transparent"), transparency
         assert status in ("confirmed", "tentative"), status
+        assert event_type in EVENT_TYPES, event_type
         with self._state_lock:
             calendar = self._calendars[calendar_id]
             zone = ZoneInfo(calendar.time_zone)
             event_id = event_id or _new_event_id()
             assert EVENT_ID.match(event_id), f"Google would refuse the event id {event_id!r}"
             assert event_id not in calendar.events, f"{event_id} exists already on {calendar_id}"
-            now = _rfc3339(datetime.now(UTC))
-            event: Json = {
-                "kind": "calendar#event",
-                "etag": _etag(),
-                "id": event_id,
-                "status": status,
-                "created": now,
-                "updated": now,
-                "iCalUID": f"{event_id}@google.com",
-                "sequence": 0,
-                "creator": {"email": calendar.id, "self": True},
-                "organizer": {"email": calendar.id, "self": True},
-                **_owner_times(start, end, all_day, zone),
-            }
+            event = _owner_event(calendar.id, event_id, status, _owner_times(start, end, all_day, zone), event_type)
             if summary:
                 event["summary"] = summary
             if transparency:
                 event["transparency"] = transparency
             if declined:
-                organizer = {"email": "organizer@example.net"}
-                event["creator"] = event["organizer"] = organizer
-                event["attendees"] = [
-                    {**organizer, "organizer": True, "responseStatus": "accepted"},
-                    {"email": calendar.id, "self": True, "responseStatus": "declined"},
-                ]
+                organizer = "organizer@example.net"
+            if organizer or guests:
+                event |= _people(calendar.id, organizer, guests, "declined" if declined else "needsAction")
+            if source:
+                event["source"] = dict(source)
+            if private:
+                event["extendedProperties"] = {"private": dict(private)}
             calendar.events[event_id] = event
             calendar.made_by_owner.add(event_id)
             self._changed(calendar, event_id)
         return event_id
+
+    def add_recurring(
+        self,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        count: int,
+        summary: str = "",
+        guests: Sequence[str] = (),
+    ) -> list[str]:
+        """The owner adds a weekly series of ``count`` events in Google's UI; its instances' ids.
+
+        With ``singleEvents=true`` (what Kokous asks) Google lists each instance as an event of
+        its own (``{master id}_{UTC start}``, with ``recurringEventId`` and ``originalStartTime``);
+        without it, the series once, with its ``recurrence`` rule.
+        """
+        with self._state_lock:
+            calendar = self._calendars[calendar_id]
+            zone = ZoneInfo(calendar.time_zone)
+            master_id = _new_event_id()
+            master = _owner_event(calendar.id, master_id, "confirmed", _owner_times(start, end, False, zone), "default")
+            master["recurrence"] = [f"RRULE:FREQ=WEEKLY;COUNT={count}"]
+            if summary:
+                master["summary"] = summary
+            if guests:
+                master |= _people(calendar.id, None, guests, "needsAction")
+            calendar.events[master_id] = master
+            calendar.made_by_owner.add(master_id)
+            self._changed(calendar, master_id)
+            instances = []
+            for week in range(count):
+                moved = timedelta(weeks=week)
+                instance_id = f"{master_id}_{(start + moved).astimezone(UTC):%Y%m%dT%H%M%SZ}"
+                instance = copy.deepcopy(master) | _owner_times(start + moved, end + moved, False, zone)
+                del instance["recurrence"]
+                instance |= {
+                    "id": instance_id,
+                    "recurringEventId": master_id,
+                    "originalStartTime": instance["start"],
+                }
+                calendar.events[instance_id] = instance
+                calendar.made_by_owner.add(instance_id)
+                self._changed(calendar, instance_id)
+                instances.append(instance_id)
+        return instances
+
+    def set_guests(self, calendar_id: str, event_id: str, guests: Sequence[str]) -> None:
+        """The owner changes who is invited to one of their events."""
+        with self._state_lock:
+            calendar = self._calendars[calendar_id]
+            event = calendar.events[event_id]
+            assert event["status"] != "cancelled", f"{event_id} is deleted"
+            event.pop("attendees", None)
+            if guests:
+                event |= _people(calendar.id, None, guests, "needsAction")
+            event |= {"sequence": event["sequence"] + 1, "updated": _rfc3339(datetime.now(UTC)), "etag": _etag()}
+            self._changed(calendar, event_id)
 
     def move_event(self, calendar_id: str, event_id: str, start: datetime | date, end: datetime | date) -> None:
         """The owner drags an event to another time (an all-day event stays all-day)."""
@@ -776,7 +837,10 @@ class GoogleDouble(DoubleServer):
         return JSONResponse(answer)
 
     def _listed(self, event: Json, query: _ListQuery, incremental: bool) -> Json | None:
-        """An event as events.list shows it; None when it was deleted while a plain list paged."""
+        """An event as events.list shows it; None when it was deleted while a plain list paged, or
+        is not listed in this mode (a series or its instances: ``singleEvents``)."""
+        if not query.shows(event):
+            return None
         if event["status"] == "cancelled":
             if not (incremental or query.show_deleted or query.updated_min):
                 return None
@@ -980,6 +1044,7 @@ class GoogleDouble(DoubleServer):
             "organizer": {"email": calendar.id, "self": True},
             "creator": {"email": email, "self": True},
             "attendees": [{**attendee, "responseStatus": "needsAction"} for attendee in body.get("attendees", [])],
+            "eventType": body.get("eventType", "default"),
         }
         with self._state_lock:
             if event_id in calendar.events:
@@ -1149,7 +1214,15 @@ class _ListQuery:
     def select(self, events: Any) -> list[Json]:
         return [event for event in events if self._matches(event)]
 
+    def shows(self, event: Json) -> bool:
+        """``singleEvents=true`` lists a series' instances, ``false`` the series itself."""
+        if self.single_events == "true":
+            return "recurrence" not in event
+        return "recurringEventId" not in event
+
     def _matches(self, event: Json) -> bool:
+        if not self.shows(event):
+            return False
         if event["status"] == "cancelled" and not self.show_deleted and self.updated_min is None:
             return False  # with updatedMin, events deleted since are always included
         if self.updated_min is not None and _parse_time(event["updated"]) < self.updated_min:
@@ -1227,6 +1300,46 @@ def _owner_times(start: datetime | date, end: datetime | date, all_day: bool, zo
     return {
         "start": {"dateTime": start.astimezone(zone).isoformat(), "timeZone": zone.key},
         "end": {"dateTime": end.astimezone(zone).isoformat(), "timeZone": zone.key},
+    }
+
+
+def _owner_event(calendar_id: str, event_id: str, status: str, times: Json, event_type: str) -> Json:
+    """An event made in Google's UI by the calendar's owner, as Google keeps it."""
+    now = _rfc3339(datetime.now(UTC))
+    return {
+        "kind": "calendar#event",
+        "etag": _etag(),
+        "id": event_id,
+        "status": status,
+        "created": now,
+        "updated": now,
+        "iCalUID": f"{event_id}@google.com",
+        "sequence": 0,
+        "creator": {"email": calendar_id, "self": True},
+        "organizer": {"email": calendar_id, "self": True},
+        **times,
+        "eventType": event_type,
+    }
+
+
+def _people(calendar_id: str, organizer: str | None, guests: Sequence[str], own_response: str) -> Json:
+    """``organizer``, ``creator`` and ``attendees`` as Google shows them on the calendar's copy:
+    the organizer is an attendee too; ``self`` marks the calendar's own entries."""
+    if organizer is None:
+        return {
+            "attendees": [
+                {"email": calendar_id, "organizer": True, "self": True, "responseStatus": "accepted"},
+                *({"email": guest, "responseStatus": "needsAction"} for guest in guests),
+            ]
+        }
+    return {
+        "creator": {"email": organizer},
+        "organizer": {"email": organizer},
+        "attendees": [
+            {"email": organizer, "organizer": True, "responseStatus": "accepted"},
+            {"email": calendar_id, "self": True, "responseStatus": own_response},
+            *({"email": guest, "responseStatus": "needsAction"} for guest in guests),
+        ],
     }
 
 

@@ -31,7 +31,11 @@ webhooks" and "Reduce missing subscriptions and change notifications" describe i
   ``$search``, ``$top`` and any other ``$`` option get 400 ``ErrorInvalidUrlQuery`` (the words
   Graph uses for the CalendarView resource). A delta token answers every event of the calendar
   changed since it: events now in the window in full, deleted ones and changed ones outside the
-  window as ``{"@odata.type", "id", "@removed": {"reason": "deleted"}}``. Each calendar counts
+  window as ``{"@odata.type", "id", "@removed": {"reason": "deleted"}}``. Full events carry what
+  Graph returns without ``$select``: ``attendees`` (each with its ``status``), ``isOrganizer``,
+  ``organizer``, ``responseStatus``, ``isAllDay``, ``showAs``, ``type`` and ``seriesMasterId`` (a
+  series is listed as its occurrences, never its master), and ``transactionId`` (null unless an app
+  set one). Each calendar counts
   its changes (the helpers' and Graph writes alike); ``expire_delta_tokens`` makes every token
   issued so far answer 410 ``SyncStateNotFound``.
 * ``POST /subscriptions`` for ``me/events`` (the default calendar) or ``me/calendars/{id}/events``
@@ -70,7 +74,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -209,6 +213,10 @@ class _Event:
     subject: str = ""
     transaction_id: str | None = None
     extra: Json = field(default_factory=dict)  # body, location, attendees as written
+    all_day: bool = False
+    organizer: str | None = None  # someone else's invitation: the organizer's address
+    response: str = "organizer"  # the mailbox's own response (``responseStatus``)
+    series_master_id: str | None = None  # an occurrence of a series: its master (never listed itself)
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     modified: datetime = field(default_factory=lambda: datetime.now(UTC))
     version: int = 0  # how many times it changed: its etag and changeKey follow it
@@ -242,20 +250,26 @@ class _Event:
             "originalEndTimeZone": self.zone,
             "iCalUId": "040000008200E00074C5B7101A82E008" + self.id[-16:],
             "subject": self.subject,
-            "isAllDay": False,
+            "isAllDay": self.all_day,
             "isCancelled": self.cancelled,
-            "isOrganizer": True,
+            "isOrganizer": self.organizer is None,
             "showAs": self.show_as,
-            "type": "singleInstance",
-            "seriesMasterId": None,
-            "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+            "type": "singleInstance" if self.series_master_id is None else "occurrence",
+            "seriesMasterId": self.series_master_id,
+            "responseStatus": {"response": self.response, "time": "0001-01-01T00:00:00Z"},
             "start": self._time(self.start, shown),
             "end": self._time(self.end, shown),
-            "organizer": {"emailAddress": {"name": self.mailbox, "address": self.mailbox}},
+            "organizer": {
+                "emailAddress": {"name": self.organizer or self.mailbox, "address": self.organizer or self.mailbox}
+            },
             "body": {"contentType": "text", "content": ""},
             "location": {"displayName": ""},
-            "attendees": [],
             **self.extra,
+            # As Graph answers them: each with the status of its response ("none" until one comes).
+            "attendees": [
+                {"status": {"response": "none", "time": "0001-01-01T00:00:00Z"}, **attendee}
+                for attendee in self.extra.get("attendees", [])
+            ],
         }
 
     @staticmethod
@@ -475,6 +489,31 @@ class MicrosoftDouble(DoubleServer):
         cancelled: bool = False,
     ) -> str:
         """An event; naive times are wall-clock times in ``time_zone`` (a Windows or IANA name)."""
+        return self.add_event(
+            calendar_id, start, end, subject="Busy", show_as=show_as, time_zone=time_zone, cancelled=cancelled
+        )
+
+    def add_event(
+        self,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        subject: str = "",
+        guests: Sequence[str] = (),
+        show_as: str = "busy",
+        time_zone: str = "UTC",
+        cancelled: bool = False,
+        all_day: bool = False,
+        organizer: str | None = None,
+        response: str | None = None,
+        transaction_id: str | None = None,
+        series_master_id: str | None = None,
+    ) -> str:
+        """An event the owner makes in Outlook (naive times are wall-clock times in ``time_zone``;
+        all-day ones run from midnight to midnight), with ``guests`` as required attendees;
+        ``organizer`` makes it someone else's invitation, answered with ``response``. An app
+        making events through Graph sets a ``transaction_id``."""
         zone = _zone(time_zone)
         with self._state:
             calendar = self._calendars[calendar_id]
@@ -487,11 +526,51 @@ class MicrosoftDouble(DoubleServer):
                 zone=time_zone,
                 show_as=show_as,
                 cancelled=cancelled,
-                subject="Busy",
+                subject=subject,
+                transaction_id=transaction_id,
+                extra={"attendees": _required(guests)},
+                all_day=all_day,
+                organizer=organizer,
+                response=response or ("organizer" if organizer is None else "notResponded"),
+                series_master_id=series_master_id,
             )
             self._events[event.id] = event
             self._changed(event, "created")
             return event.id
+
+    def add_recurring(
+        self,
+        calendar_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        count: int,
+        subject: str = "",
+        guests: Sequence[str] = (),
+    ) -> list[str]:
+        """A weekly series the owner makes in Outlook: calendarView (and its delta) lists each
+        occurrence with an id of its own, ``type: occurrence`` and the master's ``seriesMasterId``;
+        the master itself is never listed there. The occurrences' ids, in order."""
+        master = "AAMkAGI2" + secrets.token_urlsafe(30)
+        return [
+            self.add_event(
+                calendar_id,
+                start + timedelta(weeks=week),
+                end + timedelta(weeks=week),
+                subject=subject,
+                guests=guests,
+                series_master_id=master,
+            )
+            for week in range(count)
+        ]
+
+    def set_guests(self, event_id: str, guests: Sequence[str]) -> None:
+        """The owner changes who is invited to one of their events."""
+        with self._state:
+            event = self._events[event_id]
+            event.extra["attendees"] = _required(guests)
+            event.touched()
+            self._changed(event, "updated")
 
     def move_event(self, event_id: str, start: datetime, end: datetime) -> None:
         """The owner drags an event to another time; naive times are wall-clock times in its zone."""
@@ -1388,6 +1467,10 @@ def _json_object(raw: bytes) -> Json | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _required(guests: Sequence[str]) -> list[Json]:
+    return [{"type": "required", "emailAddress": {"name": guest, "address": guest}} for guest in guests]
 
 
 def query_of(url: str) -> dict[str, str]:

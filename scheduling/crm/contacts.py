@@ -1,0 +1,127 @@
+"""An owner's contacts: one per email address (compared lower-cased), with a name and properties.
+
+Contacts come from bookings and requests (``record_booker``, inside the booking's transaction)
+and from the owner (``ContactService``). What the owner recorded wins: a booking fills in a
+name only where there is none and properties only under keys not present yet; its answers
+stay on the booking itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import cast
+
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import Database
+from db.models import Contact, User
+from scheduling import validation
+from scheduling.clock import Clock
+from scheduling.crm import rules
+from scheduling.crm.values import ContactChange, ContactDraft
+from scheduling.errors import ContactExists, InvalidInput, NotFound, Refused, ValidationFailed
+
+MAX_SEARCH = 200
+_NOT_FOUND = NotFound(message="contact not found")
+
+
+async def record_booker(
+    session: AsyncSession, owner_id: uuid.UUID, *, email: str, name: str, answers: Mapping[str, str], now: datetime
+) -> uuid.UUID:
+    """The person who booked (``email`` already normalised) as a contact of the owner: a new
+    one, or the existing one with only its gaps filled. Runs in the booking's transaction."""
+    contact = await _by_email(session, owner_id, email)
+    if contact is None:
+        contact = Contact(
+            owner_id=owner_id, email=email, name=name, properties=dict(answers), created_at=now, updated_at=now
+        )
+    else:
+        filled = {**answers, **contact.properties}
+        if contact.name and filled == contact.properties:
+            return contact.id  # nothing to fill in: no write
+        contact.name = contact.name or name
+        contact.properties = filled
+        contact.updated_at = now
+    session.add(contact)
+    await session.flush()
+    return contact.id
+
+
+class ContactService:
+    def __init__(self, *, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def search(self, owner_id: uuid.UUID, text: str | None) -> list[Contact] | InvalidInput:
+        """The owner's contacts by email; ``text`` matches part of an email or name, in any case."""
+        statement = select(Contact).where(Contact.owner_id == owner_id)
+        wanted = (text or "").strip().lower()
+        if len(wanted) > MAX_SEARCH:
+            return InvalidInput(message=f"search must be at most {MAX_SEARCH} characters", field="search")
+        if wanted:
+            pattern = "%" + wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            statement = statement.where(
+                or_(col(Contact.email).ilike(pattern, escape="\\"), col(Contact.name).ilike(pattern, escape="\\"))
+            )
+        async with self._db.session() as session:
+            return list((await session.exec(statement.order_by(col(Contact.email)))).all())
+
+    async def by_email(self, owner_id: uuid.UUID, email: str) -> Contact | None:
+        try:
+            normalised = validation.email("email", email)
+        except ValidationFailed:
+            return None
+        async with self._db.session() as session:
+            return await _by_email(session, owner_id, normalised)
+
+    async def by_ids(self, owner_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+        """The owner's contacts among ``ids``, in one query (another owner's are left out)."""
+        statement = select(Contact).where(Contact.owner_id == owner_id, col(Contact.id).in_(list(ids)))
+        async with self._db.session() as session:
+            return {contact.id: contact for contact in (await session.exec(statement)).all()}
+
+    async def create(self, owner_id: uuid.UUID, draft: ContactDraft) -> Contact | InvalidInput | ContactExists:
+        try:
+            email = validation.email("email", draft.email)
+            name = rules.name(draft.name)
+            properties = rules.properties(draft.properties)
+        except ValidationFailed as failure:
+            return failure.as_result()
+        now = self._clock()
+        async with self._db.transaction() as session:
+            # Bookings insert contacts with the owner locked: so does this, so neither trips over the other.
+            await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+            existing = await _by_email(session, owner_id, email)
+            if existing is not None:
+                return ContactExists(message=f"{email} is a contact already", contact_id=existing.id)
+            contact = Contact(
+                owner_id=owner_id, email=email, name=name, properties=properties, created_at=now, updated_at=now
+            )
+            session.add(contact)
+        return contact
+
+    async def update(
+        self, owner_id: uuid.UUID, contact_id: uuid.UUID, change: ContactChange
+    ) -> Contact | InvalidInput | NotFound:
+        try:
+            async with self._db.transaction() as session:
+                contact = await session.get(Contact, contact_id)
+                if contact is None or contact.owner_id != owner_id:
+                    raise Refused(_NOT_FOUND)
+                if change.name is not None:
+                    contact.name = rules.name(change.name)
+                if change.properties is not None:
+                    contact.properties = rules.properties(change.properties)
+                contact.updated_at = self._clock()
+                session.add(contact)
+        except Refused as refused:
+            return cast(InvalidInput | NotFound, refused.result)
+        return contact
+
+
+async def _by_email(session: AsyncSession, owner_id: uuid.UUID, email: str) -> Contact | None:
+    statement = select(Contact).where(Contact.owner_id == owner_id, Contact.email == email)
+    return (await session.exec(statement)).first()
