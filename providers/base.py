@@ -203,6 +203,19 @@ class CalendarClient(Protocol):
 
 
 @runtime_checkable
+class SubCalendars(Protocol):
+    """What a client offers when the account can hold calendars the app makes (Google, Graph)."""
+
+    async def create_calendar(self, name: str) -> str:
+        """Make a calendar named ``name`` in the account; its provider id."""
+        ...
+
+    async def delete_calendar(self, calendar_id: str) -> None:
+        """Delete a calendar the app made; one already gone is not an error."""
+        ...
+
+
+@runtime_checkable
 class IncrementalSync(Protocol):
     """What a client offers when its provider can say what changed since the last round."""
 

@@ -292,6 +292,17 @@ class GoogleCalendarClient:
         except ProviderNotFound:
             log.info("Google event %s on %s was already gone", event_id, calendar_id)
 
+    async def create_calendar(self, name: str) -> str:
+        """``calendars.insert``: a secondary calendar the account owns."""
+        created = await self._run(partial(_insert_calendar, {"summary": name}))
+        return str(created["id"])
+
+    async def delete_calendar(self, calendar_id: str) -> None:
+        try:
+            await self._run(partial(_delete_calendar, calendar_id))
+        except ProviderNotFound:
+            log.info("Google calendar %s was already gone", calendar_id)
+
     async def list_changes(
         self, calendar_id: str, *, sync_token: str | None, start: datetime, end: datetime
     ) -> EventChanges:
@@ -522,6 +533,15 @@ def _patch_event(calendar_id: str, event_id: str, body: dict[str, Any], service:
     service.events().patch(calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="all").execute(
         num_retries=0
     )
+
+
+def _insert_calendar(body: dict[str, Any], service: Any) -> dict[str, Any]:
+    created: dict[str, Any] = service.calendars().insert(body=body).execute(num_retries=0)
+    return created
+
+
+def _delete_calendar(calendar_id: str, service: Any) -> None:
+    service.calendars().delete(calendarId=calendar_id).execute(num_retries=0)
 
 
 def _delete_event(calendar_id: str, event_id: str, service: Any) -> None:

@@ -515,6 +515,18 @@ class MicrosoftCalendarClient:
         except ProviderNotFound:
             logger.debug("event %s of calendar %s was already gone", event_id, calendar_id)
 
+    async def create_calendar(self, name: str) -> str:
+        """``POST /me/calendars``: a calendar of the account's default calendar group."""
+        created = await self._json("POST", f"{self._base}/me/calendars", body={"name": name})
+        with _readable():
+            return str(created["id"])
+
+    async def delete_calendar(self, calendar_id: str) -> None:
+        try:
+            await self._request("DELETE", f"{self._base}/me/calendars/{quote(calendar_id, safe='')}")
+        except ProviderNotFound:
+            logger.debug("calendar %s was already gone", calendar_id)
+
     # -- IncrementalSync, PushWatch ---------------------------------------------------------
 
     async def list_changes(

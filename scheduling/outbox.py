@@ -50,8 +50,12 @@ BOOKING_FOLLOW_CALENDAR = "booking.follow_calendar"
 MEETING_CREATE_EVENT = "meeting.create_event"
 MEETING_UPDATE_EVENT = "meeting.update_event"
 MEETING_DELETE_EVENT = "meeting.delete_event"
-# What one row is about: rows about the same booking or meeting run in the order they were made.
-SUBJECT_KEYS = ("booking_id", "meeting_id")
+# Task sync: one task's event follows it; every task's event follows a change of seat or sync.
+TASK_SYNC_EVENT = "task.sync_event"
+TASKS_SYNC = "tasks.sync"
+# What one row is about: rows about the same booking, meeting or owner's tasks run in the order
+# they were made.
+SUBJECT_KEYS = ("booking_id", "meeting_id", "tasks_of")
 
 LEASE = timedelta(seconds=10)
 RENEW_EVERY = LEASE / 3  # leaves two renewals' slack for a slow database write

@@ -29,6 +29,7 @@ from scheduling.crm.import_log import ImportLog
 from scheduling.crm.imports import import_events
 from scheduling.crm.meeting_writes import MeetingWrites
 from scheduling.crm.meetings import MeetingService
+from scheduling.crm.task_sync import TaskEvents
 from scheduling.crm.tasks import TaskService
 from scheduling.events import EventBus
 from scheduling.limits import AbuseLimits
@@ -119,6 +120,7 @@ class Services:
             **emails.handlers(),
             **CalendarWrites(access=access, clock=clock).handlers(),
             **MeetingWrites(access=access).handlers(),
+            **TaskEvents(access=access).handlers(),
             **notices.handlers(),
             outbox.BOOKING_FOLLOW_CALENDAR: lambda payload: lifecycle.follow_calendar(payload),
         }
@@ -140,11 +142,11 @@ class Services:
             bus=bus,
             links=links,
             signer=signer,
-            users=UserService(db=db, bus=bus, links=links, clock=clock),
+            users=UserService(db=db, bus=bus, links=links, clock=clock, wake_outbox=worker.wake),
             pages=pages,
             domains=DomainService(db=db, clock=clock),
             live=LiveService(db=db, pages=pages, availability=availability, bus=bus, clock=clock, busy_sync=busy_sync),
-            calendars=ConnectionDirectory(db=db, bus=bus),
+            calendars=ConnectionDirectory(db=db, bus=bus, clock=clock, wake_outbox=worker.wake),
             bookings=BookingQueries(db),
             booking=BookingService(booking_deps),
             lifecycle=lifecycle,
@@ -158,7 +160,7 @@ class Services:
             limits=limits,
             contacts=ContactService(db=db, clock=clock),
             meetings=MeetingService(db=db, clock=clock, wake_outbox=worker.wake),
-            tasks=TaskService(db=db, clock=clock),
+            tasks=TaskService(db=db, clock=clock, wake_outbox=worker.wake),
             calendar_imports=ImportLog(db=db),
             clock=clock,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -19,6 +20,7 @@ from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, NotFound, Refused, ValidationFailed
 from scheduling.events import ApiTokenRevoked, AvailabilityChanged, EventBus
 from scheduling.pages.links import LinkBuilder
+from scheduling.task_calendar import queue_owner
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,14 @@ class SettingsChange:
 
 
 class UserService:
-    def __init__(self, *, db: Database, bus: EventBus, links: LinkBuilder, clock: Clock) -> None:
+    def __init__(
+        self, *, db: Database, bus: EventBus, links: LinkBuilder, clock: Clock, wake_outbox: Callable[[], None]
+    ) -> None:
         self._db = db
         self._bus = bus
         self._links = links
         self._clock = clock
+        self._wake_outbox = wake_outbox
 
     async def create(self, *, email: str, name: str = "", timezone: str = "UTC") -> NewUser | InvalidInput:
         """Create an owner and their first API token (returned once, stored hashed)."""
@@ -189,13 +194,18 @@ class UserService:
             return (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
 
     async def set_seat(self, user_id: uuid.UUID, seat: Seat) -> User | NotFound:
-        """The owner's seat (set by the operator): task sync needs a paid one."""
+        """The owner's seat (set by the operator): task sync needs a paid one, so its events are
+        made or removed (queued with the change)."""
         async with self._db.transaction() as session:
             user = await session.get(User, user_id)
             if user is None:
                 return NotFound(message="user not found")
             user.seat = seat
             session.add(user)
+            await session.flush()
+            queued = await queue_owner(session, user.id, self._clock())
+        if queued:
+            self._wake_outbox()
         return user
 
     async def update_settings(self, user_id: uuid.UUID, change: SettingsChange) -> User | InvalidInput | NotFound:

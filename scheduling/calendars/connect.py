@@ -628,7 +628,12 @@ async def _store_calendars(
         calendar.external_id: calendar
         for calendar in (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
     }
-    offered = [calendar for calendar in listed if calendar.access.may_integrate]
+    # The tasks calendar (task sync) holds no busy time and never becomes one of the owner's.
+    offered = [
+        calendar
+        for calendar in listed
+        if calendar.access.may_integrate and calendar.external_id != connection.tasks_calendar_id
+    ]
     for item in offered:
         calendar = known.pop(item.external_id, None)
         if calendar is None:

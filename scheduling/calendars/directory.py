@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlmodel import col, select
 
 from db.engine import Database
 from db.models import Calendar, CalendarConnection
+from scheduling.clock import Clock
 from scheduling.errors import NotFound
 from scheduling.events import AvailabilityChanged, EventBus
+from scheduling.task_calendar import queue_owner
 
 
 @dataclass(frozen=True)
@@ -28,24 +31,34 @@ class ConnectionSettings:
 
 
 class ConnectionDirectory:
-    def __init__(self, *, db: Database, bus: EventBus) -> None:
+    def __init__(self, *, db: Database, bus: EventBus, clock: Clock, wake_outbox: Callable[[], None]) -> None:
         self._db = db
         self._bus = bus
+        self._clock = clock
+        self._wake_outbox = wake_outbox
 
     async def update_connection(
         self, owner_id: uuid.UUID, connection_id: uuid.UUID, settings: ConnectionSettings
     ) -> ConnectionView | NotFound:
-        """Turning scheduling pages off stops the connection's calendars taking bookings."""
+        """Turning scheduling pages off stops the connection's calendars taking bookings; turning
+        calendar sync on or off makes or removes the task events (queued with the change)."""
+        queued = False
         async with self._db.transaction() as session:
             connection = await session.get(CalendarConnection, connection_id)
             if connection is None or connection.user_id != owner_id:
                 return NotFound(message="calendar connection not found")  # nothing was changed
+            sync_changed = settings.calendar_sync is not None and settings.calendar_sync != connection.calendar_sync
             if settings.calendar_sync is not None:
                 connection.calendar_sync = settings.calendar_sync
             if settings.scheduling_pages is not None:
                 connection.scheduling_pages = settings.scheduling_pages
             session.add(connection)
+            if sync_changed:
+                await session.flush()
+                queued = await queue_owner(session, owner_id, self._clock())
             calendars = (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
+        if queued:
+            self._wake_outbox()
         await self._bus.publish(AvailabilityChanged(owner_id=owner_id, reason="connection_settings"))
         return ConnectionView(connection=connection, calendars=tuple(calendars))
 

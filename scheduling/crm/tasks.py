@@ -1,15 +1,15 @@
 """The owner's tasks: a title, an optional due time and contact, done or not.
 
 Task sync (tasks mirrored as events into a sub-calendar, for paid seats with calendar sync on)
-hooks in at ``_calendar_follows``: it is called in every change's own transaction, so the sync
-can queue its outbox rows with the change. ``Task.calendar_event_id`` says whether a task has
-its event now.
+hooks in at ``_calendar_follows``: it is called in every change's own transaction and queues
+the task's outbox row with the change (``scheduling/task_calendar.py``; the work is in
+``task_sync.py``). ``Task.calendar_event_id`` says whether a task has its event now.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from sqlmodel import col, select
@@ -22,6 +22,7 @@ from scheduling.clock import Clock
 from scheduling.crm import rules
 from scheduling.crm.values import KEEP, Removed, TaskChange, TaskDraft
 from scheduling.errors import InvalidInput, NotFound, Refused
+from scheduling.task_calendar import queue_task
 
 TaskResult = Task | InvalidInput | NotFound
 _NO_TASK = NotFound(message="task not found")
@@ -29,9 +30,10 @@ _NO_CONTACT = NotFound(message="contact not found")
 
 
 class TaskService:
-    def __init__(self, *, db: Database, clock: Clock) -> None:
+    def __init__(self, *, db: Database, clock: Clock, wake_outbox: Callable[[], None]) -> None:
         self._db = db
         self._clock = clock
+        self._wake_outbox = wake_outbox
 
     async def list_tasks(self, owner_id: uuid.UUID) -> list[Task]:
         """Open tasks first, then by due time (tasks without one last), then oldest first."""
@@ -63,9 +65,10 @@ class TaskService:
                 )
                 session.add(task)
                 await session.flush()
-                await self._calendar_follows(session, task)
+                queued = await self._calendar_follows(session, task)
         except Refused as refused:
             return cast(InvalidInput | NotFound, refused.result)
+        self._woken(queued)
         return task
 
     async def update(self, owner_id: uuid.UUID, task_id: uuid.UUID, change: TaskChange) -> TaskResult:
@@ -82,24 +85,32 @@ class TaskService:
                     task.contact_id = await _own_contact(session, owner_id, change.contact_id)
                 task.updated_at = self._clock()
                 session.add(task)
-                await self._calendar_follows(session, task)
+                queued = await self._calendar_follows(session, task)
         except Refused as refused:
             return cast(InvalidInput | NotFound, refused.result)
+        self._woken(queued)
         return task
 
     async def delete(self, owner_id: uuid.UUID, task_id: uuid.UUID) -> Removed | NotFound:
         try:
             async with self._db.transaction() as session:
                 task = await _own_task(session, owner_id, task_id)
-                await self._calendar_follows(session, task, deleted=True)
+                queued = await self._calendar_follows(session, task, deleted=True)
                 await session.delete(task)
         except Refused:
             return _NO_TASK
+        self._woken(queued)
         return Removed(id=task_id)
 
-    async def _calendar_follows(self, session: AsyncSession, task: Task, *, deleted: bool = False) -> None:
-        """Where task sync queues the task's event (made, changed or, when ``deleted``, removed)
-        in the change's transaction. Nothing is mirrored yet: tasks live in Kokous only."""
+    async def _calendar_follows(self, session: AsyncSession, task: Task, *, deleted: bool = False) -> bool:
+        """Task sync queues the task's event (made, changed or, when ``deleted``, removed) in the
+        change's transaction; True when it queued work."""
+        return await queue_task(session, task, self._clock(), deleted=deleted)
+
+    def _woken(self, queued: bool) -> None:
+        """After commit: the outbox does at once what was queued."""
+        if queued:
+            self._wake_outbox()
 
 
 def _ordered(statement: SelectOfScalar[Task]) -> SelectOfScalar[Task]:

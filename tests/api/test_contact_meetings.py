@@ -24,7 +24,9 @@ from tests.support.connect_helpers import (
     GOOGLE_ACCOUNT,
     connect_google,
     connections,
+    google_in_helsinki,
     owner_allowed_to_connect,
+    set_calendar_sync,
     with_google,
 )
 from tests.support.crm_documents import (
@@ -38,18 +40,12 @@ from tests.support.crm_documents import (
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.polling import eventually
 
-SYNC = """
-mutation($id: ID!, $on: Boolean!) {
-  updateCalendarConnection(id: $id, input: {calendarSync: $on}) { ... on CalendarConnection { calendarSync } }
-}
-"""
 START, END = "2026-12-03T10:00:00+02:00", "2026-12-03T11:00:00+02:00"
 
 
 @pytest.fixture
 def google() -> Iterator[GoogleDouble]:
-    with GoogleDouble() as double:
-        double.add_account(GOOGLE_ACCOUNT, time_zone="Europe/Helsinki")
+    with google_in_helsinki() as double:
         yield double
 
 
@@ -65,12 +61,6 @@ async def connected_owner(server: LiveServer, google: GoogleDouble) -> tuple[Own
     await connect_google(server, google, owner, GOOGLE_ACCOUNT)
     made = await create_contact(server, owner.token, "ada@example.com", name="Ada Lovelace")
     return owner, str(made["id"])
-
-
-async def set_calendar_sync(server: LiveServer, owner: Owner, on: bool) -> None:
-    (connection,) = await connections(server, owner.token)
-    changed = await answer(server, SYNC, owner.token, id=connection["id"], on=on)
-    assert changed == {"calendarSync": on}
 
 
 def event_writes(google: GoogleDouble) -> list[RecordedRequest]:

@@ -541,7 +541,9 @@ class GoogleDouble(DoubleServer):
                 Route("/token", self._token, methods=["POST"]),
                 Route("/revoke", self._revoke, methods=["POST"]),
                 Route("/calendar/v3/users/me/calendarList", self._calendar_list, methods=["GET"]),
+                Route("/calendar/v3/calendars", self._calendar_insert, methods=["POST"]),
                 Route("/calendar/v3/calendars/{calendar_id}", self._calendar_get, methods=["GET"]),
+                Route("/calendar/v3/calendars/{calendar_id}", self._calendar_delete, methods=["DELETE"]),
                 Route("/calendar/v3/freeBusy", self._free_busy, methods=["POST"]),
                 Route(events, self._events_list, methods=["GET"]),
                 Route(events, self._event_insert, methods=["POST"]),
@@ -709,15 +711,47 @@ class GoogleDouble(DoubleServer):
         seen = self._seen(request, READ_SCOPES)
         if isinstance(seen, Response):
             return seen
-        calendar = seen[0]
-        return JSONResponse(
-            {
-                "kind": "calendar#calendar",
-                "id": calendar.id,
-                "summary": calendar.summary,
-                "timeZone": calendar.time_zone,
-            }
+        return JSONResponse(_calendar_resource(seen[0]))
+
+    async def _calendar_insert(self, request: Request) -> Response:
+        """``calendars.insert``: a secondary calendar the caller owns (a title is required)."""
+        email = self._caller(request, WRITE_SCOPES)
+        if isinstance(email, Response):
+            return email
+        body = json.loads(await request.body() or b"{}")
+        summary = body.get("summary")
+        if not isinstance(summary, str) or not summary.strip():
+            return _bad_request("required", "Missing title.")
+        calendar = _Calendar(
+            f"{_opaque_id(26).lower()}@group.calendar.google.com", summary, body.get("timeZone", "UTC")
         )
+        with self._state_lock:
+            self._calendars[calendar.id] = calendar
+            self._accounts[email][calendar.id] = "owner"
+        return JSONResponse({**_calendar_resource(calendar), "etag": _etag()})
+
+    async def _calendar_delete(self, request: Request) -> Response:
+        """``calendars.delete`` of a secondary calendar the caller owns (the primary is refused)."""
+        email = self._caller(request, WRITE_SCOPES)
+        if isinstance(email, Response):
+            return email
+        calendar_id = request.path_params["calendar_id"]
+        with self._state_lock:
+            role = self._accounts.get(email, {}).get(calendar_id)
+            if role is None:
+                return _not_found()
+            if calendar_id in (email, "primary"):
+                return _bad_request("cannotDeletePrimaryCalendar", "Cannot delete primary calendar.")
+            if role != "owner":
+                message = "You need to have owner access to this calendar."
+                return JSONResponse(google_error(403, "requiredAccessLevel", message), status_code=403)
+            del self._accounts[email][calendar_id]
+        return Response(status_code=204)
+
+    def calendars_named(self, email: str, summary: str) -> list[str]:
+        """Ids of the account's calendars with this title."""
+        with self._state_lock:
+            return [cid for cid in self._accounts.get(email, {}) if self._calendars[cid].summary == summary]
 
     async def _free_busy(self, request: Request) -> Response:
         email = self._caller(request, READ_SCOPES)
@@ -1341,6 +1375,10 @@ def _people(calendar_id: str, organizer: str | None, guests: Sequence[str], own_
             *({"email": guest, "responseStatus": "needsAction"} for guest in guests),
         ],
     }
+
+
+def _calendar_resource(calendar: _Calendar) -> Json:
+    return {"kind": "calendar#calendar", "id": calendar.id, "summary": calendar.summary, "timeZone": calendar.time_zone}
 
 
 def _new_event_id() -> str:

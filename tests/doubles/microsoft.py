@@ -412,7 +412,9 @@ class MicrosoftDouble(DoubleServer):
             Route("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
             Route("/{tenant}/oauth2/v2.0/authorize", self._authorize),
             Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
-            Route("/v1.0/me/calendars", self._calendar_list),
+            Route("/v1.0/me/calendars", self._calendar_list, methods=["GET"]),
+            Route("/v1.0/me/calendars", self._calendar_create, methods=["POST"]),
+            Route("/v1.0/me/calendars/{calendar_id}", self._calendar_delete, methods=["DELETE"]),
             Route("/v1.0/me/calendars/{calendar_id}/calendarView", self._calendar_view),
             Route("/v1.0/me/calendars/{calendar_id}/calendarView/delta", self._calendar_view_delta),
             Route("/v1.0/me/calendarView/delta", self._calendar_view_delta),
@@ -888,6 +890,39 @@ class MicrosoftDouble(DoubleServer):
         with self._state:
             items = [calendar.resource() for calendar in self._calendars.values() if calendar.mailbox == mailbox]
         return self._page(request, items)
+
+    async def _calendar_create(self, request: Request) -> Response:
+        """``POST /me/calendars``: a calendar in the mailbox's default group (a name is required,
+        and two calendars of one mailbox never share a name)."""
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        body = await request.json()
+        name = body.get("name") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            return _graph_error(400, "ErrorInvalidRequest", "The Name property is required.")
+        with self._state:
+            if any(item.mailbox == mailbox and item.name == name for item in self._calendars.values()):
+                return _graph_error(409, "ErrorFolderExists", "A folder with the specified name already exists.")
+            calendar = _Calendar(
+                "AAMkAGI2cal" + secrets.token_urlsafe(20), mailbox, name, True, mailbox, is_default=False
+            )
+            self._calendars[calendar.id] = calendar
+        return JSONResponse(calendar.resource(), 201)
+
+    async def _calendar_delete(self, request: Request) -> Response:
+        """``DELETE /me/calendars/{id}``: the default calendar cannot be deleted."""
+        mailbox = self._mailbox(request)
+        if mailbox is None:
+            return self._unauthenticated()
+        with self._state:
+            calendar = self._own_calendar(mailbox, request.path_params["calendar_id"])
+            if calendar is None:
+                return _not_found()
+            if calendar.is_default:
+                return _graph_error(400, "ErrorInvalidRequest", "The default calendar cannot be deleted.")
+            del self._calendars[calendar.id]
+        return Response(status_code=204)
 
     async def _calendar_view(self, request: Request) -> Response:
         mailbox = self._mailbox(request)

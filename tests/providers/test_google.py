@@ -523,3 +523,23 @@ async def test_revoking_ends_the_grant(google: GoogleDouble, client: GoogleCalen
     with pytest.raises(ProviderAuthError):
         await client.list_calendars()
     await client.revoke()  # a grant already gone is not an error
+
+
+async def test_a_calendar_is_made_for_tasks_and_deleted_again(
+    google: GoogleDouble, client: GoogleCalendarClient
+) -> None:
+    # covers: SYNC-4
+    made = await client.create_calendar("Kokous tasks")
+
+    (insert,) = [r for r in google.requests if r.method == "POST" and r.path == "/calendar/v3/calendars"]
+    assert insert.json() == {"summary": "Kokous tasks"}
+    listed = {calendar.external_id: calendar for calendar in await client.list_calendars()}
+    assert (listed[made].name, listed[made].access, listed[made].primary) == (
+        "Kokous tasks",
+        CalendarAccess.OWNER,
+        False,
+    )
+
+    await client.delete_calendar(made)
+    await client.delete_calendar(made)  # already gone: not an error
+    assert made not in {calendar.external_id for calendar in await client.list_calendars()}

@@ -415,3 +415,25 @@ async def test_update_moves_the_event_and_deleting_a_missing_one_is_quiet(
     await client.delete_event("cal-primary", written.event_id)
     with pytest.raises(ProviderNotFound):
         await client.update_event("cal-primary", written.event_id, draft())
+
+
+async def test_a_calendar_is_made_for_tasks_and_deleted_again(
+    double: MicrosoftDouble, client: MicrosoftCalendarClient
+) -> None:
+    # covers: SYNC-4
+    made = await client.create_calendar("Kokous tasks")
+
+    (create,) = double.requests_to("POST /v1.0/me/calendars")
+    assert create.json() == {"name": "Kokous tasks"}
+    listed = {calendar.external_id: calendar for calendar in await client.list_calendars()}
+    assert (listed[made].name, listed[made].access, listed[made].primary) == (
+        "Kokous tasks",
+        CalendarAccess.OWNER,
+        False,
+    )
+    with pytest.raises(ProviderRefused):
+        await client.create_calendar("Kokous tasks")  # Graph refuses a second calendar of one name
+
+    await client.delete_calendar(made)
+    await client.delete_calendar(made)  # already gone: not an error
+    assert made not in {calendar.external_id for calendar in await client.list_calendars()}

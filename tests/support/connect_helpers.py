@@ -113,6 +113,14 @@ GOOGLE_TEAM = "team@group.calendar.google.com"
 
 
 @contextmanager
+def google_in_helsinki() -> Iterator[GoogleDouble]:
+    """A Google double with the owner's account, in Helsinki."""
+    with GoogleDouble() as double:
+        double.add_account(GOOGLE_ACCOUNT, time_zone="Europe/Helsinki")
+        yield double
+
+
+@contextmanager
 def google_with_team() -> Iterator[GoogleDouble]:
     """A Google double with the owner's account (in Helsinki) and a team calendar shared with it."""
     with GoogleDouble() as double:
@@ -205,3 +213,18 @@ async def connected_with_team_integrated(
     on = await server.graphql(SET_INTEGRATED, {"id": team["id"], "on": True}, token=owner.token)
     assert on["data"]["setCalendarIntegrated"]["integrated"] is True
     return connection, team
+
+
+CALENDAR_SYNC = """
+mutation($id: ID!, $on: Boolean!) {
+  updateCalendarConnection(id: $id, input: {calendarSync: $on}) { ... on CalendarConnection { calendarSync } }
+}
+"""
+
+
+async def set_calendar_sync(server: LiveServer, owner: Owner, on: bool) -> None:
+    """Turn calendar sync on or off for the owner's one connection."""
+    (connection,) = await connections(server, owner.token)
+    result = await server.graphql(CALENDAR_SYNC, {"id": connection["id"], "on": on}, token=owner.token)
+    assert "errors" not in result, result
+    assert result["data"]["updateCalendarConnection"] == {"calendarSync": on}

@@ -110,6 +110,7 @@ async def create_owner(database_url: str, email: str) -> str:
             bus=EventBus(EventHub("memory://"), "crash"),
             links=LinkBuilder("http://127.0.0.1"),
             clock=system_clock,
+            wake_outbox=lambda: None,
         )
         created = await users.create(email=email)
     finally:
