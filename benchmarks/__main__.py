@@ -31,6 +31,7 @@ MODULES = [
     "benchmarks.b4_fanout",
     "benchmarks.b5_race",
     "benchmarks.b6_scale_out",
+    "benchmarks.b7_computed_slots",
     "benchmarks.b8_push",
 ]
 
@@ -96,9 +97,28 @@ def run_one(item: Benchmark) -> Run:
     return run
 
 
-def write_json(path: Path, runs: list[Run], meta: dict[str, Any]) -> None:
-    document = {"metadata": meta, "benchmarks": {run.name: run.as_dict() for run in runs}}
+def write_json(path: Path, runs: list[Run], meta: dict[str, Any], *, keep_others: bool = False) -> None:
+    """``keep_others``: benchmarks not run now keep their entries from the file's earlier run,
+    each marked with that run's date, so running a few does not wipe the others' figures."""
+    results = {run.name: run.as_dict() for run in runs}
+    if keep_others and path.exists():
+        try:
+            earlier = json.loads(path.read_text())
+        except ValueError:
+            earlier = {}
+        date = earlier.get("metadata", {}).get("date")
+        for name, entry in earlier.get("benchmarks", {}).items():
+            if name not in results:
+                results[name] = {**entry, "from_run": entry.get("from_run", date)}
+        results = {name: results[name] for name in sorted(results, key=benchmark_order)}
+    document = {"metadata": meta, "benchmarks": results}
     path.write_text(json.dumps(finite(document), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def benchmark_order(name: str) -> tuple[int, str]:
+    """B0, B1, ... B10 in number order."""
+    digits = "".join(character for character in name if character.isdigit())
+    return (int(digits) if digits else 1_000, name)
 
 
 def finite(value: Any) -> Any:
@@ -169,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = metadata(names, started_at, time.perf_counter() - started)
 
     args.output.mkdir(parents=True, exist_ok=True)
-    write_json(args.output / "latest.json", runs, meta)
+    write_json(args.output / "latest.json", runs, meta, keep_others=bool(args.names))
     try:
         write_chart(args.output / "latest.png", runs, meta)
     except Exception as exc:  # the numbers are already saved; a chart problem is reported, not fatal

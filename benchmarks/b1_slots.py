@@ -295,6 +295,24 @@ def profile_text(profiler: cProfile.Profile, header: str) -> str:
     return buffer.getvalue()
 
 
+def note_cprofile(
+    run: Run,
+    name: str,
+    categories_ms: dict[str, float],
+    *,
+    per: str,
+    file: str,
+    text: str,
+    of: str,
+    least: float = 0.05,
+) -> None:
+    """The profile's own time by package (per request or booking) as a note, and the whole
+    profile written beside the results."""
+    categories = ", ".join(f"{key} {value:.2f}" for key, value in categories_ms.items() if value >= least)
+    run.note(f"{name} cProfile own time per {per} by package (main thread, ms): {categories}")
+    run.note(f"{name} full cProfile of {of}: {write_profile(file, text)}")
+
+
 def write_profile(name: str, text: str) -> str:
     """Into benchmarks/results/; returns the path relative to the repository."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -375,11 +393,15 @@ async def in_process(database_url: str) -> AsyncIterator[InProcess]:
                 yield InProcess(app, client, requests)
 
 
-async def profile_in_process(database_url: str, body: dict[str, Any]) -> Profile:
+async def profile_in_process(
+    database_url: str, body: dict[str, Any] | Callable[[], dict[str, Any]], what: str = "warm slots requests"
+) -> Profile:
+    """``body``: the slots request, or a function giving each request its own (B7's new windows)."""
+    next_body = body if callable(body) else lambda: body
     async with in_process(database_url) as server:
         app, requests, post = server.app, server.requests, server.post
         for _ in range(10):
-            await post(body)
+            await post(next_body())
             await post(HELLO)
         requests.seconds.clear()
         requests.counts.clear()
@@ -390,13 +412,13 @@ async def profile_in_process(database_url: str, body: dict[str, Any]) -> Profile
         layers = Buckets()
         with instrumented(app, layers):
             for _ in range(PROFILE_REQUESTS):
-                await post(body)
+                await post(next_body())
         total = requests.seconds["request"] / PROFILE_REQUESTS
 
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(PROFILE_REQUESTS):
-            await post(body)
+            await post(next_body())
         profiler.disable()
 
     per = {name: seconds / PROFILE_REQUESTS * 1000 for name, seconds in layers.seconds.items()}
@@ -420,7 +442,7 @@ async def profile_in_process(database_url: str, body: dict[str, Any]) -> Profile
     per_request["GraphQL completion of the result (rest)"] = total * 1000 - accounted
 
     stats = pstats.Stats(profiler)
-    header = f"cProfile of {PROFILE_REQUESTS} warm slots requests in-process (main thread)"
+    header = f"cProfile of {PROFILE_REQUESTS} {what} in-process (main thread)"
     return Profile(
         per_request_ms=per_request,
         hello_ms=hello * 1000,
@@ -441,18 +463,16 @@ class Outcome:
     profile: Profile
 
 
+async def seed_b1_owner(database_url: str, slug_prefix: str, start: datetime) -> BusyOwner:
+    """B1's owner: ``CALENDARS`` calendars holding ``BUSY_EVENTS`` busy events over the window."""
+    return await seed_busy_owner(
+        database_url, slug_prefix=slug_prefix, calendars=CALENDARS, busy=BUSY_EVENTS, start=start, days=WINDOW_DAYS
+    )
+
+
 def run_backend(backend: str, database_url: str) -> Outcome:
     start = window_start()
-    owner = asyncio.run(
-        seed_busy_owner(
-            database_url,
-            slug_prefix=f"b1-{backend}",
-            calendars=CALENDARS,
-            busy=BUSY_EVENTS,
-            start=start,
-            days=WINDOW_DAYS,
-        )
-    )
+    owner = asyncio.run(seed_b1_owner(database_url, f"b1-{backend}", start))
     body = slots_body(owner, start)
     with serve(1, server_env(database_url)) as (server,):
         comparison = asyncio.run(compare(server, body))
@@ -538,10 +558,15 @@ def record(run: Run, outcome: Outcome) -> None:
     run.note(
         f"{name} profile of computed answers, wall ms per slots request ({profile.sql_statements:.0f} SQL statements): {breakdown}"
     )
-    categories = ", ".join(f"{key} {value:.2f}" for key, value in profile.categories_ms.items() if value >= 0.05)
-    run.note(f"{name} cProfile own time per request by package (main thread, ms): {categories}")
-    path = write_profile(f"b1_profile_{name}.txt", profile.top)
-    run.note(f"{name} full cProfile of {PROFILE_REQUESTS} slots requests: {path}")
+    note_cprofile(
+        run,
+        name,
+        profile.categories_ms,
+        per="request",
+        file=f"b1_profile_{name}.txt",
+        text=profile.top,
+        of=f"{PROFILE_REQUESTS} slots requests",
+    )
     run.chart[name] = {
         "hello_rps": result.hello.rate,
         "slots_rps": result.slots.rate,

@@ -118,8 +118,8 @@ class Database:
 
         ``write=True`` takes SQLite's write lock at BEGIN, so a check-then-write stays atomic.
         A lost connection raises ``ServiceUnavailable``. The block's statements are flushed
-        before COMMIT is sent, so ``retry_once_if_lost`` knows a loss from then on may follow
-        a commit, and never runs the work again after it.
+        before COMMIT is sent, so a run watched with ``commit_watch`` knows a loss from then on
+        may follow a commit, and is never run again after it.
         """
         factory = self._write_sessions if write else self._sessions
         turn: AbstractAsyncContextManager[object] = (

@@ -1,35 +1,29 @@
-"""A lost database connection: how to recognise it, when work may run again, what to answer.
+"""A lost database connection: how to recognise it, what to answer, whether a COMMIT began.
 
 A PostgreSQL restart ends the work in flight half-way; while it is down, connections are
-refused. Work that committed nothing can simply run again on a fresh connection
-(``retry_once_if_lost``). What is still lost after that, or was lost while a COMMIT was on its
-way (it may have been applied, so running the work again could do it twice), is answered as
-``ServiceUnavailable``: a typed error that tells the user to try again in a few seconds.
+refused. Such a loss inside a session or transaction is raised as ``ServiceUnavailable``, a plain
+exception the API answers with the code ``SERVICE_UNAVAILABLE`` and a retry-after (the
+schema maps it). Work that committed nothing may run again on a fresh connection: the caller
+that runs it again watches it with ``commit_watch``, and ``committing`` notes when a COMMIT is
+on its way (it may then have been applied, so running the work again could do it twice).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TypeVar
 
 from asyncpg import exceptions as pg
-from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 CODE = "SERVICE_UNAVAILABLE"
 MESSAGE = "The service is briefly unavailable; try again in a few seconds."
 RETRY_AFTER_SECONDS = 3
-# Before the one retry: a restart (stop, then start) usually takes less than this.
-RETRY_PAUSE = 0.5
 
 # What the driver raises when the server went away, is going away, or is not there (yet).
 _LOST: tuple[type[BaseException], ...] = (
@@ -43,17 +37,17 @@ _LOST: tuple[type[BaseException], ...] = (
 )
 
 
-class ServiceUnavailable(GraphQLError):
+class ServiceUnavailable(Exception):
     """The database cannot be reached just now; the same request may be sent again shortly.
 
-    It is a GraphQLError with its own code so that the API answers it as it is, never masked as
-    a bug: over HTTP with status 503 and Retry-After, over WebSocket as the operation's error.
-    Nothing the request asked for is known to be done (or known not to be): a booking sent again
-    with its idempotency key answers the booking if it was stored.
+    The API answers it with ``MESSAGE``, the code ``CODE`` and ``RETRY_AFTER_SECONDS``, never
+    masked as a bug: over HTTP with status 503 and Retry-After, over WebSocket as the operation's
+    error. Nothing the request asked for is known to be done (or known not to be): a booking sent
+    again with its idempotency key answers the booking if it was stored.
     """
 
     def __init__(self) -> None:
-        super().__init__(MESSAGE, extensions={"code": CODE, "retryAfterSeconds": RETRY_AFTER_SECONDS})
+        super().__init__(MESSAGE)
 
 
 def is_disconnect(error: BaseException) -> bool:
@@ -88,48 +82,37 @@ async def lost_as_unavailable() -> AsyncIterator[None]:
 
 
 @dataclass
-class _Attempt:
-    """One run of some work; whether any COMMIT of it was sent (then it must not run again)."""
+class CommitWatch:
+    """One run of some work: whether any COMMIT of it was sent (then it must not run again)."""
 
     began_commit: bool = False
 
 
-_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("kokous_db_attempt", default=None)
+_WATCH: ContextVar[CommitWatch | None] = ContextVar("kokous_db_commit_watch", default=None)
+
+
+def watching() -> bool:
+    """Whether the work running now is already watched (by an outer run that owns any retry)."""
+    return _WATCH.get() is not None
+
+
+@contextmanager
+def commit_watch() -> Iterator[CommitWatch]:
+    """Watches the work run inside the block: its ``began_commit`` tells whether any of its
+    transactions began to COMMIT."""
+    watch = CommitWatch()
+    token = _WATCH.set(watch)
+    try:
+        yield watch
+    finally:
+        _WATCH.reset(token)
 
 
 def committing() -> None:
     """A transaction is about to COMMIT: the work it belongs to may no longer be run again."""
-    attempt = _ATTEMPT.get()
-    if attempt is not None:
-        attempt.began_commit = True
-
-
-async def retry_once_if_lost(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work``; if a lost connection ends it before any of its transactions began to
-    commit, run it once more, on a fresh connection, after a short pause.
-
-    ``work`` must be safe to run again from the start when none of its transactions began to
-    commit: nothing it did outside the database may matter if done twice. Inside another such
-    run it runs once: the outermost run owns the retry, so nothing runs more than twice.
-    """
-    if _ATTEMPT.get() is not None:
-        return await work()
-    attempt = _Attempt()
-    token = _ATTEMPT.set(attempt)
-    try:
-        return await work()
-    except ServiceUnavailable:
-        if attempt.began_commit:
-            raise
-    finally:
-        _ATTEMPT.reset(token)
-    logger.warning("running the work again on a fresh database connection")
-    await asyncio.sleep(RETRY_PAUSE)
-    token = _ATTEMPT.set(_Attempt())
-    try:
-        return await work()
-    finally:
-        _ATTEMPT.reset(token)
+    watch = _WATCH.get()
+    if watch is not None:
+        watch.began_commit = True
 
 
 def _why(error: BaseException) -> str:

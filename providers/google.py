@@ -530,9 +530,15 @@ def _insert_event(calendar_id: str, body: dict[str, Any], service: Any) -> Writt
 
 
 def _patch_event(calendar_id: str, event_id: str, body: dict[str, Any], service: Any) -> None:
-    service.events().patch(calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="all").execute(
-        num_retries=0
+    """Google keeps a deleted event (cancelled) and patches it as it is, still deleted: that is
+    an event gone, as Microsoft 365 says with a 404."""
+    patched = (
+        service.events()
+        .patch(calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="all")
+        .execute(num_retries=0)
     )
+    if patched.get("status") == "cancelled":
+        raise ProviderNotFound("The event was deleted in Google Calendar.", code="deleted")
 
 
 def _insert_calendar(body: dict[str, Any], service: Any) -> dict[str, Any]:

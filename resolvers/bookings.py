@@ -1,4 +1,10 @@
-"""Booking, requests and their lifecycle: visitors, invitees by signed link, and owners."""
+"""Booking, requests and their lifecycle: visitors, invitees by signed link, and owners.
+
+A booking, and an owner's cancel or decline, runs once more when its database connection was
+lost before anything committed (``resolvers/retry.py``). Rescheduling and accepting ask the
+owner's calendars first, and an invitee's link counts against the limits first: those are not
+run again.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ from db.models import Booking
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
+from resolvers.retry import retried_if_lost, retry_once_if_lost
 from scheduling.booking import contact_tokens, manage_links
-from scheduling.booking.book import BookingView, BookResult
+from scheduling.booking.book import AdmittedBooking, BookingView, BookResult
 from scheduling.booking.lifecycle import ChangeResult
 from scheduling.booking.rules import BookingDraft
 from scheduling.errors import NotFound, RateLimited
@@ -36,11 +43,18 @@ def client_address(context: RequestContext) -> str:
 
 
 async def book(context: RequestContext, draft: BookingDraft, *, request_only: bool) -> BookResult:
+    """The limits count once; the page's lookup and the booking itself may each run once more
+    after a lost connection, the booking only if its transaction had not begun to commit."""
     client = client_address(context)
     limited = await context.services.limits.public_call(client)
     if limited is not None:
         return limited
-    return await context.services.booking.book(draft, request_only=request_only, client=client)
+    booking = context.services.booking
+    view = await retry_once_if_lost(lambda: booking.page_of(draft))
+    admitted = await booking.admit(view, draft, request_only=request_only, client=client)
+    if not isinstance(admitted, AdmittedBooking):
+        return admitted
+    return await retry_once_if_lost(lambda: booking.book(admitted))
 
 
 async def _by_token_limited(context: RequestContext, token: str) -> BookingView | NotFound | RateLimited:
@@ -81,6 +95,7 @@ async def reschedule_by_token(context: RequestContext, token: str, start: dateti
     )
 
 
+@retried_if_lost
 async def cancel(context: RequestContext, booking_id: str) -> ChangeResult:
     user = require_user(context)
     parsed = parse_id(booking_id)
@@ -101,6 +116,7 @@ async def accept(context: RequestContext, booking_id: str) -> ChangeResult:
     return _NOT_FOUND if parsed is None else await context.services.lifecycle.accept(parsed, owner_id=user.id)
 
 
+@retried_if_lost
 async def decline(context: RequestContext, booking_id: str) -> ChangeResult:
     user = require_user(context)
     parsed = parse_id(booking_id)

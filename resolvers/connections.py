@@ -1,4 +1,10 @@
-"""The signed-in owner's calendar connections: connect, change settings, choose, remove, disconnect."""
+"""The signed-in owner's calendar connections: connect, change settings, choose, remove, disconnect.
+
+Changing a connection's settings, choosing a calendar and removing one are each one transaction
+with nothing done outside the database before its commit (the providers are told after it): one
+whose connection was lost before that runs once more (``resolvers/retry.py``). Connecting and
+disconnecting call the provider before they commit, so they are not run again.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from db.models import Calendar
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
-from scheduling.calendars.connect import CalendarRemoved, ConfirmResult, ConnectResult, Disconnected, StartResult
+from resolvers.retry import retried_if_lost
+from scheduling.calendars.connect import CalendarRemoved, ConfirmResult, ConnectResult, Disconnected
 from scheduling.calendars.directory import ConnectionSettings, ConnectionView
+from scheduling.calendars.oauth_flow import StartResult
 from scheduling.calendars.rules import CalDAVAccountForm, ExchangeAccountForm
 from scheduling.errors import NotFound, PrimaryCalendarNotRemovable
 
@@ -36,6 +44,7 @@ async def connect_caldav(context: RequestContext, form: CalDAVAccountForm) -> Co
     return await context.services.connections.connect_caldav(user, form)
 
 
+@retried_if_lost
 async def update_connection(
     context: RequestContext, connection_id: str, settings: ConnectionSettings
 ) -> ConnectionView | NotFound:
@@ -46,6 +55,7 @@ async def update_connection(
     return await context.services.calendars.update_connection(user.id, parsed, settings)
 
 
+@retried_if_lost
 async def set_integrated(context: RequestContext, calendar_id: str, integrated: bool) -> Calendar | NotFound:
     user = require_user(context)
     parsed = parse_id(calendar_id)
@@ -54,6 +64,7 @@ async def set_integrated(context: RequestContext, calendar_id: str, integrated: 
     return await context.services.connections.set_integrated(user.id, parsed, integrated)
 
 
+@retried_if_lost
 async def remove(context: RequestContext, calendar_id: str) -> CalendarRemoved | PrimaryCalendarNotRemovable | NotFound:
     user = require_user(context)
     parsed = parse_id(calendar_id)

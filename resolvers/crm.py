@@ -1,6 +1,8 @@
 """The signed-in owner's contacts, the meetings on them, tasks, and calendar sync's decisions.
 
-Every id names only the caller's own objects: another owner's id is simply not found.
+Every id names only the caller's own objects: another owner's id is simply not found. Each
+mutation is one unit of database work with its outbox rows, so one whose connection was lost
+before its commit runs once more (``retry.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from db.models import CalendarImport, Contact, Task, User
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
+from resolvers.retry import retried_if_lost
 from scheduling.crm.meetings import MeetingResult
 from scheduling.crm.tasks import TaskResult
 from scheduling.crm.values import (
@@ -62,11 +65,13 @@ async def calendar_imports(context: RequestContext, owner: User, last: int | Non
     return found
 
 
+@retried_if_lost
 async def create_contact(context: RequestContext, draft: ContactDraft) -> Contact | InvalidInput | ContactExists:
     user = require_user(context)
     return await context.services.contacts.create(user.id, draft)
 
 
+@retried_if_lost
 async def update_contact(
     context: RequestContext, contact_id: str, change: ContactChange
 ) -> Contact | InvalidInput | NotFound:
@@ -77,6 +82,7 @@ async def update_contact(
     return await context.services.contacts.update(user.id, parsed, change)
 
 
+@retried_if_lost
 async def create_meeting(
     context: RequestContext, contact_id: str, title: str, start: datetime, end: datetime
 ) -> MeetingResult:
@@ -88,6 +94,7 @@ async def create_meeting(
     return await context.services.meetings.create(user.id, draft)
 
 
+@retried_if_lost
 async def update_meeting(context: RequestContext, meeting_id: str, change: MeetingChange) -> MeetingResult:
     user = require_user(context)
     parsed = parse_id(meeting_id)
@@ -96,6 +103,7 @@ async def update_meeting(context: RequestContext, meeting_id: str, change: Meeti
     return await context.services.meetings.update(user.id, parsed, change)
 
 
+@retried_if_lost
 async def delete_meeting(context: RequestContext, meeting_id: str) -> Removed | InvalidInput | NotFound:
     user = require_user(context)
     parsed = parse_id(meeting_id)
@@ -104,6 +112,7 @@ async def delete_meeting(context: RequestContext, meeting_id: str) -> Removed | 
     return await context.services.meetings.delete(user.id, parsed)
 
 
+@retried_if_lost
 async def create_task(context: RequestContext, draft: TaskDraft, contact_id: str | None) -> TaskResult:
     """``contact_id``: the contact the task is about, if any (``draft`` names none yet)."""
     user = require_user(context)
@@ -113,6 +122,7 @@ async def create_task(context: RequestContext, draft: TaskDraft, contact_id: str
     return await context.services.tasks.create(user.id, replace(draft, contact_id=contact))
 
 
+@retried_if_lost
 async def update_task(
     context: RequestContext, task_id: str, change: TaskChange, contact_id: str | Keep | None
 ) -> TaskResult:
@@ -134,6 +144,7 @@ def _contact_ref(contact_id: str | None) -> uuid.UUID | NotFound | None:
     return parse_id(contact_id) or _NO_CONTACT
 
 
+@retried_if_lost
 async def delete_task(context: RequestContext, task_id: str) -> Removed | NotFound:
     user = require_user(context)
     parsed = parse_id(task_id)

@@ -1,4 +1,8 @@
-"""Scheduling pages for their owner, and the public lookup for visitors."""
+"""Scheduling pages for their owner, and the public lookup for visitors.
+
+Each change is one transaction with nothing done outside the database before its commit, so a
+change whose connection was lost before that runs once more (``resolvers/retry.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from db.models import User
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
+from resolvers.retry import retried_if_lost
 from scheduling.booking import contact_tokens
 from scheduling.booking.contact_tokens import Prefill
 from scheduling.errors import InvalidInput, NotFound, SlugTaken
@@ -23,11 +28,13 @@ async def default_page(context: RequestContext, owner: User) -> PageView | None:
     return await context.services.pages.default_page(owner)
 
 
+@retried_if_lost
 async def create(context: RequestContext, draft: PageDraft) -> PageView | InvalidInput | SlugTaken | NotFound:
     user = require_user(context)
     return await context.services.pages.create(user.id, draft)
 
 
+@retried_if_lost
 async def update(
     context: RequestContext, page_id: str, draft: PageDraft
 ) -> PageView | InvalidInput | SlugTaken | NotFound:
@@ -38,6 +45,7 @@ async def update(
     return await context.services.pages.update(user.id, parsed, draft)
 
 
+@retried_if_lost
 async def delete(context: RequestContext, page_id: str) -> Deleted | NotFound:
     user = require_user(context)
     parsed = parse_id(page_id)
@@ -46,6 +54,7 @@ async def delete(context: RequestContext, page_id: str) -> Deleted | NotFound:
     return await context.services.pages.delete(user.id, parsed)
 
 
+@retried_if_lost
 async def set_all_enabled(context: RequestContext, enabled: bool) -> list[PageView]:
     user = require_user(context)
     return await context.services.pages.set_all_enabled(user.id, enabled)

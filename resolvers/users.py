@@ -1,4 +1,9 @@
-"""The signed-in owner and their settings."""
+"""The signed-in owner and their settings.
+
+Changing the settings and creating or revoking a token are each one transaction with nothing
+done outside the database before its commit: one whose connection was lost before that runs
+once more (``resolvers/retry.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from db.models import ApiToken, Booking, User
 from resolvers.auth import require_user
 from resolvers.context import RequestContext
 from resolvers.ids import parse_id
+from resolvers.retry import retried_if_lost
 from scheduling.calendars.directory import ConnectionView
 from scheduling.errors import InvalidInput, NotFound
 from scheduling.users import CreatedToken, SettingsChange
@@ -18,6 +24,7 @@ def me(context: RequestContext) -> User:
     return require_user(context)
 
 
+@retried_if_lost
 async def update_settings(context: RequestContext, change: SettingsChange) -> User:
     """``updateUserSettings`` returns ``User!`` by contract, so bad input is a typed GraphQL error."""
     user = require_user(context)
@@ -42,6 +49,7 @@ async def api_tokens(context: RequestContext, owner: User) -> list[ApiToken]:
     return await context.services.users.list_tokens(owner.id)
 
 
+@retried_if_lost
 async def create_api_token(context: RequestContext, name: str, expires_in_days: int | None) -> CreatedToken:
     """``createApiToken`` returns ``CreatedApiToken!`` by contract, so bad input is a typed GraphQL error."""
     user = require_user(context)
@@ -51,6 +59,7 @@ async def create_api_token(context: RequestContext, name: str, expires_in_days: 
     return result
 
 
+@retried_if_lost
 async def revoke_api_token(context: RequestContext, token_id: str) -> ApiToken | NotFound:
     user = require_user(context)
     parsed = parse_id(token_id)

@@ -29,6 +29,7 @@ from scheduling.crm.import_log import ImportLog
 from scheduling.crm.imports import import_events
 from scheduling.crm.meeting_writes import MeetingWrites
 from scheduling.crm.meetings import MeetingService
+from scheduling.crm.task_calendar import queue_owner
 from scheduling.crm.task_sync import TaskEvents
 from scheduling.crm.tasks import TaskService
 from scheduling.events import EventBus
@@ -119,7 +120,7 @@ class Services:
         handlers = {
             **emails.handlers(),
             **CalendarWrites(access=access, clock=clock).handlers(),
-            **MeetingWrites(access=access).handlers(),
+            **MeetingWrites(access=access, clock=clock).handlers(),
             **TaskEvents(access=access).handlers(),
             **notices.handlers(),
             outbox.BOOKING_FOLLOW_CALENDAR: lambda payload: lifecycle.follow_calendar(payload),
@@ -142,11 +143,15 @@ class Services:
             bus=bus,
             links=links,
             signer=signer,
-            users=UserService(db=db, bus=bus, links=links, clock=clock, wake_outbox=worker.wake),
+            users=UserService(
+                db=db, bus=bus, links=links, clock=clock, wake_outbox=worker.wake, on_seat_changed=queue_owner
+            ),
             pages=pages,
             domains=DomainService(db=db, clock=clock),
             live=LiveService(db=db, pages=pages, availability=availability, bus=bus, clock=clock, busy_sync=busy_sync),
-            calendars=ConnectionDirectory(db=db, bus=bus, clock=clock, wake_outbox=worker.wake),
+            calendars=ConnectionDirectory(
+                db=db, bus=bus, clock=clock, wake_outbox=worker.wake, on_sync_changed=queue_owner
+            ),
             bookings=BookingQueries(db),
             booking=BookingService(booking_deps),
             lifecycle=lifecycle,

@@ -16,11 +16,11 @@ from common.values import Seat
 from db.engine import Database
 from db.models import ApiToken, SchedulingPage, User
 from scheduling import api_tokens, validation
+from scheduling.calendars.directory import OwnerChangeHook
 from scheduling.clock import Clock
 from scheduling.errors import InvalidInput, NotFound, Refused, ValidationFailed
 from scheduling.events import ApiTokenRevoked, AvailabilityChanged, EventBus
 from scheduling.pages.links import LinkBuilder
-from scheduling.task_calendar import queue_owner
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,21 @@ class SettingsChange:
 
 class UserService:
     def __init__(
-        self, *, db: Database, bus: EventBus, links: LinkBuilder, clock: Clock, wake_outbox: Callable[[], None]
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        links: LinkBuilder,
+        clock: Clock,
+        wake_outbox: Callable[[], None],
+        on_seat_changed: OwnerChangeHook,
     ) -> None:
         self._db = db
         self._bus = bus
         self._links = links
         self._clock = clock
         self._wake_outbox = wake_outbox
+        self._on_seat_changed = on_seat_changed
 
     async def create(self, *, email: str, name: str = "", timezone: str = "UTC") -> NewUser | InvalidInput:
         """Create an owner and their first API token (returned once, stored hashed)."""
@@ -194,8 +202,8 @@ class UserService:
             return (await session.exec(select(User).where(User.email == email.strip().lower()))).first()
 
     async def set_seat(self, user_id: uuid.UUID, seat: Seat) -> User | NotFound:
-        """The owner's seat (set by the operator): task sync needs a paid one, so its events are
-        made or removed (queued with the change)."""
+        """The owner's seat (set by the operator): task sync needs a paid one, so
+        ``on_seat_changed`` queues its events' making or removal with the change."""
         async with self._db.transaction() as session:
             user = await session.get(User, user_id)
             if user is None:
@@ -203,7 +211,7 @@ class UserService:
             user.seat = seat
             session.add(user)
             await session.flush()
-            queued = await queue_owner(session, user.id, self._clock())
+            queued = await self._on_seat_changed(session, user.id, self._clock())
         if queued:
             self._wake_outbox()
         return user

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import strawberry
 
-from scheduling.calendars.connect import AuthorizationUrl, ConfirmResult, ConnectResult, StartResult
+from scheduling.calendars.connect import ConfirmResult, ConnectResult
 from scheduling.calendars.directory import ConnectionView
+from scheduling.calendars.oauth_flow import AuthorizationUrl, StartResult
 from scheduling.calendars.rules import CalDAVAccountForm, ExchangeAccountForm
 from schema.errors import (
     CalendarConnectionFailedError,

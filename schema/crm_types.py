@@ -83,9 +83,10 @@ class MeetingType:
     end: DateTime
     source: MeetingSource
     calendar_invitation_sent: bool = strawberry.field(
-        description="Whether the contact was invited: true for bookings (Kokous emails the invitation) and for "
-        "meetings you made with calendar sync on (your calendar sends it); false when only recorded, or when "
-        "your calendar refused the event."
+        description="Whether the contact was invited: true for bookings (Kokous emails the invitation), for "
+        "meetings you made with calendar sync on (your calendar sends it) and for meetings found in your "
+        "calendar (the contact is a guest of its event); false when only recorded, or when your calendar "
+        "refused the event."
     )
     _view: strawberry.Private[MeetingView]
 

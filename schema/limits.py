@@ -1,4 +1,10 @@
-"""GraphQL limits that are on from the start: depth, aliases, tokens, directives, masking."""
+"""GraphQL limits that are on from the start: depth, aliases, tokens, directives, masking.
+
+Masking is where the errors of an operation get their final form, on every transport: what a
+resolver raised by mistake becomes "Unexpected error.", and a lost database
+(``db.faults.ServiceUnavailable``) becomes the one ``SERVICE_UNAVAILABLE`` error of
+``unavailable_error``, which the server also sends for a fault before any operation ran.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+
+from db.faults import CODE, MESSAGE, RETRY_AFTER_SECONDS, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -113,10 +121,54 @@ class NoNulInVariables(SchemaExtension):
         yield
 
 
+UNEXPECTED_MESSAGE = "Unexpected error."
+
+
+def is_unavailable(error: GraphQLError) -> bool:
+    """Whether ``error`` is the database's ``ServiceUnavailable``, wherever it was raised."""
+    return isinstance(error.original_error, ServiceUnavailable)
+
+
 def is_unexpected(error: GraphQLError) -> bool:
-    """Mask only what a resolver raised by mistake; validation and input errors stay readable."""
+    """Mask only what a resolver raised by mistake; validation and input errors stay readable,
+    and a lost database is answered as itself (``unavailable_error``)."""
     original = error.original_error
-    return error.path is not None and original is not None and not isinstance(original, GraphQLError)
+    return (
+        error.path is not None and original is not None and not isinstance(original, GraphQLError | ServiceUnavailable)
+    )
+
+
+def unavailable_error(at: GraphQLError | None = None) -> GraphQLError:
+    """The API's answer to ``ServiceUnavailable``: try again after ``retryAfterSeconds``.
+
+    ``at``: the error as an operation raised it, whose place (path, locations) is kept.
+    """
+    extensions = {"code": CODE, "retryAfterSeconds": RETRY_AFTER_SECONDS}
+    if at is None:
+        return GraphQLError(MESSAGE, extensions=extensions)
+    return GraphQLError(
+        MESSAGE,
+        nodes=at.nodes,
+        source=at.source,
+        positions=at.positions,
+        path=at.path,
+        original_error=at.original_error,
+        extensions=extensions,
+    )
+
+
+class AnswerErrors(MaskErrors):
+    """Masks what a resolver raised by mistake, and answers a lost database as
+    ``unavailable_error``, never as "Unexpected error."."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            should_mask_error=lambda error: is_unavailable(error) or is_unexpected(error),
+            error_message=UNEXPECTED_MESSAGE,
+        )
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return unavailable_error(error) if is_unavailable(error) else super().anonymise_error(error)
 
 
 # Built once, so the validation cache can recognise the same rule set on every request
@@ -153,7 +205,7 @@ def extensions(*, production: bool) -> list[Callable[[], SchemaExtension]]:
         LimitsFirst,
         partial(ValidationCache, maxsize=CACHE_SIZE),
         NoNulInVariables,
-        partial(MaskErrors, should_mask_error=is_unexpected, error_message="Unexpected error."),
+        AnswerErrors,
     ]
     if production:
         chosen.append(DisableIntrospection)

@@ -63,10 +63,10 @@ class KokousGraphQL(GraphQL[RequestContext, None]):
 
         try:
             await super().__call__(scope, receive, noting_send)
-        except ServiceUnavailable as error:
+        except ServiceUnavailable:
             if started:
                 raise
-            answer = Response(self.encode_json(unavailable_answer(error)), media_type="application/json")
+            answer = Response(self.encode_json(unavailable_answer()), media_type="application/json")
             await mark_unavailable(answer)(scope, receive, send)
 
     def encode_json(self, data: object) -> str:

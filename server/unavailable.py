@@ -1,11 +1,12 @@
 """How the API says "the database is briefly unavailable": 503 on HTTP, a close code on sockets.
 
-Inside an operation, ``db.faults.ServiceUnavailable`` is an ordinary GraphQL error with the
-code ``SERVICE_UNAVAILABLE`` (a WebSocket operation gets just that). Over HTTP an answer that
-carries it is sent with status 503 and ``Retry-After``, so clients and proxies that look only
-at the status retry it too. A fault before any operation runs (the bearer token could not be
-looked up) gets the same answer: a GraphQL error in a 503 over HTTP; over WebSocket the
-connection closes with 1013 ("try again later"), and the legacy protocol first sends the error.
+Inside an operation, the schema answers ``db.faults.ServiceUnavailable`` as an ordinary GraphQL
+error with the code ``SERVICE_UNAVAILABLE`` (``schema.limits.unavailable_error``; a WebSocket
+operation gets just that). Over HTTP an answer that carries it is sent with status 503 and
+``Retry-After``, so clients and proxies that look only at the status retry it too. A fault before
+any operation runs (the bearer token could not be looked up) gets the same answer: the same
+GraphQL error in a 503 over HTTP; over WebSocket the connection closes with 1013 ("try again
+later"), and the legacy protocol first sends the error.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInit
 
 from db.faults import CODE, MESSAGE, RETRY_AFTER_SECONDS, ServiceUnavailable
+from schema.limits import unavailable_error
 
 STATUS = 503
 TRY_AGAIN_LATER = 1013  # the WebSocket close code for a passing overload or outage (RFC 6455 registry)
@@ -43,9 +45,9 @@ def mark_unavailable(response: Response) -> Response:
     return response
 
 
-def unavailable_answer(error: ServiceUnavailable) -> dict[str, Any]:
+def unavailable_answer() -> dict[str, Any]:
     """The GraphQL answer for a fault before any operation ran."""
-    return {"data": None, "errors": [error.formatted]}
+    return {"data": None, "errors": [unavailable_error().formatted]}
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Any, Any]):
@@ -64,6 +66,6 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Any, Any]):
     async def handle_connection_init(self, message: LegacyInit) -> None:
         try:
             await super().handle_connection_init(message)
-        except ServiceUnavailable as error:
-            await self.send_message({"type": "connection_error", "payload": dict(error.formatted)})
+        except ServiceUnavailable:
+            await self.send_message({"type": "connection_error", "payload": dict(unavailable_error().formatted)})
             await self.websocket.close(code=TRY_AGAIN_LATER, reason=MESSAGE)

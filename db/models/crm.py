@@ -36,6 +36,9 @@ class Meeting(SQLModel, table=True):
     # The calendar event it came from (calendar sync) or was written as (an owner's meeting).
     calendar_id: uuid.UUID | None = Field(default=None, foreign_key="calendars.id", ondelete="SET NULL")
     external_event_id: str | None = Field(default=None, max_length=1024)
+    # An owner's meeting: when its event was last written where the meeting is (None while a
+    # change is on its way), so a later change of the event in the calendar is the owner's.
+    calendar_event_written_at: datetime | None = timestamp_field(nullable=True)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 
@@ -51,6 +54,9 @@ class Task(SQLModel, table=True):
     done: bool = False
     # Its event in the connection's tasks calendar, while it has one.
     calendar_event_id: str | None = Field(default=None, max_length=1024)
+    # The idempotency key of the event it has or is getting: every worker that makes it uses
+    # this one, so the provider keeps a single event; a new one after the event was removed.
+    calendar_event_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
 

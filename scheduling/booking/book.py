@@ -5,11 +5,12 @@ are checked again and the booking inserted: on SQLite that transaction holds the
 from BEGIN (IMMEDIATE); on PostgreSQL the owner's row is locked, and an exclusion constraint
 refuses overlapping bookings whatever the application checked.
 
-A connection lost on the way (a database restart) runs the booking once more from its checks,
-as long as its transaction had not begun to commit (``db.faults.retry_once_if_lost``): nothing
-of the first run was stored, and its emails and calendar write are outbox rows of that same
-transaction. A loss while committing is answered as ``ServiceUnavailable``; the visitor's retry
-with the same idempotency key then answers the booking if it was stored.
+A booking is admitted once (``admit``: the limits count there), then stored (``book``). A
+connection lost on the way (a database restart) may run ``book`` once more from its checks, as
+long as its transaction had not begun to commit (the resolver runs it so): nothing of the first
+run was stored, and its emails and calendar write are outbox rows of that same transaction. A
+loss while committing is answered as ``ServiceUnavailable``; the visitor's retry with the same
+idempotency key then answers the booking if it was stored.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
 from db.engine import Database
-from db.faults import retry_once_if_lost
 from db.models import Booking, Calendar, CalendarConnection, OutboxMessage, SchedulingPage, User
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
@@ -49,7 +49,7 @@ from scheduling.errors import (
 from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
 from scheduling.limits import AbuseLimits
 from scheduling.pages.availability import AvailabilityService, blocks_time
-from scheduling.pages.service import PageService
+from scheduling.pages.service import PageService, PageView
 
 ALTERNATIVES_SPAN = timedelta(days=3)
 
@@ -200,13 +200,30 @@ class BookingChecks:
         )
 
 
+@dataclass(frozen=True)
+class AdmittedBooking:
+    """A booking that passed the limits and the rules, on its page; ``mail`` keeps the emails
+    it sends once the invitee's cap was asked."""
+
+    page: SchedulingPage
+    checked: CheckedBooking
+    mail: MailCap
+
+
 class BookingService(BookingChecks):
-    async def book(self, draft: BookingDraft, *, request_only: bool = False, client: str) -> BookResult:
-        """Book a free slot; an offline page (or ``request_only``) stores a request instead.
+    async def page_of(self, draft: BookingDraft) -> PageView | None:
+        """The page the visitor books on, as they may see it (only reads)."""
+        return await self._pages.public_page(draft.slug, draft.domain)
+
+    async def admit(
+        self, view: PageView | None, draft: BookingDraft, *, request_only: bool = False, client: str
+    ) -> AdmittedBooking | BookResult:
+        """The booking on the page ``view`` (None: not found), once it passes the limits and the
+        rules; an offline page (or ``request_only``) makes it a request.
 
         ``client``: the caller's address; the page's limits and the address's limit on that page
-        apply (``RateLimited``, nothing stored)."""
-        view = await retry_once_if_lost(lambda: self._pages.public_page(draft.slug, draft.domain))
+        apply (``RateLimited``, nothing stored). They count here, once: only ``book`` may run again.
+        """
         if view is None:
             return PageNotFound(message="scheduling page not found")
         page = view.page
@@ -217,14 +234,13 @@ class BookingService(BookingChecks):
             checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
         except ValidationFailed as failure:
             return failure.as_result()
-        # The limits above count once; what follows may run twice (see the module), and the
-        # invitee's emails are counted against their cap once, however often it runs.
-        mail = MailCap()
-        return await retry_once_if_lost(lambda: self._book_checked(page, checked, mail))
+        return AdmittedBooking(page=page, checked=checked, mail=MailCap())
 
-    async def _book_checked(self, page: SchedulingPage, checked: CheckedBooking, mail: MailCap) -> BookResult:
-        """The booking once it passed the limits and the rules: up to its commit it changes
-        nothing outside the database, so a run lost before the commit can run again."""
+    async def book(self, admitted: AdmittedBooking) -> BookResult:
+        """Book the admitted slot (or store the request): up to its commit it changes nothing
+        outside the database, so a run lost before the commit can run again, and the invitee's
+        emails are counted against their cap once, however often it runs."""
+        page, checked, mail = admitted.page, admitted.checked, admitted.mail
         if checked.idempotency_key is not None:
             earlier = await self._by_idempotency_key(page, checked)
             if earlier is not None:

@@ -5,15 +5,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import Database
 from db.models import Calendar, CalendarConnection
 from scheduling.clock import Clock
 from scheduling.errors import NotFound
 from scheduling.events import AvailabilityChanged, EventBus
-from scheduling.task_calendar import queue_owner
+
+
+class OwnerChangeHook(Protocol):
+    """What a change of the owner's calendar sync or seat asks of parts built on calendars (task
+    sync): queued in the change's own transaction; True when something was queued."""
+
+    async def __call__(self, session: AsyncSession, owner_id: uuid.UUID, now: datetime) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -31,17 +40,26 @@ class ConnectionSettings:
 
 
 class ConnectionDirectory:
-    def __init__(self, *, db: Database, bus: EventBus, clock: Clock, wake_outbox: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        clock: Clock,
+        wake_outbox: Callable[[], None],
+        on_sync_changed: OwnerChangeHook,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
         self._wake_outbox = wake_outbox
+        self._on_sync_changed = on_sync_changed
 
     async def update_connection(
         self, owner_id: uuid.UUID, connection_id: uuid.UUID, settings: ConnectionSettings
     ) -> ConnectionView | NotFound:
         """Turning scheduling pages off stops the connection's calendars taking bookings; turning
-        calendar sync on or off makes or removes the task events (queued with the change)."""
+        calendar sync on or off tells ``on_sync_changed`` (task sync), in the change's transaction."""
         queued = False
         async with self._db.transaction() as session:
             connection = await session.get(CalendarConnection, connection_id)
@@ -55,7 +73,7 @@ class ConnectionDirectory:
             session.add(connection)
             if sync_changed:
                 await session.flush()
-                queued = await queue_owner(session, owner_id, self._clock())
+                queued = await self._on_sync_changed(session, owner_id, self._clock())
             calendars = (await session.exec(select(Calendar).where(Calendar.connection_id == connection.id))).all()
         if queued:
             self._wake_outbox()

@@ -145,19 +145,14 @@ class CalendarWrites:
                 return None
             page = await session.get(SchedulingPage, booking.page_id)
             owner = await session.get(User, booking.owner_id)
-            calendar = (
-                await session.get(Calendar, booking.calendar_event_calendar_id)
-                if booking.calendar_event_calendar_id is not None
-                else None
-            )
-            if calendar is None and not for_delete:
-                calendar = await primary_calendar(session, booking.owner_id)
-            connection = await session.get(CalendarConnection, calendar.connection_id) if calendar else None
-        if page is None or owner is None or calendar is None or connection is None:
+            home = await event_home(session, booking.calendar_event_calendar_id)
+            if home is None and not for_delete:
+                home = await event_home(session, await primary_calendar(session, booking.owner_id))
+        if page is None or owner is None or home is None:
             if not for_delete:
                 await self._failed(booking.id, "no connected calendar takes this booking")
             return None
-        return _Target(booking, page, owner, calendar, connection)
+        return _Target(booking, page, owner, *home)
 
     async def _done(
         self, booking_id: uuid.UUID, calendar_id: uuid.UUID, event_id: str, written_at: tuple[datetime, datetime]
@@ -232,6 +227,19 @@ async def write_new_event(
         await call(lambda client: client.delete_event(calendar_id, written.event_id))
         return None
     return written.event_id
+
+
+async def event_home(
+    session: AsyncSession, calendar: uuid.UUID | Calendar | None
+) -> tuple[Calendar, CalendarConnection] | None:
+    """The calendar an event is (or goes) in, with the connection that reaches it; None when
+    either is gone (disconnected since)."""
+    if isinstance(calendar, uuid.UUID):
+        calendar = await session.get(Calendar, calendar)
+    if calendar is None:
+        return None
+    connection = await session.get(CalendarConnection, calendar.connection_id)
+    return None if connection is None else (calendar, connection)
 
 
 # Calendars the owner may write events to (the providers' access roles, as stored).

@@ -17,6 +17,7 @@ from providers.base import CalendarEvent
 
 SYNC_OFF = "calendar sync is off for this connection"
 EVENT_DELETED = "the event was deleted"
+OWN_FOLLOWED = "follows its event, moved or renamed in the calendar"
 
 
 @dataclass(frozen=True)

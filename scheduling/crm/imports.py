@@ -10,6 +10,13 @@ a guest. Turning calendar sync off leaves the meetings logged so far as they are
 Each decision leaves one ``calendar_imports`` row: one per event and change, never one per
 round for an event that did not change (a full round reads every event again), and only the
 newest ``KEPT_DECISIONS`` of an owner are kept.
+
+Meetings the owner made here are not imported (their events are Kokous's), but they follow
+their events too, calendar sync on or off: moved or renamed with them, removed when the owner
+deletes them in the calendar. Only an event written where its meeting is counts: while a change
+of ours is on its way, the event is not yet what the meeting says. A round that read the event
+just before our write landed may move the meeting back; the write's own notification starts
+the round that sets it right again.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from common.values import BookingStatus, CalendarWrite, MeetingSource
 from db.models import Booking, Calendar, CalendarConnection, CalendarImport, Contact, Meeting
 from providers.base import CalendarEvent, EventChanges
-from scheduling.crm.import_rules import EVENT_DELETED, SYNC_OFF, Decision, decide, listed
+from scheduling.crm.import_rules import EVENT_DELETED, OWN_FOLLOWED, SYNC_OFF, Decision, decide, listed
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +60,13 @@ async def import_events(
     connection = await session.get(CalendarConnection, calendar.connection_id)
     if connection is None:
         return
-    known = await _Known.load(session, connection, calendar, changes, window)
+    known = await _Known.load(session, connection, calendar, changes, window, now)
     notes = [note for event in changes.changed if (note := await _decide_event(session, known, event, now))]
+    notes += [
+        note
+        for event_id in [*changes.deleted, *known.own_unlisted]
+        if (note := await _own_deleted(session, known, event_id))
+    ]
     if connection.calendar_sync:
         notes += [
             note
@@ -110,6 +122,8 @@ class _Known:
     meetings: dict[str, list[tuple[Meeting, str]]]  # event id -> its meetings, with the contact's address
     last: dict[str, tuple[bool, str, str, datetime]]  # event id -> its newest decision
     unlisted: list[str]  # a full round's window left these imported events out: deleted
+    own: dict[str, tuple[Meeting, str]]  # event id -> the owner's meeting written there, in place
+    own_unlisted: list[str]  # a full round's window left these events of owner's meetings out
 
     @classmethod
     async def load(
@@ -119,10 +133,16 @@ class _Known:
         calendar: Calendar,
         changes: EventChanges,
         window: tuple[datetime, datetime],
+        began: datetime,
     ) -> _Known:
         owner_id = connection.user_id
         events = changes.changed
-        unlisted = await _unlisted(session, calendar.id, events, window) if changes.full else []
+        unlisted = await _unlisted(session, _synced(calendar.id), events, window) if changes.full else []
+        # Left out of a full round is deleted only for an event written before the round began:
+        # one written later may simply have been made after the listing.
+        own_unlisted = (
+            await _unlisted(session, _in_place(calendar.id, before=began), events, window) if changes.full else []
+        )
         named = [event.event_id for event in events] + list(changes.deleted) + unlisted
         addresses = sorted({address for event in events for address in event.attendees})
         return cls(
@@ -132,14 +152,24 @@ class _Known:
             connected_at=connection.created_at,
             contacts=await _contacts(session, owner_id, addresses),
             our_events=await _our_events(session, owner_id, calendar.id, events),
-            meetings=await _meetings(session, calendar.id, named),
+            meetings=await _meetings(session, _synced(calendar.id), named),
             last=await _last_decisions(session, owner_id, calendar.id, [event.event_id for event in events]),
             unlisted=unlisted,
+            own={
+                event_id: meetings[0]
+                for event_id, meetings in (
+                    await _meetings(session, _in_place(calendar.id), [*named, *own_unlisted])
+                ).items()
+            },
+            own_unlisted=own_unlisted,
         )
 
 
 async def _decide_event(session: AsyncSession, known: _Known, event: CalendarEvent, now: datetime) -> _Note | None:
     """Apply the decision on one changed event; its note, unless nothing changed for the owner."""
+    own = known.own.get(event.event_id)
+    if own is not None and (followed := await _own_changed(session, own, event, now)):
+        return followed
     decision = decide(
         event,
         contacts=known.contacts.keys(),
@@ -197,6 +227,35 @@ async def _deleted(session: AsyncSession, known: _Known, event_id: str) -> _Note
     removed = await _remove(session, meetings)
     return _Note(
         event_id, first.title, first.start_at, False, f"meeting with {listed(removed)} removed: {EVENT_DELETED}"
+    )
+
+
+async def _own_changed(
+    session: AsyncSession, own: tuple[Meeting, str], event: CalendarEvent, now: datetime
+) -> _Note | None:
+    """The owner changed the event of a meeting they made here: the meeting follows."""
+    meeting, address = own
+    if event.cancelled:
+        return await _own_deleted_meeting(session, meeting, address, event.event_id)
+    title = (event.title or "(no title)")[:_TITLE]
+    if (meeting.title, meeting.start_at, meeting.end_at) == (title, event.start, event.end):
+        return None  # where it is: nothing to follow (our own write coming back, too)
+    meeting.title, meeting.start_at, meeting.end_at, meeting.updated_at = title, event.start, event.end, now
+    session.add(meeting)
+    return _Note(event.event_id, title, event.start, False, f"your meeting with {address} {OWN_FOLLOWED}")
+
+
+async def _own_deleted(session: AsyncSession, known: _Known, event_id: str) -> _Note | None:
+    own = known.own.get(event_id)
+    return None if own is None else await _own_deleted_meeting(session, *own, event_id)
+
+
+async def _own_deleted_meeting(session: AsyncSession, meeting: Meeting, address: str, event_id: str) -> _Note:
+    """The owner deleted (or cancelled) the event of a meeting they made here: it is cancelled
+    too; the provider told the contact as the owner chose."""
+    await session.delete(meeting)
+    return _Note(
+        event_id, meeting.title, meeting.start_at, False, f"your meeting with {address} removed: {EVENT_DELETED}"
     )
 
 
@@ -297,14 +356,14 @@ async def _being_written(
 
 
 async def _meetings(
-    session: AsyncSession, calendar_id: uuid.UUID, event_ids: Sequence[str]
+    session: AsyncSession, which: tuple[ColumnElement[bool], ...], event_ids: Sequence[str]
 ) -> dict[str, list[tuple[Meeting, str]]]:
     found: dict[str, list[tuple[Meeting, str]]] = {}
     for batch in _batches(sorted(set(event_ids))):
         rows = await session.exec(
             select(Meeting, Contact.email)
             .join(Contact, col(Contact.id) == col(Meeting.contact_id))
-            .where(*_synced(calendar_id), col(Meeting.external_event_id).in_(batch))
+            .where(*which, col(Meeting.external_event_id).in_(batch))
         )
         for meeting, address in rows.all():
             found.setdefault(str(meeting.external_event_id), []).append((meeting, address.lower()))
@@ -313,14 +372,14 @@ async def _meetings(
 
 async def _unlisted(
     session: AsyncSession,
-    calendar_id: uuid.UUID,
+    which: tuple[ColumnElement[bool], ...],
     listed_events: Sequence[CalendarEvent],
     window: tuple[datetime, datetime],
 ) -> list[str]:
     """Events with meetings in a full round's window that the round did not list: deleted."""
     rows = await session.exec(
         select(col(Meeting.external_event_id))
-        .where(*_synced(calendar_id), col(Meeting.start_at) < window[1], col(Meeting.end_at) > window[0])
+        .where(*which, col(Meeting.start_at) < window[1], col(Meeting.end_at) > window[0])
         .distinct()
     )
     listed_ids = {event.event_id for event in listed_events}
@@ -328,7 +387,19 @@ async def _unlisted(
 
 
 def _synced(calendar_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """Meetings calendar sync logged from the calendar's events."""
     return (col(Meeting.calendar_id) == calendar_id, col(Meeting.source) == MeetingSource.CALENDAR_SYNC)
+
+
+def _in_place(calendar_id: uuid.UUID, *, before: datetime | None = None) -> tuple[ColumnElement[bool], ...]:
+    """Meetings the owner made here whose event was written where they are (``before``: by then)."""
+    written = col(Meeting.calendar_event_written_at)
+    return (
+        col(Meeting.calendar_id) == calendar_id,
+        col(Meeting.source) == MeetingSource.OWNER,
+        col(Meeting.external_event_id).is_not(None),
+        written.is_not(None) if before is None else written < before,
+    )
 
 
 async def _last_decisions(

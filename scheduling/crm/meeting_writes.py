@@ -4,7 +4,9 @@ As with bookings (``calendars/writes.py``): the meeting's id is the event's idem
 so a retry after a lost answer finds the event instead of making a second; outages and rate
 limits are retried with backoff; a final refusal leaves the meeting recorded without an
 invitation (``calendar_invitation_sent`` false). The provider mails the contact the
-invitation, its changes and its cancellation from the owner's own account.
+invitation, its changes and its cancellation from the owner's own account. A write that lands
+where the meeting is notes when (``calendar_event_written_at``): from then on a change of the
+event in the calendar is the owner's, and the meeting follows it (``imports.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from db.models import Calendar, CalendarConnection, Contact, Meeting, User
 from providers.base import Attendee, CalendarClient, EventDraft
 from scheduling import outbox
 from scheduling.calendars.access import ProviderAccess
-from scheduling.calendars.writes import call_for_outbox, write_new_event
+from scheduling.calendars.writes import call_for_outbox, event_home, write_new_event
+from scheduling.clock import Clock
 from scheduling.outbox import Handler
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,10 @@ def event_for(meeting: Meeting, contact: Contact, owner: User) -> EventDraft:
 
 
 class MeetingWrites:
-    def __init__(self, *, access: ProviderAccess) -> None:
+    def __init__(self, *, access: ProviderAccess, clock: Clock) -> None:
         self._access = access
         self._db = access.db
+        self._clock = clock
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -81,7 +85,7 @@ class MeetingWrites:
         calendar_id = target.calendar.external_id
         written = await self._call(target, lambda client: client.update_event(calendar_id, event_id, draft))
         if written is not None:
-            await self._written(target.meeting.id, written.event_id)
+            await self._written(target.meeting.id, written.event_id, draft=draft)
 
     async def _delete(self, payload: dict[str, Any]) -> None:
         """The meeting is gone; its event goes too, when one was known to be written (a write
@@ -90,10 +94,10 @@ class MeetingWrites:
         if calendar_id is None or event_id is None:
             return
         async with self._db.session() as session:
-            calendar = await session.get(Calendar, uuid.UUID(calendar_id))
-            connection = await session.get(CalendarConnection, calendar.connection_id) if calendar else None
-        if calendar is None or connection is None:
+            home = await event_home(session, uuid.UUID(calendar_id))
+        if home is None:
             return  # disconnected since: the event went with the account's access
+        calendar, connection = home
         await call_for_outbox(
             self._access,
             connection,
@@ -108,7 +112,7 @@ class MeetingWrites:
             partial(self._call, target),
             target.calendar.external_id,
             draft,
-            partial(self._written, target.meeting.id),
+            partial(self._written, target.meeting.id, draft=draft),
         )
 
     async def _call(self, target: _MeetingTarget, operation: Callable[[CalendarClient], Awaitable[T]]) -> T | None:
@@ -125,21 +129,23 @@ class MeetingWrites:
                 return None
             contact = await session.get(Contact, meeting.contact_id)
             owner = await session.get(User, meeting.owner_id)
-            calendar = await session.get(Calendar, meeting.calendar_id) if meeting.calendar_id else None
-            connection = await session.get(CalendarConnection, calendar.connection_id) if calendar else None
-        if contact is None or owner is None or calendar is None or connection is None:
+            home = await event_home(session, meeting.calendar_id)
+        if contact is None or owner is None or home is None:
             await self._failed(meeting_id, "its calendar is no longer connected")
             return None
-        return _MeetingTarget(meeting, contact, owner, calendar, connection)
+        return _MeetingTarget(meeting, contact, owner, *home)
 
-    async def _written(self, meeting_id: uuid.UUID, event_id: str) -> bool:
-        """Record the written event; False when the meeting was cancelled meanwhile."""
+    async def _written(self, meeting_id: uuid.UUID, event_id: str, *, draft: EventDraft) -> bool:
+        """Record the written event; False when the meeting was cancelled meanwhile. The event is
+        where the meeting is only if the meeting did not change while it was written."""
         async with self._db.transaction() as session:
             meeting = await session.get(Meeting, meeting_id, with_for_update=True)
             if meeting is None:
                 return False
             meeting.external_event_id = event_id
             meeting.calendar_invitation_sent = True
+            if (meeting.title, meeting.start_at, meeting.end_at) == (draft.summary, draft.start, draft.end):
+                meeting.calendar_event_written_at = self._clock()
             session.add(meeting)
             return True
 

@@ -3,8 +3,9 @@
 With calendar sync on (a connection with it on whose primary calendar can be written), the
 meeting commits with an outbox row that writes its event with the contact invited: the
 provider mails the invitation from the owner's own account. Moving or cancelling it later
-queues the matching update or delete. With calendar sync off the meeting is only recorded and
-no calendar is asked anything, then or later.
+queues the matching update or delete; and when the owner moves, renames or deletes its event in
+the calendar, the meeting follows (``imports.py``). With calendar sync off the meeting is only
+recorded and no calendar is asked anything, then or later.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class MeetingService:
                     meeting.title = rules.title(change.title)
                 meeting.start_at, meeting.end_at = rules.meeting_times(*_moved(meeting, change))
                 meeting.updated_at = self._clock()
+                meeting.calendar_event_written_at = None  # on its way: the event is not where it is
                 session.add(meeting)
                 self._queue(session, meeting, outbox.MEETING_UPDATE_EVENT)
         except Refused as refused:

@@ -2,7 +2,7 @@
 
 Task sync (tasks mirrored as events into a sub-calendar, for paid seats with calendar sync on)
 hooks in at ``_calendar_follows``: it is called in every change's own transaction and queues
-the task's outbox row with the change (``scheduling/task_calendar.py``; the work is in
+the task's outbox row with the change (``task_calendar.py``; the work is in
 ``task_sync.py``). ``Task.calendar_event_id`` says whether a task has its event now.
 """
 
@@ -20,9 +20,9 @@ from db.engine import Database
 from db.models import Contact, Task
 from scheduling.clock import Clock
 from scheduling.crm import rules
+from scheduling.crm.task_calendar import queue_task
 from scheduling.crm.values import KEEP, Removed, TaskChange, TaskDraft
 from scheduling.errors import InvalidInput, NotFound, Refused
-from scheduling.task_calendar import queue_task
 
 TaskResult = Task | InvalidInput | NotFound
 _NO_TASK = NotFound(message="task not found")

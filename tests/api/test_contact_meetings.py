@@ -8,26 +8,22 @@ off, the meeting is only recorded and Google hears nothing of it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import pytest
 from sqlmodel import col, select
 
 from common.values import MeetingSource
 from db.models import Meeting, OutboxMessage
-from server.settings import Settings
 from tests.doubles.google import GoogleDouble
 from tests.doubles.server import RecordedRequest
 from tests.support.booking_helpers import NOW, Owner
 from tests.support.connect_helpers import (
     GOOGLE_ACCOUNT,
+    GOOGLE_FIXTURES,
     connect_google,
     connections,
-    google_in_helsinki,
     owner_allowed_to_connect,
     set_calendar_sync,
-    with_google,
 )
 from tests.support.crm_documents import (
     DELETE_MEETING,
@@ -37,22 +33,13 @@ from tests.support.crm_documents import (
     create_contact,
     create_meeting,
 )
-from tests.support.live_server import LiveServer, start_live_server
+from tests.support.live_server import LiveServer
 from tests.support.polling import eventually
 
 START, END = "2026-12-03T10:00:00+02:00", "2026-12-03T11:00:00+02:00"
 
 
-@pytest.fixture
-def google() -> Iterator[GoogleDouble]:
-    with google_in_helsinki() as double:
-        yield double
-
-
-@pytest.fixture
-async def server(settings: Settings, google: GoogleDouble) -> AsyncIterator[LiveServer]:
-    async with start_live_server(with_google(settings, google), clock=lambda: NOW) as live:
-        yield live
+google, clock, server = GOOGLE_FIXTURES
 
 
 async def connected_owner(server: LiveServer, google: GoogleDouble) -> tuple[Owner, str]:

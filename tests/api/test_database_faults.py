@@ -8,7 +8,7 @@ it is gone) just before the statement is sent. The server's own code is not told
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,22 @@ from sqlalchemy.util import await_only
 from sqlmodel import select
 from websockets.typing import Subprotocol
 
-from db.models import Booking
+from db.models import Booking, SchedulingPage
 from server.settings import Settings
-from tests.support.booking_helpers import BOOK, BOOK_RESULT, booking_input, booking_server, owner_with_page
+from tests.support.booking_helpers import (
+    BOOK,
+    BOOK_RESULT,
+    booking_input,
+    booking_server,
+    create_intro_page,
+    owner_with_page,
+)
 from tests.support.live_server import LiveServer
 from tests.support.ws_client import PROTOCOLS, SLOTS_CHANGED, WINDOW, ws_session
 
 START = "2026-12-01T10:00:00+02:00"
 UNAVAILABLE = "The service is briefly unavailable; try again in a few seconds."
+Answer = tuple[int, dict[str, str], dict[str, Any]]  # an HTTP answer: status, headers, body
 
 
 class BackendKiller:
@@ -87,6 +95,10 @@ def inserting_a_booking(statement: str) -> bool:
     return statement.startswith("INSERT INTO bookings")
 
 
+def looking_up_a_token(statement: str) -> bool:
+    return "JOIN api_tokens" in statement
+
+
 @contextmanager
 def killing(server: LiveServer, killer: BackendKiller, *, at_commit: bool = False) -> Iterator[BackendKiller]:
     """``killer`` armed on the server's engine for the block."""
@@ -105,12 +117,40 @@ def killing(server: LiveServer, killer: BackendKiller, *, at_commit: bool = Fals
             event.remove(engine, name, hook)
 
 
-async def post_booking(server: LiveServer, key: str, start: str = START) -> tuple[int, dict[str, str], dict[str, Any]]:
-    response = await server.http.post(
-        "/graphql",
-        json={"query": BOOK + BOOK_RESULT, "variables": {"input": booking_input(start, idempotencyKey=key)}},
-    )
+async def post(server: LiveServer, body: dict[str, Any], *, token: str | None = None) -> Answer:
+    headers = {"authorization": f"Bearer {token}"} if token is not None else {}
+    response = await server.http.post("/graphql", json=body, headers=headers)
     return response.status_code, dict(response.headers), response.json()
+
+
+async def post_booking(server: LiveServer, key: str, start: str = START) -> Answer:
+    return await post(
+        server, {"query": BOOK + BOOK_RESULT, "variables": {"input": booking_input(start, idempotencyKey=key)}}
+    )
+
+
+async def killed_while(
+    server: LiveServer,
+    admin: asyncpg.Connection,
+    statement: Callable[[str], bool],
+    send: Callable[[], Awaitable[Answer]],
+    *,
+    times: int,
+    at_commit: bool = False,
+) -> Answer:
+    """``send``'s answer while a ``BackendKiller`` is armed, which killed exactly ``times`` times."""
+    killer = BackendKiller(admin, statement, times=times)
+    with killing(server, killer, at_commit=at_commit):
+        answer = await send()
+    assert killer.killed == times
+    return answer
+
+
+async def assert_the_same_key_books_once(server: LiveServer, key: str) -> None:
+    """After a 503: nothing was stored, and sending the booking again with its key books it once."""
+    assert await stored_keys(server) == []
+    assert_booked(*await post_booking(server, key))
+    assert await stored_keys(server) == [key]
 
 
 async def stored_keys(server: LiveServer) -> list[str | None]:
@@ -136,12 +176,25 @@ async def test_a_connection_lost_before_commit_is_run_again_unseen(
 ) -> None:
     # covers: BOOK-4, OPS-4
     await owner_with_page(server)
-    killer = BackendKiller(admin, inserting_a_booking, times=1)
-    with killing(server, killer):
-        answer = await post_booking(server, "lost-once")
-    assert killer.killed == 1
+    answer = await killed_while(server, admin, inserting_a_booking, lambda: post_booking(server, "lost-once"), times=1)
     assert_booked(*answer)
     assert await stored_keys(server) == ["lost-once"]
+
+
+async def test_an_owners_change_lost_before_commit_is_run_again_unseen(
+    server: LiveServer, admin: asyncpg.Connection
+) -> None:
+    # covers: OPS-4
+    # Not only bookings: a mutation that is one transaction runs once more too.
+    owner = await owner_with_page(server)
+    killer = BackendKiller(admin, lambda statement: statement.startswith("INSERT INTO scheduling_pages"), times=1)
+    with killing(server, killer):
+        page_id = await create_intro_page(server, owner.token, slug="second")
+    assert killer.killed == 1
+    async with server.services.db.session() as session:
+        pages = (await session.exec(select(SchedulingPage).where(SchedulingPage.owner_id == owner.user.id))).all()
+    assert sorted(page.slug for page in pages) == ["intro", "second"]
+    assert page_id in {str(page.id) for page in pages}
 
 
 async def test_still_lost_after_the_retry_answers_503_and_the_same_key_books_once(
@@ -149,15 +202,13 @@ async def test_still_lost_after_the_retry_answers_503_and_the_same_key_books_onc
 ) -> None:
     # covers: BOOK-4, OPS-4
     await owner_with_page(server)
-    killer = BackendKiller(admin, inserting_a_booking, times=2)
-    with killing(server, killer):
-        status, headers, body = await post_booking(server, "lost-twice")
-    assert killer.killed == 2  # the first run and the one retry, no more
+    # Killed twice: the first run and the one retry, no more.
+    status, headers, body = await killed_while(
+        server, admin, inserting_a_booking, lambda: post_booking(server, "lost-twice"), times=2
+    )
     assert_unavailable(status, headers, body)
     assert body["data"] is None
-    assert await stored_keys(server) == []
-    assert_booked(*await post_booking(server, "lost-twice"))
-    assert await stored_keys(server) == ["lost-twice"]
+    await assert_the_same_key_books_once(server, "lost-twice")
 
 
 async def test_a_connection_lost_at_commit_is_not_run_again(server: LiveServer, admin: asyncpg.Connection) -> None:
@@ -165,26 +216,25 @@ async def test_a_connection_lost_at_commit_is_not_run_again(server: LiveServer, 
     # Once COMMIT is on its way the booking may be stored: running it again could answer the
     # visitor's own booking as taken. The visitor is told to try again, and the same key answers.
     await owner_with_page(server)
-    killer = BackendKiller(admin, inserting_a_booking, times=1)
-    with killing(server, killer, at_commit=True):
-        status, headers, body = await post_booking(server, "lost-at-commit")
-    assert killer.killed == 1
-    assert_unavailable(status, headers, body)
-    assert await stored_keys(server) == []  # its backend was gone before COMMIT reached it
-    assert_booked(*await post_booking(server, "lost-at-commit"))
-    assert await stored_keys(server) == ["lost-at-commit"]
+    answer = await killed_while(
+        server, admin, inserting_a_booking, lambda: post_booking(server, "lost-at-commit"), times=1, at_commit=True
+    )
+    assert_unavailable(*answer)
+    # Nothing stored: its backend was gone before COMMIT reached it.
+    await assert_the_same_key_books_once(server, "lost-at-commit")
 
 
 async def test_a_fault_before_the_operation_answers_503_too(server: LiveServer, admin: asyncpg.Connection) -> None:
     # covers: OPS-4
     owner = await owner_with_page(server)
-    killer = BackendKiller(admin, lambda statement: "JOIN api_tokens" in statement, times=1)
-    with killing(server, killer):
-        response = await server.http.post(
-            "/graphql", json={"query": "{ me { email } }"}, headers={"authorization": f"Bearer {owner.token}"}
-        )
-    assert killer.killed == 1
-    assert_unavailable(response.status_code, dict(response.headers), response.json())
+    answer = await killed_while(
+        server,
+        admin,
+        looking_up_a_token,
+        lambda: post(server, {"query": "{ me { email } }"}, token=owner.token),
+        times=1,
+    )
+    assert_unavailable(*answer)
     assert (await server.graphql("{ me { email } }", token=owner.token))["data"]["me"]["email"] == owner.user.email
 
 
@@ -237,7 +287,7 @@ async def test_a_socket_whose_token_cannot_be_looked_up_is_told_to_try_again(
 ) -> None:
     # covers: OPS-4, SUB-4
     owner = await owner_with_page(server)
-    killer = BackendKiller(admin, lambda statement: "JOIN api_tokens" in statement, times=1)
+    killer = BackendKiller(admin, looking_up_a_token, times=1)
     with killing(server, killer):
         async with websockets.connect(server.ws_url, subprotocols=[Subprotocol(protocol)]) as socket:
             init = {"type": "connection_init", "payload": {"authorization": f"Bearer {owner.token}"}}

@@ -473,6 +473,11 @@ class MicrosoftDouble(DoubleServer):
                 calendar_id, email, name, can_edit, owner_email or email, is_default
             )
 
+    def calendars_named(self, email: str, name: str) -> list[str]:
+        """Ids of the mailbox's calendars with this name."""
+        with self._state:
+            return [item.id for item in self._calendars.values() if item.mailbox == email and item.name == name]
+
     def unshare(self, calendar_id: str) -> None:
         """The calendar's owner stops sharing it with the mailbox. As Graph does then, it leaves
         ``/me/calendars`` and every request naming it (calendarView, events) answers 404

@@ -9,7 +9,7 @@ import pytest
 
 from scheduling.booking.contact_tokens import CONTACT_PURPOSE
 from scheduling.booking.manage_links import MANAGE_PURPOSE
-from scheduling.calendars.connect import STATE_PURPOSE
+from scheduling.calendars.oauth_flow import STATE_PURPOSE
 from scheduling.calendars.vault import encryption_key
 from scheduling.signing import signing_key
 from server.settings import SettingsError, load_settings

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from db.models import Booking
 from server.settings import Settings
 from tests.doubles.google import GoogleDouble
 from tests.doubles.microsoft import CLIENT_ID, CLIENT_SECRET, MicrosoftDouble
 from tests.doubles.server import TLSFiles
-from tests.support.booking_helpers import Owner, create_intro_page
-from tests.support.live_server import LiveServer
+from tests.support.booking_helpers import NOW, Owner, create_intro_page
+from tests.support.clock import MovableClock
+from tests.support.live_server import LiveServer, start_live_server
 from tests.support.owners import make_owner
 
 CONNECTION_FIELDS = """
@@ -128,6 +131,31 @@ def google_with_team() -> Iterator[GoogleDouble]:
         double.add_calendar(GOOGLE_ACCOUNT, GOOGLE_TEAM, summary="Team", access_role="reader")
         yield double
 
+
+# Fixtures for a module whose server talks to the Google double: a module takes them up with
+# ``google, clock, server = GOOGLE_FIXTURES``.
+
+
+@pytest.fixture(name="google")
+def _google_fixture() -> Iterator[GoogleDouble]:
+    with google_in_helsinki() as double:
+        yield double
+
+
+@pytest.fixture(name="clock")
+def _clock_fixture() -> MovableClock:
+    return MovableClock(NOW)
+
+
+@pytest.fixture(name="server")
+async def _google_server_fixture(
+    settings: Settings, google: GoogleDouble, clock: MovableClock
+) -> AsyncIterator[LiveServer]:
+    async with start_live_server(with_google(settings, google), clock=clock) as live:
+        yield live
+
+
+GOOGLE_FIXTURES = (_google_fixture, _clock_fixture, _google_server_fixture)
 
 GOOGLE_CALLBACK = "http://127.0.0.1:8000/oauth/google/callback"
 

@@ -33,6 +33,7 @@ from db.engine import Database
 from db.models import Booking, OutboxMessage
 from pubsub import EventHub
 from scheduling.clock import system_clock
+from scheduling.crm.task_calendar import queue_owner
 from scheduling.events import EventBus
 from scheduling.outbox import LEASE, OutboxWorker
 from scheduling.pages.links import LinkBuilder
@@ -111,6 +112,7 @@ async def create_owner(database_url: str, email: str) -> str:
             links=LinkBuilder("http://127.0.0.1"),
             clock=system_clock,
             wake_outbox=lambda: None,
+            on_seat_changed=queue_owner,
         )
         created = await users.create(email=email)
     finally:

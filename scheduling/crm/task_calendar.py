@@ -3,14 +3,14 @@ is, and queuing its work with the change that calls for it.
 
 With a paid seat and calendar sync on for a Google or Microsoft 365 connection, the owner's open
 tasks with a due time are events in a calendar Kokous makes in that account ("Kokous tasks").
-The work is done by the outbox (``crm/task_sync.py``), so every change here only adds rows in
-its own transaction; an owner without a paid seat or calendar sync gets no rows and no provider
-is asked anything. Exchange and CalDAV connections take no part.
+The work is done by the outbox (``task_sync.py``), so every change here only adds rows in its
+own transaction; an owner without a paid seat or calendar sync gets no rows and no provider is
+asked anything. Exchange and CalDAV connections take no part. The seat and the connections'
+settings live outside this part: they reach ``queue_owner`` through the hook they are given.
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime
 from typing import Any
@@ -75,7 +75,7 @@ async def queue_task(session: AsyncSession, task: Task, now: datetime, *, delete
         task.due_at is None or task.done or await sync_connection(session, task.owner_id) is None
     ):
         return False
-    session.add(OutboxMessage(kind=outbox.TASK_SYNC_EVENT, payload=_keyed(payload), available_at=now))
+    session.add(OutboxMessage(kind=outbox.TASK_SYNC_EVENT, payload=payload, available_at=now))
     return True
 
 
@@ -86,12 +86,5 @@ async def queue_owner(session: AsyncSession, owner_id: uuid.UUID, now: datetime)
         with_events = select(Task.id).where(Task.owner_id == owner_id, col(Task.calendar_event_id).is_not(None))
         if (await session.exec(with_events.limit(1))).first() is None:
             return False
-    payload = _keyed({"tasks_of": owner_id.hex})
-    session.add(OutboxMessage(kind=outbox.TASKS_SYNC, payload=payload, available_at=now))
+    session.add(OutboxMessage(kind=outbox.TASKS_SYNC, payload={"tasks_of": owner_id.hex}, available_at=now))
     return True
-
-
-def _keyed(payload: dict[str, str]) -> dict[str, str]:
-    """A row's own part of its events' idempotency keys (with the task's id): a retry of the row
-    finds the event it made, while an event made again after a removal is a new one."""
-    return {**payload, "key": secrets.token_hex(6)}
