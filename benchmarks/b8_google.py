@@ -7,7 +7,7 @@ notifications (no body, Google's headers) from a background thread to the channe
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from statistics import median
@@ -115,8 +115,8 @@ class GoogleSide(PushSide):
 
     # -- the owner's changes and the double's notifications ---------------------------------------
 
-    def add_event(self, start: datetime, end: datetime) -> str:
-        return self.google.add_event(ACCOUNT, start, end)
+    def add_event(self, start: datetime, end: datetime, guests: Sequence[str] = ()) -> str:
+        return self.google.add_event(ACCOUNT, start, end, guests=guests, summary="Bench call" if guests else "")
 
     def move_event(self, event_id: str, start: datetime, end: datetime) -> None:
         self.google.move_event(ACCOUNT, event_id, start, end)

@@ -15,7 +15,7 @@ import json
 import ssl
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from statistics import median
@@ -163,7 +163,9 @@ class GraphSide(PushSide):
 
     # -- the owner's changes and the double's notifications ---------------------------------------
 
-    def add_event(self, start: datetime, end: datetime) -> str:
+    def add_event(self, start: datetime, end: datetime, guests: Sequence[str] = ()) -> str:
+        if guests:
+            return self.microsoft.add_event(CALENDAR, start, end, subject="Bench call", guests=guests)
         return self.microsoft.add_busy(CALENDAR, start, end)
 
     def move_event(self, event_id: str, start: datetime, end: datetime) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -126,8 +126,8 @@ class PushSide(Side):
         """Wait until the server's channel for the calendar is open and ready to deliver."""
 
     @abstractmethod
-    def add_event(self, start: datetime, end: datetime) -> str:
-        """The owner adds an event; its id."""
+    def add_event(self, start: datetime, end: datetime, guests: Sequence[str] = ()) -> str:
+        """The owner adds an event (a meeting with ``guests``, if any); its id."""
 
     def add_events(self, spans: list[tuple[datetime, datetime]]) -> list[str]:
         return [self.add_event(start, end) for start, end in spans]

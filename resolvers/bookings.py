@@ -50,8 +50,8 @@ async def book(context: RequestContext, draft: BookingDraft, *, request_only: bo
     if limited is not None:
         return limited
     booking = context.services.booking
-    view = await retry_once_if_lost(lambda: booking.page_of(draft))
-    admitted = await booking.admit(view, draft, request_only=request_only, client=client)
+    found = await retry_once_if_lost(lambda: booking.page_of(draft))
+    admitted = await booking.admit(found, draft, request_only=request_only, client=client)
     if not isinstance(admitted, AdmittedBooking):
         return admitted
     return await retry_once_if_lost(lambda: booking.book(admitted))

@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.columns import new_id, utc_now
 from db.engine import Database
 from db.models import OutboxMessage
 from scheduling.clock import Clock
@@ -77,6 +79,31 @@ def kinds_for_new_booking(*, confirmed: bool) -> tuple[str, ...]:
     if confirmed:
         return (CALENDAR_CREATE_EVENT, EMAIL_BOOKING_CONFIRMED, EMAIL_OWNER_NEW_BOOKING)
     return (EMAIL_REQUEST_RECEIVED, EMAIL_OWNER_NEW_REQUEST)
+
+
+async def add_rows(
+    session: AsyncSession, kinds: Sequence[str], payload: dict[str, Any], *, available_at: datetime
+) -> None:
+    """Rows of several kinds about one subject, in the caller's transaction, as one multi-row
+    INSERT: a booking's calendar write and emails cost one statement, not one each."""
+    if not kinds:
+        return
+    created_at = utc_now()
+    rows = [
+        {
+            "id": new_id(),
+            "kind": kind,
+            "payload": payload,
+            "attempts": 0,
+            "available_at": available_at,
+            "created_at": created_at,
+        }
+        for kind in kinds
+    ]
+    await (await session.connection()).execute(insert(_OUTBOX).values(rows))
+
+
+_OUTBOX = OutboxMessage.metadata.tables["outbox"]
 
 
 def subject_of(message: OutboxMessage) -> object:

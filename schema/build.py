@@ -17,6 +17,7 @@ from schema.booking_types import BookingRequest, BookingType
 from schema.errors import ERROR_TYPES
 from schema.limits import extensions, is_unexpected
 from schema.mutation import Mutation
+from schema.plain_lists import PlainListExecution
 from schema.query import Query
 from schema.scalars import SCALARS
 from schema.shared_streams import SharedStreams, share_key
@@ -100,5 +101,6 @@ def build_schema(*, production: bool) -> strawberry.Schema:
         subscription=Subscription,
         types=[*ERROR_TYPES, BookingType, BookingRequest],
         extensions=extensions(production=production),
+        execution_context_class=PlainListExecution,
         config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
     )

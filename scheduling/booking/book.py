@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import BookingStatus, CalendarStatus, CalendarWrite, PageStatus
+from common.values import BookingStatus, CalendarWrite, PageStatus
 from db.engine import Database
-from db.models import Booking, Calendar, CalendarConnection, OutboxMessage, SchedulingPage, User
+from db.models import Booking, SchedulingPage, User
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
-from scheduling.calendars.busy_check import BusyCheck, Verdict
+from scheduling.calendars.busy_check import BusyCheck, OwnerCalendars, Verdict, owner_calendars
 from scheduling.calendars.status import InactiveNotices
 from scheduling.clock import Clock
 from scheduling.crm.contacts import record_booker
@@ -117,7 +117,13 @@ class BookingChecks:
         return kinds
 
     async def _ask_providers(
-        self, page: SchedulingPage, start: datetime, end: datetime, *, moving: Booking | None = None
+        self,
+        page: SchedulingPage,
+        start: datetime,
+        end: datetime,
+        *,
+        calendars: OwnerCalendars,
+        moving: Booking | None = None,
     ) -> Verdict:
         """The owner's calendars asked about this interval (with the page's buffers) right now.
 
@@ -125,7 +131,9 @@ class BookingChecks:
         """
         buffer = timedelta(minutes=page.buffer_minutes)
         now_at = Interval(moving.start_at, moving.end_at) if moving is not None and event_in_place(moving) else None
-        return await self._busy_check.verdict(page.owner_id, start - buffer, end + buffer, moving=now_at)
+        return await self._busy_check.verdict(
+            page.owner_id, start - buffer, end + buffer, moving=now_at, calendars=calendars
+        )
 
     async def _calendars_say(
         self,
@@ -135,15 +143,22 @@ class BookingChecks:
         *,
         moving: Booking | None = None,
         request: bool = False,
+        calendars: OwnerCalendars | None = None,
     ) -> Verdict | CalendarInactive | CalendarUnreachable:
         """The owner's calendars on a new time, as booking, moving and accepting all need it: an
         inactive calendar refuses (the owner hears of it once), the providers' answer decides.
-        A ``request`` puts nothing on a calendar, so the providers are not asked."""
-        if await self._has_inactive_calendar(page.owner_id):
+        A ``request`` puts nothing on a calendar, so the providers are not asked.
+
+        ``calendars``: as read with the page moments ago (None: read once here, for both checks).
+        """
+        if calendars is None:
+            async with self._db.session() as session:
+                calendars = await owner_calendars(session, page.owner_id)
+        if await self._has_inactive_calendar(calendars):
             return await self._refused_while_inactive(page.owner_id)
         if request:
             return Verdict.FREE
-        verdict = await self._ask_providers(page, start, end, moving=moving)
+        verdict = await self._ask_providers(page, start, end, calendars=calendars, moving=moving)
         if verdict is Verdict.INACTIVE:
             return await self._refused_while_inactive(page.owner_id)
         if verdict is Verdict.UNKNOWN:
@@ -155,20 +170,10 @@ class BookingChecks:
         await self._inactive_notices.someone_tried_to_book(owner_id)
         return _INACTIVE
 
-    async def _has_inactive_calendar(self, owner_id: uuid.UUID) -> bool:
-        """One inactive integrated calendar stops all booking with the owner."""
-        async with self._db.session() as session:
-            statement = (
-                select(Calendar.id)
-                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-                .where(
-                    col(CalendarConnection.user_id) == owner_id,
-                    col(Calendar.integrated).is_(True),
-                    col(Calendar.status) == CalendarStatus.INACTIVE,
-                )
-                .limit(1)
-            )
-            return (await session.exec(statement)).first() is not None
+    async def _has_inactive_calendar(self, calendars: OwnerCalendars) -> bool:
+        """One inactive integrated calendar stops all booking with the owner (as last read: the
+        calendars are read once per booking, not once per check)."""
+        return calendars.inactive
 
     async def with_alternatives(
         self,
@@ -201,31 +206,49 @@ class BookingChecks:
 
 
 @dataclass(frozen=True)
+class BookingPage:
+    """The page a visitor books on, as they may see it, with its owner's calendars read in the
+    same session: the online state, the inactive-calendar check and the live check all use them."""
+
+    view: PageView
+    calendars: OwnerCalendars
+
+
+@dataclass(frozen=True)
 class AdmittedBooking:
     """A booking that passed the limits and the rules, on its page; ``mail`` keeps the emails
     it sends once the invitee's cap was asked."""
 
     page: SchedulingPage
+    calendars: OwnerCalendars
     checked: CheckedBooking
     mail: MailCap
 
 
 class BookingService(BookingChecks):
-    async def page_of(self, draft: BookingDraft) -> PageView | None:
-        """The page the visitor books on, as they may see it (only reads)."""
-        return await self._pages.public_page(draft.slug, draft.domain)
+    async def page_of(self, draft: BookingDraft) -> BookingPage | None:
+        """The page the visitor books on, as they may see it, and its owner's calendars: one
+        read session, two statements (only reads)."""
+        async with self._db.session() as session:
+            found = await self._pages.public_page_in(session, draft.slug, draft.domain)
+            if found is None:
+                return None
+            page, owner = found
+            calendars = await owner_calendars(session, owner.id)
+        return BookingPage(view=self._pages.view(page, owner, online=calendars.online), calendars=calendars)
 
     async def admit(
-        self, view: PageView | None, draft: BookingDraft, *, request_only: bool = False, client: str
+        self, found: BookingPage | None, draft: BookingDraft, *, request_only: bool = False, client: str
     ) -> AdmittedBooking | BookResult:
-        """The booking on the page ``view`` (None: not found), once it passes the limits and the
+        """The booking on the page ``found`` (None: not found), once it passes the limits and the
         rules; an offline page (or ``request_only``) makes it a request.
 
         ``client``: the caller's address; the page's limits and the address's limit on that page
         apply (``RateLimited``, nothing stored). They count here, once: only ``book`` may run again.
         """
-        if view is None:
+        if found is None:
             return PageNotFound(message="scheduling page not found")
+        view = found.view
         page = view.page
         limited = await self._limits.page_call(page.id) or await self._limits.new_booking(client, page.id)
         if limited is not None:
@@ -234,31 +257,40 @@ class BookingService(BookingChecks):
             checked = check(draft, page, asked_request=request_only, offline=view.status is PageStatus.OFFLINE)
         except ValidationFailed as failure:
             return failure.as_result()
-        return AdmittedBooking(page=page, checked=checked, mail=MailCap())
+        return AdmittedBooking(page=page, calendars=found.calendars, checked=checked, mail=MailCap())
 
     async def book(self, admitted: AdmittedBooking) -> BookResult:
         """Book the admitted slot (or store the request): up to its commit it changes nothing
         outside the database, so a run lost before the commit can run again, and the invitee's
-        emails are counted against their cap once, however often it runs."""
+        emails are counted against their cap once, however often it runs.
+
+        Its reads share one session before the providers are asked (none is open while they
+        answer); the calendars come with the page. The decisions keep their order: an earlier
+        result, the calendars, then the slot against rules, busy time and bookings.
+        """
         page, checked, mail = admitted.page, admitted.checked, admitted.mail
-        if checked.idempotency_key is not None:
-            earlier = await self._by_idempotency_key(page, checked)
-            if earlier is not None:
-                return earlier
-        said = await self._calendars_say(page, checked.start, checked.end, request=checked.request_only)
+        async with self._db.session() as session:
+            if checked.idempotency_key is not None:
+                earlier = await _earlier_result(session, page, checked)
+                if earlier is not None:
+                    return earlier
+            free = await self._is_free(session, page, checked, self._clock())
+        said = await self._calendars_say(
+            page, checked.start, checked.end, request=checked.request_only, calendars=admitted.calendars
+        )
         if not isinstance(said, Verdict):
             return said
         if said is not Verdict.FREE:
             return await self._with_alternatives(page, checked)
+        if not free:
+            return await self._taken(page, checked)
         try:
             booking = await self._insert(page, checked, mail)
         except AlreadyBooked as existing:
             return BookingView(booking=existing.booking, page=page)
         except Refused as refused:
             if isinstance(refused.result, SlotUnavailable):
-                # Taken, perhaps by a concurrent retry of this very request: then that is the answer.
-                earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
-                return earlier if earlier is not None else await self._with_alternatives(page, checked)
+                return await self._taken(page, checked)
             return cast(BookResult, refused.result)
         except IntegrityError:
             # A concurrent request with the same idempotency key won: answer with its result.
@@ -268,16 +300,14 @@ class BookingService(BookingChecks):
         return BookingView(booking=booking, page=page)
 
     async def _insert(self, page: SchedulingPage, checked: CheckedBooking, mail: MailCap) -> Booking:
-        """Check the slot against everything, then lock the owner only to re-check bookings and insert.
+        """Lock the owner only to re-check bookings and insert; the slot was checked against
+        everything just before (``book``).
 
         Calendar busy time is not written by bookings, so the full check (busy rows, rules, the
         engine) runs before the lock; under it only other bookings can have changed, and one
         indexed query looks for them. The lock is held for a few statements, not a computation.
         """
         now = self._clock()
-        async with self._db.session() as session:
-            if not await self._is_free(session, page, checked, now):
-                raise Refused(SlotUnavailable(message="that time is no longer available"))
         async with self._db.transaction(write=True) as session:
             await lock_owner(session, page.owner_id)
             if checked.idempotency_key is not None:
@@ -291,9 +321,8 @@ class BookingService(BookingChecks):
             buffer = timedelta(minutes=page.buffer_minutes)
             since = self._availability.requests_since(now)
             start, end = checked.start - buffer, checked.end + buffer
-            if await bookings_overlap(session, page.owner_id, start, end, requests_since=since):
+            if await _time_held(session, page.owner_id, start, end, requests_since=since, now=now):
                 raise Refused(SlotUnavailable(message="that time is no longer available"))
-            await retire_expired_requests(session, page.owner_id, start, end, requests_since=since, now=now)
             confirmed = not checked.request_only
             booking = Booking(
                 owner_id=page.owner_id,
@@ -312,13 +341,11 @@ class BookingService(BookingChecks):
                 created_at=now,
             )
             booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
-            session.add(booking)
-            await session.flush()
+            await _store(session, booking)
             if mail.kinds is None:
                 kinds = list(outbox.kinds_for_new_booking(confirmed=confirmed))
                 mail.kinds = await self._mail_capped(kinds, booking.invitee_email)
-            for kind in mail.kinds:
-                session.add(OutboxMessage(kind=kind, payload={"booking_id": booking.id.hex}, available_at=now))
+            await outbox.add_rows(session, mail.kinds, {"booking_id": booking.id.hex}, available_at=now)
         return booking
 
     async def _is_free(
@@ -347,18 +374,12 @@ class BookingService(BookingChecks):
     ) -> BookingView | InvalidInput | None:
         """The same key returns the first result; another request under it is refused."""
         async with self._db.session() as session:
-            earlier = (
-                await session.exec(
-                    select(Booking).where(
-                        Booking.page_id == page.id, Booking.idempotency_key == checked.idempotency_key
-                    )
-                )
-            ).first()
-        if earlier is None:
-            return None
-        if earlier.request_fingerprint != checked.fingerprint():
-            return InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
-        return BookingView(booking=earlier, page=page)
+            return await _earlier_result(session, page, checked)
+
+    async def _taken(self, page: SchedulingPage, checked: CheckedBooking) -> BookResult:
+        """The slot is taken, perhaps by a concurrent retry of this very request: then that is the answer."""
+        earlier = await self._by_idempotency_key(page, checked) if checked.idempotency_key else None
+        return earlier if earlier is not None else await self._with_alternatives(page, checked)
 
     async def _with_alternatives(self, page: SchedulingPage, checked: CheckedBooking) -> SlotUnavailable:
         return await self.with_alternatives(page, checked.start, checked.duration, timezone=checked.timezone)
@@ -394,6 +415,59 @@ async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Book
     return (await session.exec(statement)).first()
 
 
+async def _earlier_result(
+    session: AsyncSession, page: SchedulingPage, checked: CheckedBooking
+) -> BookingView | InvalidInput | None:
+    """The result stored under the request's idempotency key; another request under it is refused."""
+    earlier = await _by_key(session, page, checked.idempotency_key) if checked.idempotency_key else None
+    if earlier is None:
+        return None
+    if earlier.request_fingerprint != checked.fingerprint():
+        return _KEY_REUSED
+    return BookingView(booking=earlier, page=page)
+
+
+async def _store(session: AsyncSession, booking: Booking) -> None:
+    """INSERT the new booking as one plain statement (no unit of work to flush); the object
+    stays as it was built, with every value it was stored with, to be answered."""
+    values = {column.name: getattr(booking, column.name) for column in _BOOKINGS.columns}
+    await (await session.connection()).execute(_INSERT_BOOKING, values)
+
+
+_BOOKINGS = Booking.metadata.tables["bookings"]
+_INSERT_BOOKING = insert(_BOOKINGS)
+
+
+# Built once: the bookings that may hold a new booking's time (confirmed ones and requests).
+_HOLDING = select(col(Booking.status), col(Booking.created_at)).where(
+    col(Booking.owner_id) == bindparam("owner_id"),
+    col(Booking.status).in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
+    col(Booking.start_at) < bindparam("end"),
+    col(Booking.end_at) > bindparam("start"),
+)
+
+
+async def _time_held(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    *,
+    requests_since: datetime,
+    now: datetime,
+) -> bool:
+    """``bookings_overlap`` and ``retire_expired_requests`` for a new booking in one read: whether
+    a confirmed booking or an unexpired request holds [start, end); when only expired requests
+    overlap it, they are retired (the UPDATE runs only then)."""
+    bounds = {"owner_id": owner_id, "start": start.astimezone(UTC), "end": end.astimezone(UTC)}
+    rows = (await (await session.connection()).execute(_HOLDING, bounds)).all()
+    if any(status == BookingStatus.CONFIRMED or created_at > requests_since for status, created_at in rows):
+        return True
+    if rows:
+        await retire_expired_requests(session, owner_id, start, end, requests_since=requests_since, now=now)
+    return False
+
+
 def event_in_place(booking: Booking) -> bool:
     """The booking's calendar event exists and sits at the booking's time (no move is pending),
     so its interval in the calendars' busy time is the booking itself."""
@@ -401,7 +475,10 @@ def event_in_place(booking: Booking) -> bool:
 
 
 async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
-    """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already does."""
+    """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    does (its dialect drops FOR UPDATE), so no statement is sent there."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
     await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
 
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam, or_, select
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from common.values import CalendarStatus
+from common.values import CalendarProvider, CalendarStatus
 from db.models import Calendar, CalendarConnection
 from providers.errors import (
     CalendarGone,
@@ -43,6 +45,87 @@ class Verdict(Enum):
     BUSY = "busy"
     INACTIVE = "inactive"  # a calendar lost access (or is gone) while we asked
     UNKNOWN = "unknown"  # a provider could not answer and the cache cannot stand in for it
+
+
+@dataclass(frozen=True)
+class LiveCalendar:
+    """An active integrated calendar as the live check and its fallback to the cache need it."""
+
+    id: uuid.UUID
+    external_id: str
+    busy_synced_at: datetime | None
+    covered_from: datetime | None
+    covered_until: datetime | None
+
+
+@dataclass(frozen=True)
+class OwnerCalendars:
+    """The owner's calendars as one booking needs them, read once and passed along: whether the
+    page is online, whether an inactive calendar refuses, and which connections to ask."""
+
+    online: bool  # a connection that takes bookings has a calendar
+    inactive: bool  # an integrated calendar lost access
+    # Active integrated calendars of connections with credentials, by connection: the ones asked.
+    to_ask: tuple[tuple[CalendarConnection, tuple[LiveCalendar, ...]], ...]
+
+
+_OWNER_CALENDARS = (
+    select(
+        col(Calendar.id),
+        col(Calendar.external_id),
+        col(Calendar.integrated),
+        col(Calendar.status),
+        col(Calendar.busy_synced_at),
+        col(Calendar.covered_from),
+        col(Calendar.covered_until),
+        col(CalendarConnection.id),
+        col(CalendarConnection.provider),
+        col(CalendarConnection.account_email),
+        col(CalendarConnection.credentials),
+        col(CalendarConnection.auth_failures),
+        col(CalendarConnection.scheduling_pages),
+    )
+    .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+    .where(
+        col(CalendarConnection.user_id) == bindparam("owner_id"),
+        or_(col(Calendar.integrated).is_(True), col(CalendarConnection.scheduling_pages).is_(True)),
+    )
+)
+
+
+async def owner_calendars(session: AsyncSession, owner_id: uuid.UUID) -> OwnerCalendars:
+    """One plain read of the owner's calendars with their connections (no ORM objects loaded):
+    the rows are few, but a booking used to read them four times in four shapes."""
+    result = await (await session.connection()).execute(_OWNER_CALENDARS, {"owner_id": owner_id})
+    online = inactive = False
+    by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[LiveCalendar]]] = {}
+    for row in result.all():
+        (calendar_id, external_id, integrated, status, synced, covered_from, covered_until) = row[:7]
+        (connection_id, provider, account_email, credentials, auth_failures, scheduling_pages) = row[7:]
+        online = online or bool(scheduling_pages)
+        if not integrated:
+            continue
+        if status != CalendarStatus.ACTIVE:
+            inactive = True
+            continue
+        if credentials is None:
+            continue
+        if connection_id not in by_connection:
+            # Detached and partial: what the access layer reads of a connection to open its adapter.
+            connection = CalendarConnection(
+                id=connection_id,
+                user_id=owner_id,
+                provider=CalendarProvider(provider),
+                account_email=account_email,
+                credentials=credentials,
+                auth_failures=auth_failures,
+            )
+            by_connection[connection_id] = (connection, [])
+        by_connection[connection_id][1].append(
+            LiveCalendar(calendar_id, external_id, synced, covered_from, covered_until)
+        )
+    to_ask = tuple((connection, tuple(calendars)) for connection, calendars in by_connection.values())
+    return OwnerCalendars(online=online, inactive=inactive, to_ask=to_ask)
 
 
 @dataclass
@@ -70,28 +153,22 @@ class BusyCheck:
         self.stats = FallbackStats()
 
     async def verdict(
-        self, owner_id: uuid.UUID, start: datetime, end: datetime, *, moving: Interval | None = None
+        self,
+        owner_id: uuid.UUID,
+        start: datetime,
+        end: datetime,
+        *,
+        moving: Interval | None = None,
+        calendars: OwnerCalendars | None = None,
     ) -> Verdict:
         """What the owner's calendars say of [start, end) now; ``moving`` is where a booking being
-        moved is now, whose own event does not count as busy."""
-        async with self._db.session() as session:
-            rows = (
-                await session.exec(
-                    select(CalendarConnection, Calendar)
-                    .join(Calendar, col(Calendar.connection_id) == col(CalendarConnection.id))
-                    .where(
-                        col(CalendarConnection.user_id) == owner_id,
-                        col(CalendarConnection.credentials).is_not(None),
-                        col(Calendar.integrated).is_(True),
-                        col(Calendar.status) == CalendarStatus.ACTIVE,
-                    )
-                )
-            ).all()
-        by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[Calendar]]] = {}
-        for connection, calendar in rows:
-            by_connection.setdefault(connection.id, (connection, []))[1].append(calendar)
+        moved is now, whose own event does not count as busy. ``calendars``: as the caller read
+        them moments ago (None: read them here)."""
+        if calendars is None:
+            async with self._db.session() as session:
+                calendars = await owner_calendars(session, owner_id)
         verdicts = await run_all(
-            self._ask(connection, calendars, start, end, moving) for connection, calendars in by_connection.values()
+            self._ask(connection, asked, start, end, moving) for connection, asked in calendars.to_ask
         )
         for worst in (Verdict.INACTIVE, Verdict.BUSY, Verdict.UNKNOWN):
             if worst in verdicts:
@@ -101,7 +178,7 @@ class BusyCheck:
     async def _ask(
         self,
         connection: CalendarConnection,
-        calendars: list[Calendar],
+        calendars: tuple[LiveCalendar, ...],
         start: datetime,
         end: datetime,
         moving: Interval | None,
@@ -122,7 +199,7 @@ class BusyCheck:
         return Verdict.BUSY if any(block.start < end and start < block.end for block in busy) else Verdict.FREE
 
     async def _busy(
-        self, connection: CalendarConnection, calendars: list[Calendar], start: datetime, end: datetime
+        self, connection: CalendarConnection, calendars: tuple[LiveCalendar, ...], start: datetime, end: datetime
     ) -> list[Interval]:
         """The calendars' busy time; a login refused once is asked again at once, since the
         answer is needed now (a second refusal means access is lost)."""
@@ -142,7 +219,7 @@ class BusyCheck:
     def _fallback(
         self,
         connection: CalendarConnection,
-        calendars: list[Calendar],
+        calendars: tuple[LiveCalendar, ...],
         start: datetime,
         end: datetime,
         error: Exception,

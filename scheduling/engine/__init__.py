@@ -7,12 +7,14 @@ rules' IANA zone. Modules, one concept each:
 * ``weekly`` / ``hours`` - weekly hours and overrides, and ``open_hours`` (DST choices documented there);
 * ``offsets`` - a zone's offsets sampled once so conversions are integer arithmetic;
 * ``policy`` / ``bookable`` - duration, grid, buffers, notice, horizon, and ``bookable_range``;
-* ``busy`` / ``grid`` / ``slots`` - ``free_slots``: one sort-and-sweep, no per-slot scans;
+* ``busy`` / ``grid`` / ``slots`` - ``free_slots``: one sort-and-sweep, no per-slot scans; busy time as
+  Intervals or as ``MicroSpans``, integer microseconds read straight from the database;
 * ``nearest`` - ``nearest_free``, the alternatives offered when a slot was just taken;
 * ``coverage`` - how far busy time is kept (the longest horizon) and the time every calendar holds.
 """
 
 from scheduling.engine.bookable import bookable_range, stable_until
+from scheduling.engine.busy import MicroSpans
 from scheduling.engine.hours import open_hours
 from scheduling.engine.interval import Interval
 from scheduling.engine.intervals import clip, intersect, merge, subtract
@@ -25,6 +27,7 @@ __all__ = [
     "FixedHorizon",
     "Horizon",
     "Interval",
+    "MicroSpans",
     "RollingHorizon",
     "SlotRules",
     "TimeRange",

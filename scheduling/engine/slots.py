@@ -7,11 +7,10 @@ busy list. Everything inside runs on integer epoch seconds; datetimes exist only
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from scheduling.engine.bookable import bookable_range
-from scheduling.engine.busy import busy_spans
+from scheduling.engine.busy import Busy, busy_spans
 from scheduling.engine.epoch import MINUTE, ceil_seconds, floor_seconds, from_seconds, require_aware
 from scheduling.engine.grid import grid_runs
 from scheduling.engine.hours import open_spans, table_for
@@ -24,7 +23,7 @@ from scheduling.engine.weekly import WeeklyRules
 def free_slots(
     rules: WeeklyRules,
     slot_rules: SlotRules,
-    busy: Sequence[Interval],
+    busy: Busy,
     window_start: datetime,
     window_end: datetime,
     now: datetime,
@@ -34,6 +33,7 @@ def free_slots(
     A slot [s, s + duration) is offered when s is on the local increment grid, the whole slot
     lies inside one stretch of open hours and inside the bookable range (minimum notice, horizon),
     and the slot with its buffers overlaps no busy interval. It may end after ``window_end``.
+    Busy time comes as Intervals or, read straight from the database, as :class:`MicroSpans`.
     """
     window_start, window_end = require_aware(window_start, "window_start"), require_aware(window_end, "window_end")
     bookable = bookable_range(rules, slot_rules, now)

@@ -11,15 +11,31 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, or_
-from sqlmodel import col, select
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarStatus, Weekday
+from db.columns import UTCDateTime
+from db.epoch import epoch_micros
 from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage
 from scheduling.engine import (
     FixedHorizon,
     Interval,
+    MicroSpans,
     RollingHorizon,
     SlotRules,
     TimeRange,
@@ -27,9 +43,10 @@ from scheduling.engine import (
     bookable_range,
     free_slots,
     stable_until,
-    subtract,
 )
 from scheduling.engine.coverage import Known, known_range
+from scheduling.engine.epoch import from_micros
+from scheduling.engine.spans import merge_spans, subtract_spans
 
 
 @dataclass(frozen=True)
@@ -46,14 +63,15 @@ class FreeSlots:
 
 @dataclass(frozen=True)
 class BusyTime:
-    intervals: list[tuple[Interval, uuid.UUID | None]]  # each with its booking id if it is a booking
+    calendars: list[tuple[int, int]]  # the calendars' busy time, microseconds since the epoch
+    bookings: list[tuple[int, int, uuid.UUID]]  # bookings holding time, in the same unit, with their ids
     as_of: datetime  # the oldest fetch of the calendars' busy time
     inactive: bool  # an integrated calendar lost access
     known: Known | None  # where every active integrated calendar's busy time is held (None: no calendar counts)
     failing: bool  # the last fetch of some integrated calendar failed
     released_at: datetime | None = None  # when the first pending request counted here expires
 
-    def without(self, booking_id: uuid.UUID | None, *, own_event: bool = False) -> list[Interval]:
+    def without(self, booking_id: uuid.UUID | None, *, own_event: bool = False) -> MicroSpans:
         """Busy time with one booking's row freed (it is being moved or accepted).
 
         ``own_event``: the booking's event was written to the calendar, and comes back from it as
@@ -61,12 +79,12 @@ class BusyTime:
         that time is freed too. Providers give busy time without event ids, so this also frees
         any other event in exactly that time (which the booking already overlapped).
         """
-        if booking_id is None:
-            return [interval for interval, _ in self.intervals]
-        own = [interval for interval, row_id in self.intervals if row_id == booking_id]
-        calendars = [interval for interval, row_id in self.intervals if row_id is None]
-        bookings = [interval for interval, row_id in self.intervals if row_id not in (None, booking_id)]
-        return [*subtract(calendars, own), *bookings] if own and own_event else [*calendars, *bookings]
+        bookings = [(start, end) for start, end, row_id in self.bookings if row_id != booking_id]
+        if booking_id is None or not own_event:
+            return MicroSpans([*self.calendars, *bookings])
+        own = merge_spans((start, end) for start, end, row_id in self.bookings if row_id == booking_id)
+        calendars = subtract_spans(merge_spans(self.calendars), own) if own else self.calendars
+        return MicroSpans([*calendars, *bookings])
 
 
 def weekly_rules(page: SchedulingPage) -> WeeklyRules:
@@ -115,12 +133,14 @@ def earliest(*moments: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
-def blocks_time(requests_since: datetime) -> ColumnElement[bool]:
+def blocks_time(requests_since: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """Which bookings hold their time: confirmed ones, and requests made since ``requests_since``
-    (older requests have expired: the owner can no longer accept them)."""
+    (older requests have expired: the owner can no longer accept them); a bind parameter lets a
+    statement built once take the moment at execution."""
+    since = requests_since.astimezone(UTC) if isinstance(requests_since, datetime) else requests_since
     return or_(
         col(Booking.status) == BookingStatus.CONFIRMED,
-        and_(col(Booking.status) == BookingStatus.REQUESTED, col(Booking.created_at) > requests_since.astimezone(UTC)),
+        and_(col(Booking.status) == BookingStatus.REQUESTED, col(Booking.created_at) > since),
     )
 
 
@@ -208,49 +228,74 @@ class AvailabilityService:
         """Busy intervals overlapping [start, end), and the state of the calendars they come from;
         requests count when made since ``requests_since`` (older ones have expired).
 
-        Busy time as plain rows, not ORM objects: a month can hold thousands of intervals. Times are compared
-        in UTC (SQLite compares the stored text), so bounds are converted first.
+        A month can hold thousands of busy rows: they come in one Core statement (calendars'
+        busy time and bookings together) as integer microseconds computed by the database
+        (``db.epoch``), never as ORM objects or datetimes.
         """
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        calendars = (
-            await session.exec(
-                select(Calendar)
-                .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-                .where(col(CalendarConnection.user_id) == owner_id, col(Calendar.integrated).is_(True))
-            )
-        ).all()
-        busy_rows = await session.exec(
-            select(col(BusyInterval.start_at), col(BusyInterval.end_at)).where(
-                col(BusyInterval.calendar_id).in_([calendar.id for calendar in calendars]),
-                col(BusyInterval.start_at) < end,
-                col(BusyInterval.end_at) > start,
-            )
-        )
-        requested_at = case((col(Booking.status) == BookingStatus.REQUESTED, col(Booking.created_at)), else_=None)
-        booking_rows = await session.exec(
-            select(col(Booking.start_at), col(Booking.end_at), col(Booking.id), requested_at).where(
-                col(Booking.owner_id) == owner_id,
-                blocks_time(requests_since),
-                col(Booking.start_at) < end,
-                col(Booking.end_at) > start,
-            )
-        )
-        intervals: list[tuple[Interval, uuid.UUID | None]] = [
-            (Interval(row[0], row[1]), None) for row in busy_rows.all()
-        ]
-        bookings = booking_rows.all()
-        intervals.extend((Interval(row[0], row[1]), row[2]) for row in bookings)
-        requested = [row[3] for row in bookings if row[3] is not None]
+        if session.new or session.dirty or session.deleted:
+            await session.flush()  # as the ORM's autoflush would: the caller's pending rows count
+        connection = await session.connection()
+        calendars = (await connection.execute(_CALENDARS, {"owner_id": owner_id})).all()
+        window = {"owner_id": owner_id, "start": start, "end": end, "requests_since": requests_since}
+        rows = (await connection.execute(_BUSY_ROWS, window)).all()
+        busy = [(row[0], row[1]) for row in rows if row[2] is None]
+        bookings = [(row[0], row[1], uuid.UUID(row[2])) for row in rows if row[2] is not None]
+        requested = [row[3] for row in rows if row[3] is not None]
         # A request made at ``created`` holds its time until ``created + ttl``, and the TTL is
         # ``now - requests_since``: the slots change then by time alone.
-        released_at = min(requested) + (now - requests_since) if requested else None
+        released_at = from_micros(min(requested)) + (now - requests_since) if requested else None
         active = [calendar for calendar in calendars if calendar.status == CalendarStatus.ACTIVE]
         synced = [calendar.busy_synced_at for calendar in calendars if calendar.busy_synced_at is not None]
         return BusyTime(
-            intervals=intervals,
+            calendars=busy,
+            bookings=bookings,
             as_of=min(now, *synced) if synced else now,
             inactive=len(active) < len(calendars),
             known=known_range([(calendar.covered_from, calendar.covered_until) for calendar in active]),
             failing=any(calendar.busy_failed_at is not None for calendar in active),
             released_at=released_at,
         )
+
+
+# Built once, run with bind parameters: building and hashing these statements on every request
+# cost about as much as running them. UTCDateTime converts the bounds to UTC as they are bound
+# (SQLite compares the stored text).
+_INTEGRATED = (
+    select(col(Calendar.id))
+    .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+    .where(col(CalendarConnection.user_id) == bindparam("owner_id"), col(Calendar.integrated).is_(True))
+    .scalar_subquery()
+)
+# The state of the owner's integrated calendars: few rows, read as values (not ORM objects).
+_CALENDARS = select(
+    col(Calendar.status),
+    col(Calendar.busy_synced_at),
+    col(Calendar.covered_from),
+    col(Calendar.covered_until),
+    col(Calendar.busy_failed_at),
+).where(col(Calendar.id).in_(_INTEGRATED))
+# (start, end, booking id as text, request time) in microseconds: the integrated calendars' busy
+# time (no booking id), then the owner's bookings holding time, overlapping [start, end).
+_BUSY_ROWS = union_all(
+    select(
+        epoch_micros(col(BusyInterval.start_at)),
+        epoch_micros(col(BusyInterval.end_at)),
+        cast(null(), String),
+        cast(null(), BigInteger),
+    ).where(
+        col(BusyInterval.calendar_id).in_(_INTEGRATED),
+        col(BusyInterval.start_at) < bindparam("end"),
+        col(BusyInterval.end_at) > bindparam("start"),
+    ),
+    select(
+        epoch_micros(col(Booking.start_at)),
+        epoch_micros(col(Booking.end_at)),
+        cast(col(Booking.id), String),
+        case((col(Booking.status) == BookingStatus.REQUESTED, epoch_micros(col(Booking.created_at)))),
+    ).where(
+        col(Booking.owner_id) == bindparam("owner_id"),
+        blocks_time(bindparam("requests_since", type_=UTCDateTime)),
+        col(Booking.start_at) < bindparam("end"),
+        col(Booking.end_at) > bindparam("start"),
+    ),
+)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import cast
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -107,15 +108,24 @@ class PageService:
     async def public_page(self, slug: str, host: str | None) -> PageView | None:
         """The enabled page a visitor on ``host`` may see, or None."""
         async with self._db.session() as session:
-            page = (
-                await session.exec(select(SchedulingPage).where(SchedulingPage.slug == slug.strip().lower()))
-            ).first()
-            if page is None or not page.enabled:
+            found = await self.public_page_in(session, slug, host)
+            if found is None:
                 return None
-            owner = await session.get(User, page.owner_id)
-            if owner is None or not self._links.serves(page, owner, host):
-                return None
+            page, owner = found
             return (await self._views(session, owner, [page]))[0]
+
+    async def public_page_in(
+        self, session: AsyncSession, slug: str, host: str | None
+    ) -> tuple[SchedulingPage, User] | None:
+        """The enabled page a visitor on ``host`` may see, with its owner, read in one statement
+        in the caller's ``session`` (a booking reads its owner's calendars in the same one)."""
+        found = (await session.exec(_PAGE_WITH_OWNER, params={"slug": slug.strip().lower()})).first()
+        if found is None:
+            return None
+        page, owner = found
+        if not page.enabled or not self._links.serves(page, owner, host):
+            return None
+        return page, owner
 
     async def host_pages(self, host: str) -> HostPages | None:
         """The enabled pages served on ``host``; None when it is neither the app's host nor connected.
@@ -284,17 +294,18 @@ class PageService:
             page.enabled = draft.enabled
 
     async def _views(self, session: AsyncSession, owner: User, pages: Sequence[SchedulingPage]) -> list[PageView]:
-        status = PageStatus.ONLINE if await self.owner_online(session, owner.id) else PageStatus.OFFLINE
-        return [
-            PageView(
-                page=page,
-                url=self._links.page_url(page, owner),
-                status=status,
-                is_default=owner.default_page_id == page.id,
-                owner=owner,
-            )
-            for page in pages
-        ]
+        online = await self.owner_online(session, owner.id)
+        return [self.view(page, owner, online=online) for page in pages]
+
+    def view(self, page: SchedulingPage, owner: User, *, online: bool) -> PageView:
+        """The page as its owner's link and state show it; ``online`` as ``owner_online`` says."""
+        return PageView(
+            page=page,
+            url=self._links.page_url(page, owner),
+            status=PageStatus.ONLINE if online else PageStatus.OFFLINE,
+            is_default=owner.default_page_id == page.id,
+            owner=owner,
+        )
 
     @staticmethod
     async def owner_online(session: AsyncSession, owner_id: uuid.UUID) -> bool:
@@ -307,6 +318,14 @@ class PageService:
             .limit(1)
         )
         return (await session.exec(statement)).first() is not None
+
+
+# Built once: a page is looked up on every booking.
+_PAGE_WITH_OWNER = (
+    select(SchedulingPage, User)
+    .join(User, col(SchedulingPage.owner_id) == col(User.id))
+    .where(col(SchedulingPage.slug) == bindparam("slug"))
+)
 
 
 async def _save(session: AsyncSession, page: SchedulingPage) -> None:
