@@ -94,8 +94,13 @@ class BusySync:
         """Run ``chore`` on every background pass too (e.g. expiring unconfirmed OAuth grants)."""
         self._chores.append(chore)
 
-    async def refresh(self, connection_id: uuid.UUID) -> bool:
+    async def refresh(self, connection_id: uuid.UUID, *, visitor_waiting: bool = False) -> bool:
         """Fetch and store the connection's busy time now; False when the provider failed.
+
+        ``visitor_waiting``: someone's slots wait on this answer, so it takes one free/busy call
+        even where the events could be synced (that takes Exchange three round trips, and a new
+        window lists every event); the event sync (sync token, meetings, push channel) is left
+        to the next background pass, which finds the connection due at once.
 
         A connection with no integrated calendar is still asked for its calendar list, so lost
         access shows up within one interval for every connection (a health probe).
@@ -131,7 +136,7 @@ class BusySync:
         )
         try:
             async with self._concurrency, self._access.client(connection) as client:
-                if isinstance(client, IncrementalSync):  # only what changed since the last round
+                if isinstance(client, IncrementalSync) and not visitor_waiting:  # only what changed since
                     changed, all_synced = await self._sync_events(connection, client, calendars, (start, end), now)
                     if not all_synced:
                         if changed:
@@ -141,7 +146,14 @@ class BusySync:
                         return False
                 else:
                     blocks = await client.busy_intervals([calendar.external_id for calendar in calendars], start, end)
-                    changed = await self._store(connection_id, calendars, blocks, now, (start, end))
+                    changed = await self._store(
+                        connection_id,
+                        calendars,
+                        blocks,
+                        now,
+                        (start, end),
+                        events_later=isinstance(client, IncrementalSync),
+                    )
         except CalendarGone as exc:  # That calendar is no longer shared; the others sync next time
             await self._access.lose_access(connection, exc, external_id=exc.calendar_id)
             return False
@@ -250,7 +262,9 @@ class BusySync:
         page whose horizon just grew asks the provider once, not once per visitor."""
         filling = self._filling.get(connection_id)
         if filling is None:
-            filling = self._filling[connection_id] = asyncio.ensure_future(self.refresh(connection_id))
+            filling = self._filling[connection_id] = asyncio.ensure_future(
+                self.refresh(connection_id, visitor_waiting=True)
+            )
             filling.add_done_callback(lambda _: self._filling.pop(connection_id, None))
         await asyncio.shield(filling)  # a visitor leaving does not cut the others' fetch short
 
@@ -280,9 +294,15 @@ class BusySync:
         blocks: list[BusyBlock],
         now: datetime,
         covered: tuple[datetime, datetime],
+        *,
+        events_later: bool = False,
     ) -> bool:
         """Replace the calendars' cached intervals (from a free/busy answer) and the range they
-        cover; True when they changed."""
+        cover; True when they changed.
+
+        ``events_later``: the calendars' events are synced otherwise (the free/busy answer was
+        for a waiting visitor). Those intervals name no event, so the next round must list every
+        event again (sync token cleared), and the connection is due for it at once."""
         by_external_id = {calendar.external_id: calendar.id for calendar in calendars}
         calendar_ids = list(by_external_id.values())
         fetched = {
@@ -305,12 +325,16 @@ class BusySync:
                     BusyInterval(calendar_id=calendar_id, start_at=start, end_at=end, updated_at=now)
                     for calendar_id, start, end in fetched
                 )
-            await session.exec(
-                update(Calendar)
-                .where(col(Calendar.id).in_(calendar_ids))
-                .values(busy_synced_at=now, covered_from=covered[0], covered_until=covered[1], busy_failed_at=None)
-            )
-            await _mark_checked(session, connection_id, now)
+            values: dict[str, object] = {
+                "busy_synced_at": now,
+                "covered_from": covered[0],
+                "covered_until": covered[1],
+                "busy_failed_at": None,
+            }
+            if events_later:
+                values["sync_token"] = None
+            await session.exec(update(Calendar).where(col(Calendar.id).in_(calendar_ids)).values(**values))
+            await _mark_checked(session, connection_id, None if events_later else now)
         return changed
 
     async def run(self) -> None:
@@ -499,9 +523,9 @@ def _incremental(connection_id: Any) -> ColumnElement[bool]:
     )
 
 
-async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime) -> None:
-    """The provider answered for this connection: the health probe is satisfied until ``now + interval``,
-    and the round's lease ends (the next one is due by ``checked_at`` alone)."""
+async def _mark_checked(session: AsyncSession, connection_id: uuid.UUID, now: datetime | None) -> None:
+    """The provider answered for this connection: the health probe is satisfied until ``now + interval``
+    (None: due again at once), and the round's lease ends (the next one is due by ``checked_at`` alone)."""
     await session.exec(
         update(CalendarConnection)
         .where(col(CalendarConnection.id) == connection_id)

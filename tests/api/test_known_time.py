@@ -9,6 +9,7 @@ real Google adapter; status changes arrive on a real WebSocket; emails reach a r
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -106,11 +107,15 @@ def at(offset: int, hour: int, minute: int = 0) -> str:
 
 
 def asked_windows(google: GoogleDouble) -> list[tuple[datetime, datetime]]:
-    """The windows of the full rounds the busy-time sync asked Google for."""
+    """The windows the busy-time sync asked Google for, in order: full rounds of events, and
+    free/busy for a visitor waiting on time not fetched yet."""
     windows = []
-    for request in google.requests_to(EVENTS_LIST):
+    for request in google.requests:
+        if request.method == "POST" and request.path.endswith("/freeBusy"):
+            body = json.loads(request.text)
+            windows.append((datetime.fromisoformat(body["timeMin"]), datetime.fromisoformat(body["timeMax"])))
         query = dict(parse_qsl(request.query))
-        if request.path.endswith("/events") and "timeMin" in query:
+        if request.method == "GET" and request.path.endswith("/events") and "timeMin" in query:
             windows.append((datetime.fromisoformat(query["timeMin"]), datetime.fromisoformat(query["timeMax"])))
     return windows
 
