@@ -274,7 +274,7 @@ class BookingService(BookingChecks):
                 earlier = await _earlier_result(session, page, checked)
                 if earlier is not None:
                     return earlier
-            free = await self._is_free(session, page, checked, self._clock())
+            free = await self._is_free(session, page, checked, self._clock(), calendars=admitted.calendars)
         said = await self._calendars_say(
             page, checked.start, checked.end, request=checked.request_only, calendars=admitted.calendars
         )
@@ -349,8 +349,16 @@ class BookingService(BookingChecks):
         return booking
 
     async def _is_free(
-        self, session: AsyncSession, page: SchedulingPage, checked: CheckedBooking, now: datetime
+        self,
+        session: AsyncSession,
+        page: SchedulingPage,
+        checked: CheckedBooking,
+        now: datetime,
+        *,
+        calendars: OwnerCalendars,
     ) -> bool:
+        """Whether the slot is free in the cache and the bookings; the calendars' cache state is
+        the one read with the page (``page_of``), not read again."""
         free = await self._availability.free_slots(
             session,
             page,
@@ -360,6 +368,7 @@ class BookingService(BookingChecks):
             now=now,
             # A booking's calendars were just asked about this time; a request's were not.
             known_only=checked.request_only,
+            calendars=calendars.integrated,
         )
         return any(slot.start == checked.start for slot in free.slots)
 

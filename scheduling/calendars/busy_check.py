@@ -59,6 +59,18 @@ class LiveCalendar:
 
 
 @dataclass(frozen=True)
+class CachedCalendar:
+    """An integrated calendar's busy-time cache state, whatever its status: the booking's slot
+    check takes it from this read instead of reading it again."""
+
+    status: CalendarStatus
+    busy_synced_at: datetime | None
+    covered_from: datetime | None
+    covered_until: datetime | None
+    busy_failed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class OwnerCalendars:
     """The owner's calendars as one booking needs them, read once and passed along: whether the
     page is online, whether an inactive calendar refuses, and which connections to ask."""
@@ -67,6 +79,8 @@ class OwnerCalendars:
     inactive: bool  # an integrated calendar lost access
     # Active integrated calendars of connections with credentials, by connection: the ones asked.
     to_ask: tuple[tuple[CalendarConnection, tuple[LiveCalendar, ...]], ...]
+    # Every integrated calendar's cache state (``AvailabilityService.busy_time`` reads the same).
+    integrated: tuple[CachedCalendar, ...]
 
 
 _OWNER_CALENDARS = (
@@ -78,6 +92,7 @@ _OWNER_CALENDARS = (
         col(Calendar.busy_synced_at),
         col(Calendar.covered_from),
         col(Calendar.covered_until),
+        col(Calendar.busy_failed_at),
         col(CalendarConnection.id),
         col(CalendarConnection.provider),
         col(CalendarConnection.account_email),
@@ -99,12 +114,14 @@ async def owner_calendars(session: AsyncSession, owner_id: uuid.UUID) -> OwnerCa
     result = await (await session.connection()).execute(_OWNER_CALENDARS, {"owner_id": owner_id})
     online = inactive = False
     by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[LiveCalendar]]] = {}
+    cached: list[CachedCalendar] = []
     for row in result.all():
-        (calendar_id, external_id, integrated, status, synced, covered_from, covered_until) = row[:7]
-        (connection_id, provider, account_email, credentials, auth_failures, scheduling_pages) = row[7:]
+        (calendar_id, external_id, integrated, status, synced, covered_from, covered_until, failed_at) = row[:8]
+        (connection_id, provider, account_email, credentials, auth_failures, scheduling_pages) = row[8:]
         online = online or bool(scheduling_pages)
         if not integrated:
             continue
+        cached.append(CachedCalendar(status, synced, covered_from, covered_until, failed_at))
         if status != CalendarStatus.ACTIVE:
             inactive = True
             continue
@@ -125,7 +142,7 @@ async def owner_calendars(session: AsyncSession, owner_id: uuid.UUID) -> OwnerCa
             LiveCalendar(calendar_id, external_id, synced, covered_from, covered_until)
         )
     to_ask = tuple((connection, tuple(calendars)) for connection, calendars in by_connection.values())
-    return OwnerCalendars(online=online, inactive=inactive, to_ask=to_ask)
+    return OwnerCalendars(online=online, inactive=inactive, to_ask=to_ask, integrated=tuple(cached))
 
 
 @dataclass

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,22 +34,43 @@ async def record_booker(
     session: AsyncSession, owner_id: uuid.UUID, *, email: str, name: str, answers: Mapping[str, str], now: datetime
 ) -> uuid.UUID:
     """The person who booked (``email`` already normalised) as a contact of the owner: a new
-    one, or the existing one with only its gaps filled. Runs in the booking's transaction."""
-    contact = await _by_email(session, owner_id, email)
+    one, or the existing one with only its gaps filled. Runs in the booking's transaction.
+
+    A new contact costs one plain INSERT that does nothing on the owner's (owner, email) key;
+    only when the address is known already is the contact read, and written if it has gaps."""
+    new = Contact(owner_id=owner_id, email=email, name=name, properties=dict(answers), created_at=now, updated_at=now)
+    values = {column.name: getattr(new, column.name) for column in _CONTACTS.columns}
+    connection = await session.connection()
+    contact: Contact | None = None
+    for _attempt in range(2):  # again only if the contact the INSERT met was deleted meanwhile
+        if (await connection.execute(_INSERT_NEW[connection.dialect.name], values)).first() is not None:
+            return new.id
+        contact = await _by_email(session, owner_id, email)
+        if contact is not None:
+            break
     if contact is None:
-        contact = Contact(
-            owner_id=owner_id, email=email, name=name, properties=dict(answers), created_at=now, updated_at=now
-        )
-    else:
-        filled = {**answers, **contact.properties}
-        if contact.name and filled == contact.properties:
-            return contact.id  # nothing to fill in: no write
-        contact.name = contact.name or name
-        contact.properties = filled
-        contact.updated_at = now
+        raise LookupError(f"the contact {email} of owner {owner_id} was neither stored nor found")
+    filled = {**answers, **contact.properties}
+    if contact.name and filled == contact.properties:
+        return contact.id  # nothing to fill in: no write
+    contact.name = contact.name or name
+    contact.properties = filled
+    contact.updated_at = now
     session.add(contact)
     await session.flush()
     return contact.id
+
+
+_CONTACTS = Contact.metadata.tables["contacts"]
+# Built once per dialect: the new contact, or nothing when the owner has one with that address.
+_INSERT_NEW = {
+    "sqlite": sqlite_insert(_CONTACTS)
+    .on_conflict_do_nothing(index_elements=["owner_id", "email"])
+    .returning(_CONTACTS.c.id),
+    "postgresql": postgresql_insert(_CONTACTS)
+    .on_conflict_do_nothing(index_elements=["owner_id", "email"])
+    .returning(_CONTACTS.c.id),
+}
 
 
 class ContactService:

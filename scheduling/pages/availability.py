@@ -8,8 +8,10 @@ holds is offered; the answer says when some of the asked time is not known.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -47,6 +49,22 @@ from scheduling.engine import (
 from scheduling.engine.coverage import Known, known_range
 from scheduling.engine.epoch import from_micros
 from scheduling.engine.spans import merge_spans, subtract_spans
+
+
+class CalendarState(Protocol):
+    """An integrated calendar's busy-time cache state, as ``busy_time`` reads it or a caller
+    that read it moments ago passes it in."""
+
+    @property
+    def status(self) -> CalendarStatus: ...
+    @property
+    def busy_synced_at(self) -> datetime | None: ...
+    @property
+    def covered_from(self) -> datetime | None: ...
+    @property
+    def covered_until(self) -> datetime | None: ...
+    @property
+    def busy_failed_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -166,12 +184,14 @@ class AvailabilityService:
         ignore_booking: uuid.UUID | None = None,
         own_event: bool = False,
         known_only: bool = True,
+        calendars: Sequence[CalendarState] | None = None,
     ) -> FreeSlots:
         """Slots starting in [start, end); ``ignore_booking`` frees a booking being moved or
         accepted, and with ``own_event`` its calendar event (see ``BusyTime.without``).
 
         ``known_only=False`` when the providers were just asked about this very time (a booking's
-        live check), so the cache need not hold it.
+        live check), so the cache need not hold it. ``calendars``: the owner's integrated
+        calendars as the caller read them moments ago (None: read them here).
         """
         rules, rules_for_duration = weekly_rules(page), slot_rules(page, duration)
         bookable = bookable_range(rules, rules_for_duration, now)
@@ -180,7 +200,13 @@ class AvailabilityService:
         margin = timedelta(minutes=duration + page.buffer_minutes)
         needed = Interval(max(start, bookable.start) - margin, min(end, bookable.end) + margin)
         busy = await self.busy_time(
-            session, page.owner_id, needed.start, needed.end, now, requests_since=self.requests_since(now)
+            session,
+            page.owner_id,
+            needed.start,
+            needed.end,
+            now,
+            requests_since=self.requests_since(now),
+            calendars=calendars,
         )
         if busy.inactive:  # An inactive integrated calendar leaves no time bookable
             return FreeSlots(slots=[], as_of=busy.as_of, stable_until=None, complete=False)
@@ -224,9 +250,11 @@ class AvailabilityService:
         now: datetime,
         *,
         requests_since: datetime,
+        calendars: Sequence[CalendarState] | None = None,
     ) -> BusyTime:
-        """Busy intervals overlapping [start, end), and the state of the calendars they come from;
-        requests count when made since ``requests_since`` (older ones have expired).
+        """Busy intervals overlapping [start, end), and the state of the calendars they come from
+        (``calendars`` when the caller read it already); requests count when made since
+        ``requests_since`` (older ones have expired).
 
         A month can hold thousands of busy rows: they come in one Core statement (calendars'
         busy time and bookings together) as integer microseconds computed by the database
@@ -235,7 +263,8 @@ class AvailabilityService:
         if session.new or session.dirty or session.deleted:
             await session.flush()  # as the ORM's autoflush would: the caller's pending rows count
         connection = await session.connection()
-        calendars = (await connection.execute(_CALENDARS, {"owner_id": owner_id})).all()
+        if calendars is None:
+            calendars = (await connection.execute(_CALENDARS, {"owner_id": owner_id})).all()
         window = {"owner_id": owner_id, "start": start, "end": end, "requests_since": requests_since}
         rows = (await connection.execute(_BUSY_ROWS, window)).all()
         busy = [(row[0], row[1]) for row in rows if row[2] is None]

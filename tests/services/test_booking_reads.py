@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
+from common.values import CalendarStatus
 from db.models import Booking, CalendarConnection, OutboxMessage
 from scheduling import outbox
 from scheduling.calendars.busy_check import owner_calendars
+from scheduling.pages.availability import AvailabilityService
 from server.settings import Settings
 from tests.support.booking_helpers import book, booking_server, owner_with_page
 from tests.support.calendar_rows import connect_calendar, mark_inactive
@@ -63,7 +66,11 @@ async def test_a_booking_reads_the_calendars_once_and_writes_its_outbox_rows_at_
 
     # The page's online state, the inactive-calendar check and the live check share one read.
     assert len([text for text in statements if "calendar_connections.credentials" in text]) == 1
+    # The slot check takes the calendars' cache state from that read instead of reading it again.
+    assert not [text for text in statements if text.startswith("SELECT calendars.status")]
     assert len([text for text in statements if text.startswith("INSERT INTO outbox")]) == 1
+    # A new booker becomes a contact in one statement; an existing one is read only then.
+    assert len([text for text in statements if "contacts" in text.split(" VALUES")[0]]) == 1
     # The page lookup, the checks, the write transaction.
     assert len(begun) == 3
     async with server.services.db.session() as session:
@@ -83,7 +90,7 @@ async def test_the_owners_calendars_as_one_booking_needs_them(server: LiveServer
             return await owner_calendars(session, user.id)
 
     nothing = await read()
-    assert (nothing.online, nothing.inactive, nothing.to_ask) == (False, False, ())
+    assert (nothing.online, nothing.inactive, nothing.to_ask, nothing.integrated) == (False, False, (), ())
 
     connected = await connect_calendar(services, user)
     assert connected.calendar_id is not None
@@ -103,3 +110,15 @@ async def test_the_owners_calendars_as_one_booking_needs_them(server: LiveServer
     await mark_inactive(services, user, connected.calendar_id)
     inactive = await read()
     assert (inactive.online, inactive.inactive, inactive.to_ask) == (True, True, ())
+    # The cache state of every integrated calendar, inactive ones too, as the slot check reads it.
+    assert [calendar.status for calendar in unsealed.integrated] == [CalendarStatus.ACTIVE]
+    assert [calendar.status for calendar in inactive.integrated] == [CalendarStatus.INACTIVE]
+    now = datetime.now(UTC)
+    async with services.db.session() as session:
+        read_here = await AvailabilityService.busy_time(
+            session, user.id, now, now + timedelta(days=1), now, requests_since=now
+        )
+        passed_in = await AvailabilityService.busy_time(
+            session, user.id, now, now + timedelta(days=1), now, requests_since=now, calendars=inactive.integrated
+        )
+    assert passed_in == read_here
