@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, delete, func
+from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -144,6 +144,8 @@ class _Known:
             await _unlisted(session, _in_place(calendar.id, before=began), events, window) if changes.full else []
         )
         named = [event.event_id for event in events] + list(changes.deleted) + unlisted
+        # The events' meetings, those found in the calendar and the owner's in place, in one read.
+        followed = await _meetings(session, _followed(calendar.id), [*named, *own_unlisted])
         addresses = sorted({address for event in events for address in event.attendees})
         return cls(
             owner_id=owner_id,
@@ -152,14 +154,17 @@ class _Known:
             connected_at=connection.created_at,
             contacts=await _contacts(session, owner_id, addresses),
             our_events=await _our_events(session, owner_id, calendar.id, events),
-            meetings=await _meetings(session, _synced(calendar.id), named),
+            meetings={
+                event_id: synced
+                for event_id, rows in followed.items()
+                if (synced := [row for row in rows if row[0].source == MeetingSource.CALENDAR_SYNC])
+            },
             last=await _last_decisions(session, owner_id, calendar.id, [event.event_id for event in events]),
             unlisted=unlisted,
             own={
-                event_id: meetings[0]
-                for event_id, meetings in (
-                    await _meetings(session, _in_place(calendar.id), [*named, *own_unlisted])
-                ).items()
+                event_id: own[0]
+                for event_id, rows in followed.items()
+                if (own := [row for row in rows if row[0].source == MeetingSource.OWNER])
             },
             own_unlisted=own_unlisted,
         )
@@ -389,6 +394,12 @@ async def _unlisted(
 def _synced(calendar_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
     """Meetings calendar sync logged from the calendar's events."""
     return (col(Meeting.calendar_id) == calendar_id, col(Meeting.source) == MeetingSource.CALENDAR_SYNC)
+
+
+def _followed(calendar_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
+    """Meetings that follow the calendar's events: calendar sync's, and the owner's in place."""
+    synced, in_place = and_(*_synced(calendar_id)), and_(*_in_place(calendar_id))
+    return (or_(synced, in_place),)
 
 
 def _in_place(calendar_id: uuid.UUID, *, before: datetime | None = None) -> tuple[ColumnElement[bool], ...]:
