@@ -40,6 +40,7 @@ from benchmarks.loadgen import LoadResult, close_connections, exchange, open_con
 from benchmarks.seed import SLOTS, BusyOwner, seed_busy_owner, seed_settings
 from benchmarks.servers import ServerProcess, on_each_database, serve, server_env
 from benchmarks.stats import Summary
+from db.plain import watched
 
 WINDOW_DAYS = 30
 CALENDARS = 3
@@ -322,7 +323,8 @@ def write_profile(name: str, text: str) -> str:
 
 
 def sql_timer(engine: Any) -> tuple[Buckets, Callable[[], None]]:
-    """Wall time of every SQL statement (``sql``) on a sync engine; returns (buckets, remove)."""
+    """Wall time of every SQL statement (``sql``) on a sync engine and on the driver connections
+    of its pool (``db/plain.py``); returns (buckets, remove)."""
     sql = Buckets()
     started: list[float] = []
 
@@ -335,10 +337,13 @@ def sql_timer(engine: Any) -> tuple[Buckets, Callable[[], None]]:
 
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
+    on_the_driver = watched(lambda _text, seconds: sql.add("sql", seconds))
+    on_the_driver.__enter__()
 
     def remove() -> None:
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
+        on_the_driver.__exit__(None, None, None)
 
     return sql, remove
 

@@ -58,6 +58,7 @@ from benchmarks.rawdb import RawDb
 from benchmarks.seed import SLOTS, book_body, every_day, seed_busy_owner
 from benchmarks.servers import ServerProcess, on_each_database, serve, server_env
 from benchmarks.stats import Summary
+from db.plain import watched
 
 CLIENTS = 50
 RACE_ROUNDS = 20
@@ -299,8 +300,13 @@ def statement_counter(engine: Any, counts: Counter[str]) -> Iterator[None]:
         listeners.append(("begin", marker("BEGIN (driver)")))
     for name, listener in listeners:
         event.listen(engine, name, listener)
+
+    def on_the_driver(text: str, _seconds: float) -> None:
+        statement(None, None, text)
+
     try:
-        yield
+        with watched(on_the_driver):
+            yield
     finally:
         for name, listener in listeners:
             event.remove(engine, name, listener)

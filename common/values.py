@@ -87,7 +87,10 @@ class Weekday(StrEnum):
     @property
     def iso_index(self) -> int:
         """Monday is 0, as ``date.weekday()`` counts."""
-        return list(Weekday).index(self)
+        return _ISO_INDEX[self]
+
+
+_ISO_INDEX = {day: index for index, day in enumerate(Weekday)}
 
 
 class FormFieldKind(StrEnum):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -12,16 +13,23 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.faults import committing, lost_as_unavailable
+from db.faults import committing, is_disconnect, lost_as_unavailable
+from db.plain import PlainConnection
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 CLOSE_GRACE = 5.0  # seconds ``dispose`` waits for sessions still open (a cancelled task cleaning up)
 _WRITE_OPTION = "kokous_write"
+# A pooled PostgreSQL connection idle longer than this is pinged before use; one used more
+# recently is taken as alive. (A ping is three round trips; one on every checkout cost a
+# booking a quarter of a millisecond per session.)
+PING_WHEN_IDLE = 5.0  # seconds
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -30,7 +38,35 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_use_lifo=True, pool_recycle=1800)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a connection that sat idle in the pool before handing it out (the server may have
+    restarted meanwhile); a failed ping makes the pool open a new one.
+
+    The pool hands out the most recently used connection first, so under load the same few stay
+    warm and are not pinged, and a connection lost in between is still caught: its error marks
+    every older connection of the pool stale, and the work lost with it runs again
+    (``db/faults.py``).
+    """
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_WHEN_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as lost:
+            raise DisconnectionError("a pooled connection did not answer its ping") from lost
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -111,6 +147,59 @@ class Database:
         """
         async with self._counted(), lost_as_unavailable(), self._sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def plain(self) -> AsyncIterator[PlainConnection]:
+        """Statements on the driver (``db/plain.py``), each in its own implicit transaction: every
+        one sees the data as committed when it runs, not one snapshot for all. For the hot public
+        reads (slots, a booking's first reads), whose decisions a booking checks again under its
+        lock before anything is written.
+
+        A lost connection raises ``ServiceUnavailable``.
+        """
+        async with self._counted(), lost_as_unavailable(), self._driver_connection(transaction=False) as plain:
+            yield plain
+
+    @asynccontextmanager
+    async def plain_transaction(self) -> AsyncIterator[PlainConnection]:
+        """A write transaction of statements on the driver (``db/plain.py``), committed when the
+        block ends without error, as ``transaction(write=True)``: SQLite's write lock is taken at
+        BEGIN, in this process's turn; ``committing`` is noted before COMMIT is sent."""
+        turn: AbstractAsyncContextManager[object] = self._write_turn or nullcontext()
+        async with self._counted(), lost_as_unavailable(), turn, self._driver_connection(transaction=True) as plain:
+            await plain.send("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+            yield plain
+            committing()
+            await plain.send("COMMIT")
+
+    @asynccontextmanager
+    async def _driver_connection(self, *, transaction: bool) -> AsyncIterator[PlainConnection]:
+        """A pooled connection's driver connection, taken from the pool and given back without
+        a SQLAlchemy connection around it (nothing runs through SQLAlchemy, so it sends no BEGIN
+        and knows of no transaction: a ``transaction`` left open by an error is rolled back here,
+        and a connection that cannot roll back is never given back). The pool pings it if it sat
+        idle, and resets it when it comes back."""
+        pooled = await self.engine.raw_connection()
+        plain = PlainConnection(pooled.driver_connection, self.engine.dialect)
+        try:
+            yield plain
+        except BaseException as error:
+            if is_disconnect(error):
+                # As SQLAlchemy does when a statement meets a lost connection: this one and
+                # every connection opened before it are dropped (a restart ended them all).
+                await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled, error)
+            elif not isinstance(error, Exception):
+                # Cancelled (the client went away): a statement may be cut off half-way, and the
+                # driver would refuse the next one on this connection. It is closed, not reused.
+                await asyncio.shield(greenlet_spawn(pooled.invalidate, error))
+            elif transaction:
+                try:
+                    await plain.send("ROLLBACK")
+                except Exception:
+                    await greenlet_spawn(pooled.invalidate, error)
+            raise
+        finally:
+            await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:

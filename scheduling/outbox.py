@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.columns import new_id, utc_now
 from db.engine import Database
 from db.models import OutboxMessage
+from db.plain import Plain, Rows
 from scheduling.clock import Clock
 from scheduling.concurrency import run_all
 
@@ -81,26 +82,28 @@ def kinds_for_new_booking(*, confirmed: bool) -> tuple[str, ...]:
     return (EMAIL_REQUEST_RECEIVED, EMAIL_OWNER_NEW_REQUEST)
 
 
-async def add_rows(
-    session: AsyncSession, kinds: Sequence[str], payload: dict[str, Any], *, available_at: datetime
-) -> None:
+async def add_rows(rows: Rows, kinds: Sequence[str], payload: dict[str, Any], *, available_at: datetime) -> None:
     """Rows of several kinds about one subject, in the caller's transaction, as one multi-row
     INSERT: a booking's calendar write and emails cost one statement, not one each."""
     if not kinds:
         return
     created_at = utc_now()
+    values: dict[str, Any] = {}
+    for index, kind in enumerate(kinds):
+        row = {"id": new_id(), "kind": kind, "payload": payload, "attempts": 0}
+        row |= {"available_at": available_at, "created_at": created_at}
+        values |= {f"{name}_{index}": value for name, value in row.items()}
+    await rows.run(_insert_rows(len(kinds)), values)
+
+
+@functools.cache
+def _insert_rows(count: int) -> Plain:
+    """The INSERT of ``count`` rows, each value bound as ``<column>_<row>``."""
+    columns = ("id", "kind", "payload", "attempts", "available_at", "created_at")
     rows = [
-        {
-            "id": new_id(),
-            "kind": kind,
-            "payload": payload,
-            "attempts": 0,
-            "available_at": available_at,
-            "created_at": created_at,
-        }
-        for kind in kinds
+        {name: bindparam(f"{name}_{index}", type_=_OUTBOX.c[name].type) for name in columns} for index in range(count)
     ]
-    await (await session.connection()).execute(insert(_OUTBOX).values(rows))
+    return Plain(insert(_OUTBOX).values(rows))
 
 
 _OUTBOX = OutboxMessage.metadata.tables["outbox"]

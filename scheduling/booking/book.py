@@ -23,12 +23,14 @@ from typing import cast
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarWrite, PageStatus
+from db.columns import UTCDateTime
 from db.engine import Database
 from db.models import Booking, SchedulingPage, User
+from db.plain import Plain, Rows, as_read, new_row
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
 from scheduling.calendars.busy_check import BusyCheck, OwnerCalendars, Verdict, owner_calendars
@@ -152,8 +154,8 @@ class BookingChecks:
         ``calendars``: as read with the page moments ago (None: read once here, for both checks).
         """
         if calendars is None:
-            async with self._db.session() as session:
-                calendars = await owner_calendars(session, page.owner_id)
+            async with self._db.plain() as plain:
+                calendars = await owner_calendars(plain, page.owner_id)
         if await self._has_inactive_calendar(calendars):
             return await self._refused_while_inactive(page.owner_id)
         if request:
@@ -186,9 +188,9 @@ class BookingChecks:
     ) -> SlotUnavailable:
         """The refusal, with up to three free (and known) slots nearest to the wanted time, to be
         shown in ``timezone`` (the invitee's)."""
-        async with self._db.session() as session:
+        async with self._db.plain() as plain:
             free = await self._availability.free_slots(
-                session,
+                plain,
                 page,
                 duration=duration,
                 start=start - ALTERNATIVES_SPAN,
@@ -228,13 +230,13 @@ class AdmittedBooking:
 class BookingService(BookingChecks):
     async def page_of(self, draft: BookingDraft) -> BookingPage | None:
         """The page the visitor books on, as they may see it, and its owner's calendars: one
-        read session, two statements (only reads)."""
-        async with self._db.session() as session:
-            found = await self._pages.public_page_in(session, draft.slug, draft.domain)
+        connection, two statements (only reads)."""
+        async with self._db.plain() as plain:
+            found = await self._pages.public_page_in(plain, draft.slug, draft.domain)
             if found is None:
                 return None
             page, owner = found
-            calendars = await owner_calendars(session, owner.id)
+            calendars = await owner_calendars(plain, owner.id)
         return BookingPage(view=self._pages.view(page, owner, online=calendars.online), calendars=calendars)
 
     async def admit(
@@ -264,17 +266,17 @@ class BookingService(BookingChecks):
         outside the database, so a run lost before the commit can run again, and the invitee's
         emails are counted against their cap once, however often it runs.
 
-        Its reads share one session before the providers are asked (none is open while they
+        Its reads share one connection before the providers are asked (none is held while they
         answer); the calendars come with the page. The decisions keep their order: an earlier
         result, the calendars, then the slot against rules, busy time and bookings.
         """
         page, checked, mail = admitted.page, admitted.checked, admitted.mail
-        async with self._db.session() as session:
+        async with self._db.plain() as plain:
             if checked.idempotency_key is not None:
-                earlier = await _earlier_result(session, page, checked)
+                earlier = await _earlier_result(plain, page, checked)
                 if earlier is not None:
                     return earlier
-            free = await self._is_free(session, page, checked, self._clock(), calendars=admitted.calendars)
+            free = await self._is_free(plain, page, checked, self._clock(), calendars=admitted.calendars)
         said = await self._calendars_say(
             page, checked.start, checked.end, request=checked.request_only, calendars=admitted.calendars
         )
@@ -308,23 +310,23 @@ class BookingService(BookingChecks):
         indexed query looks for them. The lock is held for a few statements, not a computation.
         """
         now = self._clock()
-        async with self._db.transaction(write=True) as session:
-            await lock_owner(session, page.owner_id)
+        async with self._db.plain_transaction() as plain:
+            await lock_owner(plain, page.owner_id)
             if checked.idempotency_key is not None:
                 # Again under the lock: a concurrent retry may have committed since the first look.
-                earlier = await _by_key(session, page, checked.idempotency_key)
+                earlier = await _by_key(plain, page, checked.idempotency_key)
                 if earlier is not None:
                     if earlier.request_fingerprint != checked.fingerprint():
                         raise Refused(_KEY_REUSED)
-                    session.expunge(earlier)  # keep its loaded values through the rollback
                     raise AlreadyBooked(earlier)
             buffer = timedelta(minutes=page.buffer_minutes)
             since = self._availability.requests_since(now)
             start, end = checked.start - buffer, checked.end + buffer
-            if await _time_held(session, page.owner_id, start, end, requests_since=since, now=now):
+            if await _time_held(plain, page.owner_id, start, end, requests_since=since, now=now):
                 raise Refused(SlotUnavailable(message="that time is no longer available"))
             confirmed = not checked.request_only
-            booking = Booking(
+            booking = new_row(
+                Booking,
                 owner_id=page.owner_id,
                 page_id=page.id,
                 start_at=checked.start,
@@ -340,17 +342,17 @@ class BookingService(BookingChecks):
                 calendar_write=CalendarWrite.PENDING if confirmed else CalendarWrite.NONE,
                 created_at=now,
             )
-            booking.contact_id = await upsert_contact(session, page.owner_id, checked, now)
-            await _store(session, booking)
+            booking.contact_id = await upsert_contact(plain, page.owner_id, checked, now)
+            await _store(plain, booking)
             if mail.kinds is None:
                 kinds = list(outbox.kinds_for_new_booking(confirmed=confirmed))
                 mail.kinds = await self._mail_capped(kinds, booking.invitee_email)
-            await outbox.add_rows(session, mail.kinds, {"booking_id": booking.id.hex}, available_at=now)
+            await outbox.add_rows(plain, mail.kinds, {"booking_id": booking.id.hex}, available_at=now)
         return booking
 
     async def _is_free(
         self,
-        session: AsyncSession,
+        rows: Rows,
         page: SchedulingPage,
         checked: CheckedBooking,
         now: datetime,
@@ -360,7 +362,7 @@ class BookingService(BookingChecks):
         """Whether the slot is free in the cache and the bookings; the calendars' cache state is
         the one read with the page (``page_of``), not read again."""
         free = await self._availability.free_slots(
-            session,
+            rows,
             page,
             duration=checked.duration,
             start=checked.start,
@@ -382,8 +384,8 @@ class BookingService(BookingChecks):
         self, page: SchedulingPage, checked: CheckedBooking
     ) -> BookingView | InvalidInput | None:
         """The same key returns the first result; another request under it is refused."""
-        async with self._db.session() as session:
-            return await _earlier_result(session, page, checked)
+        async with self._db.plain() as plain:
+            return await _earlier_result(plain, page, checked)
 
     async def _taken(self, page: SchedulingPage, checked: CheckedBooking) -> BookResult:
         """The slot is taken, perhaps by a concurrent retry of this very request: then that is the answer."""
@@ -419,16 +421,16 @@ _UNREACHABLE = CalendarUnreachable(
 _KEY_REUSED = InvalidInput(message="this idempotencyKey was used for a different request", field="idempotencyKey")
 
 
-async def _by_key(session: AsyncSession, page: SchedulingPage, key: str) -> Booking | None:
-    statement = select(Booking).where(Booking.page_id == page.id, Booking.idempotency_key == key)
-    return (await session.exec(statement)).first()
+async def _by_key(rows: Rows, page: SchedulingPage, key: str) -> Booking | None:
+    found = await rows.rows(_BY_KEY, {"page_id": page.id, "key": key})
+    return as_read(Booking, _BOOKINGS.columns.keys(), found[0]) if found else None
 
 
 async def _earlier_result(
-    session: AsyncSession, page: SchedulingPage, checked: CheckedBooking
+    rows: Rows, page: SchedulingPage, checked: CheckedBooking
 ) -> BookingView | InvalidInput | None:
     """The result stored under the request's idempotency key; another request under it is refused."""
-    earlier = await _by_key(session, page, checked.idempotency_key) if checked.idempotency_key else None
+    earlier = await _by_key(rows, page, checked.idempotency_key) if checked.idempotency_key else None
     if earlier is None:
         return None
     if earlier.request_fingerprint != checked.fingerprint():
@@ -436,28 +438,34 @@ async def _earlier_result(
     return BookingView(booking=earlier, page=page)
 
 
-async def _store(session: AsyncSession, booking: Booking) -> None:
+async def _store(rows: Rows, booking: Booking) -> None:
     """INSERT the new booking as one plain statement (no unit of work to flush); the object
     stays as it was built, with every value it was stored with, to be answered."""
-    values = {column.name: getattr(booking, column.name) for column in _BOOKINGS.columns}
-    await (await session.connection()).execute(_INSERT_BOOKING, values)
+    await rows.run(_INSERT_BOOKING, {column.name: getattr(booking, column.name) for column in _BOOKINGS.columns})
 
 
 _BOOKINGS = Booking.metadata.tables["bookings"]
-_INSERT_BOOKING = insert(_BOOKINGS)
+_INSERT_BOOKING = Plain(insert(_BOOKINGS), columns=_BOOKINGS.columns.keys())
+_BY_KEY = Plain(
+    select(*_BOOKINGS.columns).where(
+        _BOOKINGS.c.page_id == bindparam("page_id"), _BOOKINGS.c.idempotency_key == bindparam("key")
+    )
+)
 
 
 # Built once: the bookings that may hold a new booking's time (confirmed ones and requests).
-_HOLDING = select(col(Booking.status), col(Booking.created_at)).where(
-    col(Booking.owner_id) == bindparam("owner_id"),
-    col(Booking.status).in_((BookingStatus.CONFIRMED, BookingStatus.REQUESTED)),
-    col(Booking.start_at) < bindparam("end"),
-    col(Booking.end_at) > bindparam("start"),
+_HOLDING = Plain(
+    select(col(Booking.status), col(Booking.created_at)).where(
+        col(Booking.owner_id) == bindparam("owner_id"),
+        or_(col(Booking.status) == BookingStatus.CONFIRMED, col(Booking.status) == BookingStatus.REQUESTED),
+        col(Booking.start_at) < bindparam("end"),
+        col(Booking.end_at) > bindparam("start"),
+    )
 )
 
 
 async def _time_held(
-    session: AsyncSession,
+    rows: Rows,
     owner_id: uuid.UUID,
     start: datetime,
     end: datetime,
@@ -468,12 +476,11 @@ async def _time_held(
     """``bookings_overlap`` and ``retire_expired_requests`` for a new booking in one read: whether
     a confirmed booking or an unexpired request holds [start, end); when only expired requests
     overlap it, they are retired (the UPDATE runs only then)."""
-    bounds = {"owner_id": owner_id, "start": start.astimezone(UTC), "end": end.astimezone(UTC)}
-    rows = (await (await session.connection()).execute(_HOLDING, bounds)).all()
-    if any(status == BookingStatus.CONFIRMED or created_at > requests_since for status, created_at in rows):
+    found = await rows.rows(_HOLDING, {"owner_id": owner_id, "start": start, "end": end})
+    if any(status == BookingStatus.CONFIRMED or created_at > requests_since for status, created_at in found):
         return True
-    if rows:
-        await retire_expired_requests(session, owner_id, start, end, requests_since=requests_since, now=now)
+    if found:
+        await retire_expired_requests(rows, owner_id, start, end, requests_since=requests_since, now=now)
     return False
 
 
@@ -483,12 +490,15 @@ def event_in_place(booking: Booking) -> bool:
     return booking.calendar_event_id is not None and booking.calendar_write == CalendarWrite.DONE
 
 
-async def lock_owner(session: AsyncSession, owner_id: uuid.UUID) -> None:
+async def lock_owner(rows: Rows, owner_id: uuid.UUID) -> None:
     """Serialise one owner's bookings (buffers too) on PostgreSQL; SQLite's BEGIN IMMEDIATE already
     does (its dialect drops FOR UPDATE), so no statement is sent there."""
-    if session.get_bind().dialect.name == "sqlite":
+    if rows.dialect.name == "sqlite":
         return
-    await session.exec(select(User.id).where(User.id == owner_id).with_for_update())
+    await rows.run(_LOCK_OWNER, {"owner_id": owner_id})
+
+
+_LOCK_OWNER = Plain(select(col(User.id)).where(col(User.id) == bindparam("owner_id")).with_for_update())
 
 
 async def bookings_overlap(
@@ -514,7 +524,7 @@ async def bookings_overlap(
 
 
 async def retire_expired_requests(
-    session: AsyncSession,
+    rows: Rows,
     owner_id: uuid.UUID,
     start: datetime,
     end: datetime,
@@ -525,27 +535,30 @@ async def retire_expired_requests(
 ) -> None:
     """Expired requests overlapping [start, end) end as declined (nobody is mailed): they hold no
     time, and PostgreSQL's exclusion constraint must not count them either."""
-    statement = (
-        update(Booking)
-        .where(
-            col(Booking.owner_id) == owner_id,
-            col(Booking.status) == BookingStatus.REQUESTED,
-            col(Booking.created_at) <= requests_since.astimezone(UTC),
-            col(Booking.start_at) < end.astimezone(UTC),
-            col(Booking.end_at) > start.astimezone(UTC),
-        )
-        .values(status=BookingStatus.DECLINED, cancelled_at=now)
-    )
-    if other_than is not None:
-        statement = statement.where(col(Booking.id) != other_than)
-    await session.exec(statement)
+    window = {"owner": owner_id, "window_start": start, "window_end": end, "since": requests_since, "now": now}
+    if other_than is None:
+        await rows.run(_RETIRE, window)
+    else:
+        await rows.run(_RETIRE_OTHERS, {**window, "other_than": other_than})
 
 
-async def upsert_contact(
-    session: AsyncSession, owner_id: uuid.UUID, checked: CheckedBooking, now: datetime
-) -> uuid.UUID:
+# Expired requests overlapping a window, declined (all of them, or all but one booking's). An
+# UPDATE keeps its columns' names for the values it sets, so the conditions' parameters are named apart.
+_EXPIRED = (
+    col(Booking.owner_id) == bindparam("owner"),
+    col(Booking.status) == BookingStatus.REQUESTED,
+    col(Booking.created_at) <= bindparam("since", type_=UTCDateTime),
+    col(Booking.start_at) < bindparam("window_end", type_=UTCDateTime),
+    col(Booking.end_at) > bindparam("window_start", type_=UTCDateTime),
+)
+_DECLINE = {"status": BookingStatus.DECLINED, "cancelled_at": bindparam("now", type_=UTCDateTime)}
+_RETIRE = Plain(update(Booking).where(*_EXPIRED).values(_DECLINE))
+_RETIRE_OTHERS = Plain(update(Booking).where(*_EXPIRED, col(Booking.id) != bindparam("other_than")).values(_DECLINE))
+
+
+async def upsert_contact(rows: Rows, owner_id: uuid.UUID, checked: CheckedBooking, now: datetime) -> uuid.UUID:
     """The person who booked or asked becomes a contact of the owner, or fills in what an
     existing one lacks: what the owner recorded is kept (``crm.contacts.record_booker``)."""
     return await record_booker(
-        session, owner_id, email=checked.invitee_email, name=checked.invitee_name, answers=checked.answers, now=now
+        rows, owner_id, email=checked.invitee_email, name=checked.invitee_name, answers=checked.answers, now=now
     )

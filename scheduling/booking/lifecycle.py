@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarWrite, PageStatus
 from db.models import Booking, OutboxMessage, SchedulingPage
+from db.plain import SessionRows
 from scheduling import outbox
 from scheduling.booking.book import (
     BookingChecks,
@@ -259,7 +260,7 @@ class BookingLifecycle(BookingChecks):
         were just asked about this time, so the cache need not hold it."""
         duration = int((booking.end_at - booking.start_at).total_seconds() // 60)
         free = await self._availability.free_slots(
-            session,
+            SessionRows(session),
             page,
             duration=duration,
             start=start,
@@ -288,7 +289,7 @@ class BookingLifecycle(BookingChecks):
                 booking = await session.get(Booking, booking_id)
                 if booking is None or (owner_id is not None and booking.owner_id != owner_id):
                     raise Refused(_NOT_FOUND)
-                await lock_owner(session, booking.owner_id)
+                await lock_owner(SessionRows(session), booking.owner_id)
                 await session.refresh(booking)
                 page = await session.get(SchedulingPage, booking.page_id)
                 if page is None:
@@ -299,7 +300,7 @@ class BookingLifecycle(BookingChecks):
                 if booking.status in _MOVABLE:
                     since = self._availability.requests_since(now)
                     await retire_expired_requests(
-                        session,
+                        SessionRows(session),
                         booking.owner_id,
                         booking.start_at,
                         booking.end_at,

@@ -19,10 +19,10 @@ from enum import Enum
 
 from sqlalchemy import bindparam, or_, select
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import CalendarProvider, CalendarStatus
 from db.models import Calendar, CalendarConnection
+from db.plain import Plain, Rows
 from providers.errors import (
     CalendarGone,
     ProviderAuthError,
@@ -83,7 +83,7 @@ class OwnerCalendars:
     integrated: tuple[CachedCalendar, ...]
 
 
-_OWNER_CALENDARS = (
+_OWNER_CALENDARS = Plain(
     select(
         col(Calendar.id),
         col(Calendar.external_id),
@@ -108,14 +108,14 @@ _OWNER_CALENDARS = (
 )
 
 
-async def owner_calendars(session: AsyncSession, owner_id: uuid.UUID) -> OwnerCalendars:
+async def owner_calendars(rows: Rows, owner_id: uuid.UUID) -> OwnerCalendars:
     """One plain read of the owner's calendars with their connections (no ORM objects loaded):
     the rows are few, but a booking used to read them four times in four shapes."""
-    result = await (await session.connection()).execute(_OWNER_CALENDARS, {"owner_id": owner_id})
+    found = await rows.rows(_OWNER_CALENDARS, {"owner_id": owner_id})
     online = inactive = False
     by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[LiveCalendar]]] = {}
     cached: list[CachedCalendar] = []
-    for row in result.all():
+    for row in found:
         (calendar_id, external_id, integrated, status, synced, covered_from, covered_until, failed_at) = row[:8]
         (connection_id, provider, account_email, credentials, auth_failures, scheduling_pages) = row[8:]
         online = online or bool(scheduling_pages)
@@ -182,8 +182,8 @@ class BusyCheck:
         moved is now, whose own event does not count as busy. ``calendars``: as the caller read
         them moments ago (None: read them here)."""
         if calendars is None:
-            async with self._db.session() as session:
-                calendars = await owner_calendars(session, owner_id)
+            async with self._db.plain() as plain:
+                calendars = await owner_calendars(plain, owner_id)
         verdicts = await run_all(
             self._ask(connection, asked, start, end, moving) for connection, asked in calendars.to_ask
         )

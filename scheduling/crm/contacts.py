@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import cast
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, or_, select
@@ -20,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import Database
 from db.models import Contact, User
+from db.plain import Plain, Row, Rows, new_row
 from scheduling import validation
 from scheduling.clock import Clock
 from scheduling.crm import rules
@@ -31,46 +33,69 @@ _NOT_FOUND = NotFound(message="contact not found")
 
 
 async def record_booker(
-    session: AsyncSession, owner_id: uuid.UUID, *, email: str, name: str, answers: Mapping[str, str], now: datetime
+    rows: Rows, owner_id: uuid.UUID, *, email: str, name: str, answers: Mapping[str, str], now: datetime
 ) -> uuid.UUID:
     """The person who booked (``email`` already normalised) as a contact of the owner: a new
     one, or the existing one with only its gaps filled. Runs in the booking's transaction.
 
     A new contact costs one plain INSERT that does nothing on the owner's (owner, email) key;
     only when the address is known already is the contact read, and written if it has gaps."""
-    new = Contact(owner_id=owner_id, email=email, name=name, properties=dict(answers), created_at=now, updated_at=now)
+    new = new_row(
+        Contact, owner_id=owner_id, email=email, name=name, properties=dict(answers), created_at=now, updated_at=now
+    )
     values = {column.name: getattr(new, column.name) for column in _CONTACTS.columns}
-    connection = await session.connection()
-    contact: Contact | None = None
+    known: Row | None = None
     for _attempt in range(2):  # again only if the contact the INSERT met was deleted meanwhile
-        if (await connection.execute(_INSERT_NEW[connection.dialect.name], values)).first() is not None:
+        if await rows.rows(_INSERT_NEW[rows.dialect.name], values):
             return new.id
-        contact = await _by_email(session, owner_id, email)
-        if contact is not None:
+        found = await rows.rows(_KNOWN, {"owner_id": owner_id, "email": email})
+        if found:
+            known = found[0]
             break
-    if contact is None:
+    if known is None:
         raise LookupError(f"the contact {email} of owner {owner_id} was neither stored nor found")
-    filled = {**answers, **contact.properties}
-    if contact.name and filled == contact.properties:
-        return contact.id  # nothing to fill in: no write
-    contact.name = contact.name or name
-    contact.properties = filled
-    contact.updated_at = now
-    session.add(contact)
-    await session.flush()
-    return contact.id
+    contact_id, known_name, properties = known
+    filled = {**answers, **properties}
+    if known_name and filled == properties:
+        return cast(uuid.UUID, contact_id)  # nothing to fill in: no write
+    changes = {
+        "contact_id": contact_id,
+        "new_name": known_name or name,
+        "new_properties": filled,
+        "new_updated_at": now,
+    }
+    await rows.run(_FILL_IN, changes)
+    return cast(uuid.UUID, contact_id)
 
 
 _CONTACTS = Contact.metadata.tables["contacts"]
 # Built once per dialect: the new contact, or nothing when the owner has one with that address.
 _INSERT_NEW = {
-    "sqlite": sqlite_insert(_CONTACTS)
-    .on_conflict_do_nothing(index_elements=["owner_id", "email"])
-    .returning(_CONTACTS.c.id),
-    "postgresql": postgresql_insert(_CONTACTS)
-    .on_conflict_do_nothing(index_elements=["owner_id", "email"])
-    .returning(_CONTACTS.c.id),
+    "sqlite": Plain(
+        sqlite_insert(_CONTACTS).on_conflict_do_nothing(index_elements=["owner_id", "email"]).returning(_CONTACTS.c.id),
+        columns=_CONTACTS.columns.keys(),
+    ),
+    "postgresql": Plain(
+        postgresql_insert(_CONTACTS)
+        .on_conflict_do_nothing(index_elements=["owner_id", "email"])
+        .returning(_CONTACTS.c.id),
+        columns=_CONTACTS.columns.keys(),
+    ),
 }
+_KNOWN = Plain(
+    select(_CONTACTS.c.id, _CONTACTS.c.name, _CONTACTS.c.properties).where(
+        _CONTACTS.c.owner_id == bindparam("owner_id"), _CONTACTS.c.email == bindparam("email")
+    )
+)
+_FILL_IN = Plain(
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("contact_id"))
+    .values(
+        name=bindparam("new_name", type_=_CONTACTS.c.name.type),
+        properties=bindparam("new_properties", type_=_CONTACTS.c.properties.type),
+        updated_at=bindparam("new_updated_at", type_=_CONTACTS.c.updated_at.type),
+    )
+)
 
 
 class ContactService:

@@ -315,9 +315,9 @@ class LiveService:
         )
 
     async def _free_slots(self, view: PageView, key: FeedKey) -> FreeSlots:
-        async with self.db.session() as session:
+        async with self.db.plain() as plain:
             return await self.availability.free_slots(
-                session, view.page, duration=key.duration, start=key.start, end=key.end, now=self.clock()
+                plain, view.page, duration=key.duration, start=key.start, end=key.end, now=self.clock()
             )
 
     async def unabandoned(self, work: Awaitable[T]) -> T:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -28,12 +28,12 @@ from sqlalchemy import (
     union_all,
 )
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from common.values import BookingStatus, CalendarStatus, Weekday
 from db.columns import UTCDateTime
 from db.epoch import epoch_micros
 from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage
+from db.plain import Plain, Rows
 from scheduling.engine import (
     FixedHorizon,
     Interval,
@@ -174,7 +174,7 @@ class AvailabilityService:
 
     async def free_slots(
         self,
-        session: AsyncSession,
+        rows: Rows,
         page: SchedulingPage,
         *,
         duration: int,
@@ -200,7 +200,7 @@ class AvailabilityService:
         margin = timedelta(minutes=duration + page.buffer_minutes)
         needed = Interval(max(start, bookable.start) - margin, min(end, bookable.end) + margin)
         busy = await self.busy_time(
-            session,
+            rows,
             page.owner_id,
             needed.start,
             needed.end,
@@ -243,7 +243,7 @@ class AvailabilityService:
 
     @staticmethod
     async def busy_time(
-        session: AsyncSession,
+        rows: Rows,
         owner_id: uuid.UUID,
         start: datetime,
         end: datetime,
@@ -260,16 +260,13 @@ class AvailabilityService:
         busy time and bookings together) as integer microseconds computed by the database
         (``db.epoch``), never as ORM objects or datetimes.
         """
-        if session.new or session.dirty or session.deleted:
-            await session.flush()  # as the ORM's autoflush would: the caller's pending rows count
-        connection = await session.connection()
         if calendars is None:
-            calendars = (await connection.execute(_CALENDARS, {"owner_id": owner_id})).all()
+            calendars = [CalendarRow(*row) for row in await rows.rows(_CALENDARS, {"owner_id": owner_id})]
         window = {"owner_id": owner_id, "start": start, "end": end, "requests_since": requests_since}
-        rows = (await connection.execute(_BUSY_ROWS, window)).all()
-        busy = [(row[0], row[1]) for row in rows if row[2] is None]
-        bookings = [(row[0], row[1], uuid.UUID(row[2])) for row in rows if row[2] is not None]
-        requested = [row[3] for row in rows if row[3] is not None]
+        found = await rows.rows(_BUSY_ROWS, window)
+        busy = [(row[0], row[1]) for row in found if row[2] is None]
+        bookings = [(row[0], row[1], uuid.UUID(row[2])) for row in found if row[2] is not None]
+        requested = [row[3] for row in found if row[3] is not None]
         # A request made at ``created`` holds its time until ``created + ttl``, and the TTL is
         # ``now - requests_since``: the slots change then by time alone.
         released_at = from_micros(min(requested)) + (now - requests_since) if requested else None
@@ -296,35 +293,51 @@ _INTEGRATED = (
     .scalar_subquery()
 )
 # The state of the owner's integrated calendars: few rows, read as values (not ORM objects).
-_CALENDARS = select(
-    col(Calendar.status),
-    col(Calendar.busy_synced_at),
-    col(Calendar.covered_from),
-    col(Calendar.covered_until),
-    col(Calendar.busy_failed_at),
-).where(col(Calendar.id).in_(_INTEGRATED))
+_CALENDARS = Plain(
+    select(
+        col(Calendar.status),
+        col(Calendar.busy_synced_at),
+        col(Calendar.covered_from),
+        col(Calendar.covered_until),
+        col(Calendar.busy_failed_at),
+    ).where(col(Calendar.id).in_(_INTEGRATED))
+)
+
+
+class CalendarRow(NamedTuple):
+    """One row of ``_CALENDARS``: a calendar's state as ``CalendarState`` reads it."""
+
+    status: CalendarStatus
+    busy_synced_at: datetime | None
+    covered_from: datetime | None
+    covered_until: datetime | None
+    busy_failed_at: datetime | None
+
+
 # (start, end, booking id as text, request time) in microseconds: the integrated calendars' busy
 # time (no booking id), then the owner's bookings holding time, overlapping [start, end).
-_BUSY_ROWS = union_all(
-    select(
-        epoch_micros(col(BusyInterval.start_at)),
-        epoch_micros(col(BusyInterval.end_at)),
-        cast(null(), String),
-        cast(null(), BigInteger),
-    ).where(
-        col(BusyInterval.calendar_id).in_(_INTEGRATED),
-        col(BusyInterval.start_at) < bindparam("end"),
-        col(BusyInterval.end_at) > bindparam("start"),
-    ),
-    select(
-        epoch_micros(col(Booking.start_at)),
-        epoch_micros(col(Booking.end_at)),
-        cast(col(Booking.id), String),
-        case((col(Booking.status) == BookingStatus.REQUESTED, epoch_micros(col(Booking.created_at)))),
-    ).where(
-        col(Booking.owner_id) == bindparam("owner_id"),
-        blocks_time(bindparam("requests_since", type_=UTCDateTime)),
-        col(Booking.start_at) < bindparam("end"),
-        col(Booking.end_at) > bindparam("start"),
-    ),
+_BUSY_ROWS = Plain(
+    union_all(
+        select(
+            epoch_micros(col(BusyInterval.start_at)),
+            epoch_micros(col(BusyInterval.end_at)),
+            cast(null(), String),
+            cast(null(), BigInteger),
+        ).where(
+            col(BusyInterval.calendar_id).in_(_INTEGRATED),
+            col(BusyInterval.start_at) < bindparam("end"),
+            col(BusyInterval.end_at) > bindparam("start"),
+        ),
+        select(
+            epoch_micros(col(Booking.start_at)),
+            epoch_micros(col(Booking.end_at)),
+            cast(col(Booking.id), String),
+            case((col(Booking.status) == BookingStatus.REQUESTED, epoch_micros(col(Booking.created_at)))),
+        ).where(
+            col(Booking.owner_id) == bindparam("owner_id"),
+            blocks_time(bindparam("requests_since", type_=UTCDateTime)),
+            col(Booking.start_at) < bindparam("end"),
+            col(Booking.end_at) > bindparam("start"),
+        ),
+    )
 )

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from common.values import PageStatus
 from db.engine import Database
 from db.models import Calendar, CalendarConnection, Domain, SchedulingPage, User
+from db.plain import Plain, Rows, SessionRows, as_read
 from scheduling import validation
 from scheduling.clock import Clock
 from scheduling.engine.coverage import MAX_HORIZON, MAX_HORIZON_DAYS
@@ -107,22 +108,20 @@ class PageService:
 
     async def public_page(self, slug: str, host: str | None) -> PageView | None:
         """The enabled page a visitor on ``host`` may see, or None."""
-        async with self._db.session() as session:
-            found = await self.public_page_in(session, slug, host)
+        async with self._db.plain() as plain:
+            found = await self.public_page_in(plain, slug, host)
             if found is None:
                 return None
             page, owner = found
-            return (await self._views(session, owner, [page]))[0]
+            return self.view(page, owner, online=await self.owner_online(plain, owner.id))
 
-    async def public_page_in(
-        self, session: AsyncSession, slug: str, host: str | None
-    ) -> tuple[SchedulingPage, User] | None:
+    async def public_page_in(self, rows: Rows, slug: str, host: str | None) -> tuple[SchedulingPage, User] | None:
         """The enabled page a visitor on ``host`` may see, with its owner, read in one statement
-        in the caller's ``session`` (a booking reads its owner's calendars in the same one)."""
-        found = (await session.exec(_PAGE_WITH_OWNER, params={"slug": slug.strip().lower()})).first()
-        if found is None:
+        (a booking reads its owner's calendars on the same connection)."""
+        found = await rows.rows(_PAGE_WITH_OWNER, {"slug": slug.strip().lower()})
+        if not found:
             return None
-        page, owner = found
+        page, owner = _page_and_owner(found[0])
         if not page.enabled or not self._links.serves(page, owner, host):
             return None
         return page, owner
@@ -294,7 +293,7 @@ class PageService:
             page.enabled = draft.enabled
 
     async def _views(self, session: AsyncSession, owner: User, pages: Sequence[SchedulingPage]) -> list[PageView]:
-        online = await self.owner_online(session, owner.id)
+        online = await self.owner_online(SessionRows(session), owner.id)
         return [self.view(page, owner, online=online) for page in pages]
 
     def view(self, page: SchedulingPage, owner: User, *, online: bool) -> PageView:
@@ -308,24 +307,36 @@ class PageService:
         )
 
     @staticmethod
-    async def owner_online(session: AsyncSession, owner_id: uuid.UUID) -> bool:
+    async def owner_online(rows: Rows, owner_id: uuid.UUID) -> bool:
         """Online when a connection that takes bookings has a calendar."""
-        statement = (
-            select(Calendar.id)
-            .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-            .where(CalendarConnection.user_id == owner_id)
-            .where(col(CalendarConnection.scheduling_pages).is_(True))
-            .limit(1)
-        )
-        return (await session.exec(statement)).first() is not None
+        return bool(await rows.rows(_ONLINE, {"owner_id": owner_id}))
 
 
-# Built once: a page is looked up on every booking.
-_PAGE_WITH_OWNER = (
-    select(SchedulingPage, User)
-    .join(User, col(SchedulingPage.owner_id) == col(User.id))
+_ONLINE = Plain(
+    select(col(Calendar.id))
+    .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
+    .where(col(CalendarConnection.user_id) == bindparam("owner_id"))
+    .where(col(CalendarConnection.scheduling_pages).is_(True))
+    .limit(1)
+)
+# Built once: a page is looked up on every booking and slots query. Its columns, then its owner's.
+_PAGE_COLUMNS = tuple(SchedulingPage.metadata.tables["scheduling_pages"].columns)
+_OWNER_COLUMNS = tuple(User.metadata.tables["users"].columns)
+_PAGE_WITH_OWNER = Plain(
+    select(*_PAGE_COLUMNS, *_OWNER_COLUMNS)
+    .join_from(SchedulingPage, User, col(SchedulingPage.owner_id) == col(User.id))
     .where(col(SchedulingPage.slug) == bindparam("slug"))
 )
+
+
+def _page_and_owner(row: Sequence[Any]) -> tuple[SchedulingPage, User]:
+    """The page and its owner of one row of ``_PAGE_WITH_OWNER``, as read."""
+    split = len(_PAGE_COLUMNS)
+    return as_read(SchedulingPage, _PAGE_NAMES, row[:split]), as_read(User, _OWNER_NAMES, row[split:])
+
+
+_PAGE_NAMES = [column.name for column in _PAGE_COLUMNS]
+_OWNER_NAMES = [column.name for column in _OWNER_COLUMNS]
 
 
 async def _save(session: AsyncSession, page: SchedulingPage) -> None:

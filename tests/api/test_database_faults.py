@@ -25,6 +25,7 @@ from sqlmodel import select
 from websockets.typing import Subprotocol
 
 from db.models import Booking, SchedulingPage
+from db.plain import watched
 from server.settings import Settings
 from tests.support.booking_helpers import (
     BOOK,
@@ -51,12 +52,16 @@ class BackendKiller:
         self.statement = statement
         self.times = times
         self.killed = 0
+        self.marked: set[int] = set()  # the driver connections that ran a chosen statement
 
     def _kill(self, connection: Connection) -> None:
-        self.killed += 1
         pid = connection.connection.driver_connection.get_server_pid()  # type: ignore[union-attr]
         # Runs inside SQLAlchemy's greenlet, so the server's own event loop does the waiting.
-        assert await_only(self.admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid))
+        await_only(self._kill_pid(pid))
+
+    async def _kill_pid(self, pid: int) -> None:
+        self.killed += 1
+        assert await self.admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
 
     def before_statement(self, connection: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
         if self.killed < self.times and self.statement(statement):
@@ -69,6 +74,19 @@ class BackendKiller:
     def before_commit(self, connection: Connection) -> None:
         if self.killed < self.times and connection.info.pop("kokous_test_marked", False):
             self._kill(connection)
+
+    async def before_sending(self, statement: str, driver: asyncpg.Connection) -> None:
+        """The same for a statement sent straight to the driver."""
+        if self.killed < self.times and self.statement(statement):
+            await self._kill_pid(driver.get_server_pid())
+
+    async def before_sending_commit(self, statement: str, driver: asyncpg.Connection) -> None:
+        """The same as ``mark_statement`` and ``before_commit`` on the driver."""
+        if self.statement(statement):
+            self.marked.add(driver.get_server_pid())
+        elif statement == "COMMIT" and self.killed < self.times and driver.get_server_pid() in self.marked:
+            self.marked.discard(driver.get_server_pid())
+            await self._kill_pid(driver.get_server_pid())
 
 
 @pytest.fixture
@@ -111,7 +129,8 @@ def killing(server: LiveServer, killer: BackendKiller, *, at_commit: bool = Fals
     for name, hook in hooks:
         event.listen(engine, name, hook)
     try:
-        yield killer
+        with watched(sending=killer.before_sending_commit if at_commit else killer.before_sending):
+            yield killer
     finally:
         for name, hook in hooks:
             event.remove(engine, name, hook)

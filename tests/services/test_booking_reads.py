@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from common.values import CalendarStatus
 from db.models import Booking, CalendarConnection, OutboxMessage
+from db.plain import watched
 from scheduling import outbox
 from scheduling.calendars.busy_check import owner_calendars
 from scheduling.pages.availability import AvailabilityService
@@ -37,12 +38,16 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 
 @contextmanager
 def recorded(server: LiveServer) -> Iterator[tuple[list[str], list[int]]]:
-    """The statements the server runs meanwhile, and how many transactions it begins."""
+    """The statements the server runs meanwhile (through SQLAlchemy or on the driver), and how
+    many transactions SQLAlchemy begins."""
     engine = server.services.db.engine.sync_engine
     statements: list[str] = []
     begun: list[int] = []
 
     def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        statements.append(" ".join(text.split()))
+
+    def on_the_driver(text: str, _seconds: float) -> None:
         statements.append(" ".join(text.split()))
 
     def begin(_conn: Any) -> None:
@@ -51,7 +56,8 @@ def recorded(server: LiveServer) -> Iterator[tuple[list[str], list[int]]]:
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "begin", begin)
     try:
-        yield statements, begun
+        with watched(on_the_driver):
+            yield statements, begun
     finally:
         event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "begin", begin)
@@ -71,8 +77,12 @@ async def test_a_booking_reads_the_calendars_once_and_writes_its_outbox_rows_at_
     assert len([text for text in statements if text.startswith("INSERT INTO outbox")]) == 1
     # A new booker becomes a contact in one statement; an existing one is read only then.
     assert len([text for text in statements if "contacts" in text.split(" VALUES")[0]]) == 1
-    # The page lookup, the checks, the write transaction.
-    assert len(begun) == 3
+    # The page lookup and the checks read without a transaction; the write is the one transaction.
+    assert [text for text in statements if text.startswith(("BEGIN", "COMMIT", "ROLLBACK"))] == [
+        "BEGIN IMMEDIATE" if server.services.db.is_sqlite else "BEGIN",
+        "COMMIT",
+    ]
+    assert not begun  # nothing of a booking runs through an ORM session
     async with server.services.db.session() as session:
         (booking,) = (await session.exec(select(Booking).where(Booking.owner_id == owner.user.id))).all()
         rows = (await session.exec(select(OutboxMessage))).all()
@@ -86,8 +96,8 @@ async def test_the_owners_calendars_as_one_booking_needs_them(server: LiveServer
     user, _ = await make_owner(services, "calendars@example.com")
 
     async def read() -> Any:
-        async with services.db.session() as session:
-            return await owner_calendars(session, user.id)
+        async with services.db.plain() as plain:
+            return await owner_calendars(plain, user.id)
 
     nothing = await read()
     assert (nothing.online, nothing.inactive, nothing.to_ask, nothing.integrated) == (False, False, (), ())
@@ -114,11 +124,11 @@ async def test_the_owners_calendars_as_one_booking_needs_them(server: LiveServer
     assert [calendar.status for calendar in unsealed.integrated] == [CalendarStatus.ACTIVE]
     assert [calendar.status for calendar in inactive.integrated] == [CalendarStatus.INACTIVE]
     now = datetime.now(UTC)
-    async with services.db.session() as session:
+    async with services.db.plain() as plain:
         read_here = await AvailabilityService.busy_time(
-            session, user.id, now, now + timedelta(days=1), now, requests_since=now
+            plain, user.id, now, now + timedelta(days=1), now, requests_since=now
         )
         passed_in = await AvailabilityService.busy_time(
-            session, user.id, now, now + timedelta(days=1), now, requests_since=now, calendars=inactive.integrated
+            plain, user.id, now, now + timedelta(days=1), now, requests_since=now, calendars=inactive.integrated
         )
     assert passed_in == read_here

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from common.values import BookingStatus, CalendarProvider, CalendarStatus
 from db.engine import Database
 from db.epoch import epoch_micros
 from db.models import Booking, BusyInterval, Calendar, CalendarConnection, SchedulingPage, User
+from db.plain import SessionRows
 from scheduling.engine import Interval, subtract
 from scheduling.engine.epoch import from_micros, to_micros
 from scheduling.pages.availability import AvailabilityService, BusyTime
@@ -49,15 +49,6 @@ class Owner:
     page_id: uuid.UUID
     calendar_ids: list[uuid.UUID]  # integrated: active, then inactive
     hidden_calendar_id: uuid.UUID  # not integrated: its busy time never counts
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def make_owner(db: Database) -> Owner:
@@ -117,8 +108,16 @@ async def add_booking(
 
 
 async def busy_time(db: Database, owner: Owner) -> BusyTime:
+    """Read on the driver (as slots and bookings read it); the same read in an ORM session (as a
+    move reads it, inside its transaction) must find the same."""
+    async with db.plain() as plain:
+        on_the_driver = await AvailabilityService.busy_time(plain, owner.id, *WINDOW, NOW, requests_since=NOW - TTL)
     async with db.session() as session:
-        return await AvailabilityService.busy_time(session, owner.id, *WINDOW, NOW, requests_since=NOW - TTL)
+        in_a_session = await AvailabilityService.busy_time(
+            SessionRows(session), owner.id, *WINDOW, NOW, requests_since=NOW - TTL
+        )
+    assert in_a_session == on_the_driver
+    return on_the_driver
 
 
 async def test_stored_times_read_as_exact_microseconds(db: Database) -> None:

@@ -40,9 +40,9 @@ async def set_calendar(services: Services, calendar_id: uuid.UUID, **values: obj
 
 async def tuesday(services: Services, owner_id: uuid.UUID) -> FreeSlots:
     view = (await services.pages.list_pages(owner_id))[0]
-    async with services.db.session() as session:
+    async with services.db.plain() as plain:
         return await services.live.availability.free_slots(
-            session, view.page, duration=30, start=TUESDAY_0900, end=TUESDAY_0900 + timedelta(hours=8), now=NOW
+            plain, view.page, duration=30, start=TUESDAY_0900, end=TUESDAY_0900 + timedelta(hours=8), now=NOW
         )
 
 
