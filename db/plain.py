@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 Processor = Callable[[Any], Any]
-Row = tuple[Any, ...]
+Row = Sequence[Any]  # a tuple, or the driver's own record (indexed and unpacked alike)
 T = TypeVar("T")
 
 
@@ -99,7 +99,7 @@ class DriverStatement:
     names: tuple[str, ...]
     binds: tuple[Processor | None, ...]
     literals: dict[str, Any]
-    results: tuple[Processor | None, ...]
+    results: tuple[tuple[int, Processor], ...]  # the result columns that have a processor
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = []
@@ -109,9 +109,11 @@ class DriverStatement:
         return values
 
     def row(self, values: Sequence[Any]) -> Row:
-        return tuple(
-            result(value) if result is not None else value for result, value in zip(self.results, values, strict=True)
-        )
+        processed = list(values)
+        for index, result in self.results:
+            if processed[index] is not None:
+                processed[index] = result(processed[index])
+        return tuple(processed)
 
 
 class Plain:
@@ -144,7 +146,8 @@ def _compile(statement: Executable, dialect: Dialect, columns: list[str] | None)
     binds = tuple(compiled.binds[name].type._cached_bind_processor(dialect) for name in names)
     exported = getattr(statement, "exported_columns", None)
     selected: Sequence[Any] = list(exported) if exported is not None else []
-    results = tuple(column.type._cached_result_processor(dialect, None) for column in selected)
+    processors = [column.type._cached_result_processor(dialect, None) for column in selected]
+    results = tuple((index, result) for index, result in enumerate(processors) if result is not None)
     return DriverStatement(sql=compiled.string, names=names, binds=binds, literals=literals, results=results)
 
 
@@ -199,7 +202,7 @@ class PlainConnection:
             # As SQLAlchemy raises it: callers handle a lost race on a unique or exclusion constraint.
             raise IntegrityError(compiled.sql, arguments, refused) from refused
         if not compiled.results:
-            return [tuple(values) for values in found]
+            return list(found)  # nothing to convert: a thousand busy rows are taken as they came
         return [compiled.row(values) for values in found]
 
     async def run(self, statement: Plain, params: Mapping[str, Any]) -> None:
