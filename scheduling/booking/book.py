@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import and_, bindparam, insert, join, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,11 +29,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from common.values import BookingStatus, CalendarWrite, PageStatus
 from db.columns import UTCDateTime
 from db.engine import Database
-from db.models import Booking, SchedulingPage, User
+from db.models import Booking, Calendar, CalendarConnection, SchedulingPage, User
 from db.plain import Plain, Rows, as_read, new_row
 from scheduling import outbox
 from scheduling.booking.rules import BookingDraft, CheckedBooking, check
-from scheduling.calendars.busy_check import BusyCheck, OwnerCalendars, Verdict, owner_calendars
+from scheduling.calendars.busy_check import (
+    COUNTS_FOR_BOOKING,
+    OWNER_CALENDAR_COLUMNS,
+    BusyCheck,
+    OwnerCalendars,
+    Verdict,
+    calendars_from_rows,
+    owner_calendars,
+)
 from scheduling.calendars.status import InactiveNotices
 from scheduling.clock import Clock
 from scheduling.crm.contacts import record_booker
@@ -51,7 +59,7 @@ from scheduling.errors import (
 from scheduling.events import AvailabilityChanged, BookingCreated, EventBus
 from scheduling.limits import AbuseLimits
 from scheduling.pages.availability import AvailabilityService, blocks_time
-from scheduling.pages.service import PageService, PageView
+from scheduling.pages.service import PAGE_AND_OWNER_COLUMNS, PAGE_WITH_OWNER, PageService, PageView, page_and_owner
 
 ALTERNATIVES_SPAN = timedelta(days=3)
 
@@ -210,7 +218,7 @@ class BookingChecks:
 @dataclass(frozen=True)
 class BookingPage:
     """The page a visitor books on, as they may see it, with its owner's calendars read in the
-    same session: the online state, the inactive-calendar check and the live check all use them."""
+    same connection: the online state, the inactive-calendar check and the live check all use them."""
 
     view: PageView
     calendars: OwnerCalendars
@@ -230,13 +238,14 @@ class AdmittedBooking:
 class BookingService(BookingChecks):
     async def page_of(self, draft: BookingDraft) -> BookingPage | None:
         """The page the visitor books on, as they may see it, and its owner's calendars: one
-        connection, two statements (only reads)."""
+        statement, a row per calendar."""
         async with self._db.plain() as plain:
-            found = await self._pages.public_page_in(plain, draft.slug, draft.domain)
-            if found is None:
-                return None
-            page, owner = found
-            calendars = await owner_calendars(plain, owner.id)
+            rows = await plain.rows(_PAGE_AND_CALENDARS, {"slug": draft.slug.strip().lower()})
+        found = self._pages.visible(page_and_owner(rows[0]), draft.domain) if rows else None
+        if found is None:
+            return None
+        page, owner = found
+        calendars = calendars_from_rows(owner.id, [row[len(PAGE_AND_OWNER_COLUMNS) :] for row in rows])
         return BookingPage(view=self._pages.view(page, owner, online=calendars.online), calendars=calendars)
 
     async def admit(
@@ -444,6 +453,14 @@ async def _store(rows: Rows, booking: Booking) -> None:
     await rows.run(_INSERT_BOOKING, {column.name: getattr(booking, column.name) for column in _BOOKINGS.columns})
 
 
+# The page, its owner and the owner's calendars that count for booking: a row per calendar (one
+# with no calendar when there is none).
+_PAGE_AND_CALENDARS = Plain(
+    PAGE_WITH_OWNER.add_columns(*OWNER_CALENDAR_COLUMNS).outerjoin(
+        join(CalendarConnection, Calendar, col(Calendar.connection_id) == col(CalendarConnection.id)),
+        and_(col(CalendarConnection.user_id) == col(User.id), COUNTS_FOR_BOOKING),
+    )
+)
 _BOOKINGS = Booking.metadata.tables["bookings"]
 _INSERT_BOOKING = Plain(insert(_BOOKINGS), columns=_BOOKINGS.columns.keys())
 _BY_KEY = Plain(

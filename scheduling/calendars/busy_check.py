@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select
 from sqlmodel import col
@@ -83,41 +85,49 @@ class OwnerCalendars:
     integrated: tuple[CachedCalendar, ...]
 
 
+# The owner's calendars that count for booking, each with its connection: integrated ones, and
+# those of connections that take bookings (which make the pages online).
+OWNER_CALENDAR_COLUMNS = (
+    col(Calendar.id),
+    col(Calendar.external_id),
+    col(Calendar.integrated),
+    col(Calendar.status),
+    col(Calendar.busy_synced_at),
+    col(Calendar.covered_from),
+    col(Calendar.covered_until),
+    col(Calendar.busy_failed_at),
+    col(CalendarConnection.id),
+    col(CalendarConnection.provider),
+    col(CalendarConnection.account_email),
+    col(CalendarConnection.credentials),
+    col(CalendarConnection.auth_failures),
+    col(CalendarConnection.scheduling_pages),
+)
+COUNTS_FOR_BOOKING = or_(col(Calendar.integrated).is_(True), col(CalendarConnection.scheduling_pages).is_(True))
 _OWNER_CALENDARS = Plain(
-    select(
-        col(Calendar.id),
-        col(Calendar.external_id),
-        col(Calendar.integrated),
-        col(Calendar.status),
-        col(Calendar.busy_synced_at),
-        col(Calendar.covered_from),
-        col(Calendar.covered_until),
-        col(Calendar.busy_failed_at),
-        col(CalendarConnection.id),
-        col(CalendarConnection.provider),
-        col(CalendarConnection.account_email),
-        col(CalendarConnection.credentials),
-        col(CalendarConnection.auth_failures),
-        col(CalendarConnection.scheduling_pages),
-    )
+    select(*OWNER_CALENDAR_COLUMNS)
     .join(CalendarConnection, col(Calendar.connection_id) == col(CalendarConnection.id))
-    .where(
-        col(CalendarConnection.user_id) == bindparam("owner_id"),
-        or_(col(Calendar.integrated).is_(True), col(CalendarConnection.scheduling_pages).is_(True)),
-    )
+    .where(col(CalendarConnection.user_id) == bindparam("owner_id"), COUNTS_FOR_BOOKING)
 )
 
 
 async def owner_calendars(rows: Rows, owner_id: uuid.UUID) -> OwnerCalendars:
     """One plain read of the owner's calendars with their connections (no ORM objects loaded):
     the rows are few, but a booking used to read them four times in four shapes."""
-    found = await rows.rows(_OWNER_CALENDARS, {"owner_id": owner_id})
+    return calendars_from_rows(owner_id, await rows.rows(_OWNER_CALENDARS, {"owner_id": owner_id}))
+
+
+def calendars_from_rows(owner_id: uuid.UUID, found: Sequence[Sequence[Any]]) -> OwnerCalendars:
+    """The owner's calendars from rows of ``OWNER_CALENDAR_COLUMNS`` (a row whose calendar is
+    NULL, of an outer join that found none, is skipped)."""
     online = inactive = False
     by_connection: dict[uuid.UUID, tuple[CalendarConnection, list[LiveCalendar]]] = {}
     cached: list[CachedCalendar] = []
     for row in found:
         (calendar_id, external_id, integrated, status, synced, covered_from, covered_until, failed_at) = row[:8]
         (connection_id, provider, account_email, credentials, auth_failures, scheduling_pages) = row[8:]
+        if calendar_id is None:
+            continue
         online = online or bool(scheduling_pages)
         if not integrated:
             continue

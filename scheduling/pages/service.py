@@ -119,12 +119,12 @@ class PageService:
         """The enabled page a visitor on ``host`` may see, with its owner, read in one statement
         (a booking reads its owner's calendars on the same connection)."""
         found = await rows.rows(_PAGE_WITH_OWNER, {"slug": slug.strip().lower()})
-        if not found:
-            return None
-        page, owner = _page_and_owner(found[0])
-        if not page.enabled or not self._links.serves(page, owner, host):
-            return None
-        return page, owner
+        return self.visible(page_and_owner(found[0]), host) if found else None
+
+    def visible(self, found: tuple[SchedulingPage, User], host: str | None) -> tuple[SchedulingPage, User] | None:
+        """``found`` if a visitor on ``host`` may see it: the page is enabled and served there."""
+        page, owner = found
+        return found if page.enabled and self._links.serves(page, owner, host) else None
 
     async def host_pages(self, host: str) -> HostPages | None:
         """The enabled pages served on ``host``; None when it is neither the app's host nor connected.
@@ -319,24 +319,28 @@ _ONLINE = Plain(
     .where(col(CalendarConnection.scheduling_pages).is_(True))
     .limit(1)
 )
-# Built once: a page is looked up on every booking and slots query. Its columns, then its owner's.
-_PAGE_COLUMNS = tuple(SchedulingPage.metadata.tables["scheduling_pages"].columns)
-_OWNER_COLUMNS = tuple(User.metadata.tables["users"].columns)
-_PAGE_WITH_OWNER = Plain(
-    select(*_PAGE_COLUMNS, *_OWNER_COLUMNS)
+# Built once: a page is looked up on every booking and slots query. Its columns, then its owner's
+# (a booking reads its owner's calendars in the same statement: ``booking/book.py``).
+PAGE_AND_OWNER_COLUMNS = (
+    *SchedulingPage.metadata.tables["scheduling_pages"].columns,
+    *User.metadata.tables["users"].columns,
+)
+PAGE_WITH_OWNER = (
+    select(*PAGE_AND_OWNER_COLUMNS)
     .join_from(SchedulingPage, User, col(SchedulingPage.owner_id) == col(User.id))
     .where(col(SchedulingPage.slug) == bindparam("slug"))
 )
+_PAGE_WITH_OWNER = Plain(PAGE_WITH_OWNER)
 
 
-def _page_and_owner(row: Sequence[Any]) -> tuple[SchedulingPage, User]:
-    """The page and its owner of one row of ``_PAGE_WITH_OWNER``, as read."""
-    split = len(_PAGE_COLUMNS)
-    return as_read(SchedulingPage, _PAGE_NAMES, row[:split]), as_read(User, _OWNER_NAMES, row[split:])
+def page_and_owner(row: Sequence[Any]) -> tuple[SchedulingPage, User]:
+    """The page and its owner of a row starting with ``PAGE_AND_OWNER_COLUMNS``, as read."""
+    split, end = len(_PAGE_NAMES), len(PAGE_AND_OWNER_COLUMNS)
+    return as_read(SchedulingPage, _PAGE_NAMES, row[:split]), as_read(User, _OWNER_NAMES, row[split:end])
 
 
-_PAGE_NAMES = [column.name for column in _PAGE_COLUMNS]
-_OWNER_NAMES = [column.name for column in _OWNER_COLUMNS]
+_PAGE_NAMES = [column.name for column in SchedulingPage.metadata.tables["scheduling_pages"].columns]
+_OWNER_NAMES = [column.name for column in User.metadata.tables["users"].columns]
 
 
 async def _save(session: AsyncSession, page: SchedulingPage) -> None:
