@@ -116,8 +116,7 @@ class PageService:
             return self.view(page, owner, online=await self.owner_online(plain, owner.id))
 
     async def public_page_in(self, rows: Rows, slug: str, host: str | None) -> tuple[SchedulingPage, User] | None:
-        """The enabled page a visitor on ``host`` may see, with its owner, read in one statement
-        (a booking reads its owner's calendars on the same connection)."""
+        """The enabled page a visitor on ``host`` may see, with its owner, read in one statement."""
         found = await rows.rows(_PAGE_WITH_OWNER, {"slug": slug.strip().lower()})
         return self.visible(page_and_owner(found[0]), host) if found else None
 
