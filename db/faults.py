@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from asyncpg import exceptions as pg
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, EmulatedDBAPIException
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ def is_disconnect(error: BaseException) -> bool:
     wraps): an error of other code that merely has a socket error as its cause, such as a
     calendar provider's outage, is that code's to handle.
     """
+    if isinstance(error, EmulatedDBAPIException):
+        # The dialect's own error, raised as it is when the pool opens a connection (no
+        # SQLAlchemy connection around it to wrap it): the driver's error is its cause.
+        return isinstance(error.__cause__, _LOST)
     if not isinstance(error, DBAPIError):
         # Raised as it is by the driver while connecting; inside a database block, a bare
         # socket error is taken to be the database's.

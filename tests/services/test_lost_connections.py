@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from asyncpg.exceptions import CannotConnectNowError, InvalidPasswordError
 from graphql import located_error
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import OperationalError
 
 from db.engine import Database
@@ -125,3 +127,10 @@ def test_only_the_databases_own_errors_count_as_a_lost_connection() -> None:
     # SQLite's writer lock is a wait, not a lost connection.
     locked = OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
     assert not is_disconnect(locked)
+    # The pool opening a connection to a server shutting down: the dialect's error, unwrapped.
+    shutting_down = AsyncAdapt_asyncpg_dbapi.Error("the database system is shutting down")
+    shutting_down.__cause__ = CannotConnectNowError("the database system is shutting down")
+    assert is_disconnect(shutting_down)
+    refused_login = AsyncAdapt_asyncpg_dbapi.Error("password authentication failed")
+    refused_login.__cause__ = InvalidPasswordError("password authentication failed")
+    assert not is_disconnect(refused_login)
